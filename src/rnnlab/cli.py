@@ -1,0 +1,79 @@
+"""The ``rnnlab`` command.
+
+Each subcommand lives beside the code it drives and adds itself through an
+``add_parser(subparsers)`` function listed in :data:`COMMANDS`. A subcommand's handler
+receives the parsed arguments and returns an exit status. Bad input (``ValueError``,
+``TypeError``, ``OSError``, :class:`UsageError`) becomes one line on stderr and exit
+status 2; set ``RNNLAB_TRACEBACK=1`` to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+# module path of each subcommand group; each defines add_parser(subparsers)
+COMMANDS = (
+    "rnnlab.train.cli",  # train, sample, eval
+    "rnnlab.experiments.cli",  # reproduce
+    "rnnlab.bench",  # bench
+)
+
+
+class UsageError(Exception):
+    """Bad input from the command line; printed as one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, status 2 (argparse prints usage too)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def print_json(record: dict) -> None:
+    """Print the machine-readable record as the last line of output."""
+    print(json.dumps(record, default=_json_default), flush=True)
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="rnnlab",
+        description="Recurrent networks and classical sequence models on PyTorch.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in COMMANDS:
+        importlib.import_module(module).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        status = args.handler(args)
+    except KeyboardInterrupt:
+        print("rnnlab: interrupted", file=sys.stderr)
+        return 130
+    except (UsageError, ValueError, TypeError, OSError) as exc:
+        if os.environ.get("RNNLAB_TRACEBACK"):
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"rnnlab {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Training loop, checkpoints, language models and generation."""
