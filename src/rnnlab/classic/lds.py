@@ -1,0 +1,836 @@
+r"""Linear dynamical systems: Kalman filter, Rauch-Tung-Striebel smoother, EM.
+
+Functional core (pure tensor kernels, batched over sequences) beside one model class:
+
+- :func:`kalman_filter` -> :class:`FilterResult` (filtered means, covariances and the
+  log-likelihood of every sequence);
+- :func:`rts_smoother` -> :class:`SmootherResult` (smoothed means and covariances);
+- ``_predict`` / ``_condition_on``: one time-update and one measurement-update step;
+- :class:`LinearDynamicalSystem`: the ``nn.Module`` with ``fit`` (EM), ``score``,
+  ``predict``, ``forecast``, ``sample`` and a differentiable ``forward``.
+
+Speed: the covariance recursion does not depend on the observed values, only on which
+of them are missing. Without a mask it is therefore run once, with a batch of one, and
+shared by all sequences; each time step costs a fixed handful of small batched tensor
+operations whatever the number of sequences. The smoother gains are computed for all
+time steps in one batched Cholesky solve after the filter.
+
+References: Kalman (1960); Rauch, Tung & Striebel (1965); Shumway & Stoffer (1982) and
+Ghahramani & Hinton (1996) for EM; Shumway & Stoffer, *Time Series Analysis and Its
+Applications* (2017), section 6.4, for missing observations; Bucy & Joseph (1968) for the
+Joseph-form update.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Collection
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from rnnlab._validation import check_lengths, check_positive_int, check_rank, check_tensor
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+PARAMETER_NAMES = (
+    "transition_matrix",
+    "emission_matrix",
+    "transition_cov",
+    "emission_cov",
+    "initial_mean",
+    "initial_cov",
+    "input_matrix",
+    "feedthrough_matrix",
+)
+COV_NAMES = ("transition_cov", "emission_cov", "initial_cov")
+
+
+class LDSParams(NamedTuple):
+    r"""The parameters of a linear dynamical system, as plain tensors.
+
+    transition_matrix :math:`A` (S, S); emission_matrix :math:`C` (D, S);
+    transition_cov :math:`Q` (S, S); emission_cov :math:`R` (D, D);
+    initial_mean :math:`\mu_0` (S,); initial_cov :math:`\Sigma_0` (S, S);
+    input_matrix :math:`B` (S, U); feedthrough_matrix :math:`D` (D, U) (U may be 0).
+    """
+
+    transition_matrix: Tensor
+    emission_matrix: Tensor
+    transition_cov: Tensor
+    emission_cov: Tensor
+    initial_mean: Tensor
+    initial_cov: Tensor
+    input_matrix: Tensor
+    feedthrough_matrix: Tensor
+
+
+class FilterResult(NamedTuple):
+    r"""Kalman filter output.
+
+    means: (B, T, S) filtered means :math:`E[x_t \mid y_{0:t}]`.
+    covs: (B, T, S, S) filtered covariances :math:`\mathrm{Cov}[x_t \mid y_{0:t}]`.
+    log_likelihood: (B,) :math:`\log p(y_{0:T-1})` of each sequence (observed entries only).
+    """
+
+    means: Tensor
+    covs: Tensor
+    log_likelihood: Tensor
+
+
+class SmootherResult(NamedTuple):
+    r"""RTS smoother output: means (B, T, S) :math:`E[x_t \mid y_{0:T-1}]` and covs
+    (B, T, S, S) :math:`\mathrm{Cov}[x_t \mid y_{0:T-1}]`."""
+
+    means: Tensor
+    covs: Tensor
+
+
+class ForecastResult(NamedTuple):
+    r"""Predictive distribution of future observations: means (B, H, D)
+    :math:`E[y_{T+h} \mid y_{0:T-1}]` and covs (B, H, D, D), h = 0..H-1."""
+
+    means: Tensor
+    covs: Tensor
+
+
+class LDSSample(NamedTuple):
+    """Sampled hidden states (B, T, S) and observations (B, T, D)."""
+
+    states: Tensor
+    observations: Tensor
+
+
+class _FilterTrace(NamedTuple):
+    """Everything the smoother and EM need from the filter (covariances have batch Bc,
+    which is 1 when shared by all sequences, else B)."""
+
+    means: Tensor  # (B, T, S) filtered
+    covs: Tensor  # (Bc, T, S, S) filtered
+    pred_means: Tensor  # (B, T, S) one-step predicted, E[x_t | y_{0:t-1}]
+    pred_covs: Tensor  # (Bc, T, S, S)
+    log_likelihood: Tensor  # (B,)
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def _symmetrize(P: Tensor) -> Tensor:
+    return 0.5 * (P + P.mT)
+
+
+def _predict(m: Tensor, P: Tensor, A: Tensor, Q: Tensor, bu: Tensor | None):
+    r"""Time update: :math:`m^- = A m + B u_t`, :math:`P^- = A P A^\top + Q`.
+
+    m: (B, 1, S) row vectors; P: (Bc, S, S); bu: (B, 1, S) or None.
+    """
+    m_pred = m @ A.mT
+    if bu is not None:
+        m_pred = m_pred + bu
+    P_pred = torch.matmul(A @ P, A.mT) + Q
+    return m_pred, P_pred
+
+
+def _condition_on(m_pred: Tensor, P_pred: Tensor, C: Tensor, R: Tensor, y: Tensor):
+    r"""Measurement update in Joseph form with Cholesky solves.
+
+    .. math::
+        S = C P^- C^\top + R,\quad K = P^- C^\top S^{-1},\quad
+        m = m^- + K (y - C m^-),\quad
+        P = (I - K C) P^- (I - K C)^\top + K R K^\top
+
+    m_pred: (B, 1, S); P_pred: (Bc, S, S); C: (Bc, D, S); R: (Bc, D, D); y: (B, 1, D) (the
+    observation minus :math:`D u_t`, zero where missing; missing rows of C are zero and
+    the missing block of R is the identity, so they change nothing). Returns the
+    filtered mean and covariance, the Cholesky factor of S (Bc, D, D), the innovation
+    (B, 1, D) and the Cholesky info (Bc,).
+    """
+    CP = C @ P_pred  # (Bc, D, S)
+    S = torch.matmul(CP, C.mT) + R  # (Bc, D, D)
+    L, info = torch.linalg.cholesky_ex(S)
+    Kt = torch.cholesky_solve(CP, L)  # (Bc, D, S) = S^{-1} C P^- = K^T
+    r = y - m_pred @ C.mT  # (B, 1, D) innovation
+    m = m_pred + r @ Kt
+    M = torch.eye(P_pred.shape[-1], dtype=P_pred.dtype, device=P_pred.device) - Kt.mT @ C
+    P = torch.matmul(M @ P_pred, M.mT) + Kt.mT @ R @ Kt
+    return m, _symmetrize(P), L, r, info
+
+
+def _masked_emission(C: Tensor, R: Tensor, mask: Tensor):
+    """Per-step emission with missing coordinates removed: rows of C zeroed, the missing
+    block of R replaced by the identity (decoupled). mask: (B, T, D) in {0, 1}."""
+    Cm = mask.unsqueeze(-1) * C  # (B, T, D, S)
+    Rm = mask.unsqueeze(-1) * R * mask.unsqueeze(-2) + torch.diag_embed(1.0 - mask)
+    return Cm, Rm  # (B, T, D, D)
+
+
+def _filter(
+    params: LDSParams, y: Tensor, inputs: Tensor | None = None, mask: Tensor | None = None
+) -> _FilterTrace:
+    """Kalman filter over a batch; y (B, T, D) with zeros where mask (B, T, D) is 0."""
+    A, C, Q, R, m0, P0, Bm, Dm = (
+        params.transition_matrix,
+        params.emission_matrix,
+        params.transition_cov,
+        params.emission_cov,
+        params.initial_mean,
+        params.initial_cov,
+        params.input_matrix,
+        params.feedthrough_matrix,
+    )
+    batch, steps, obs_dim = y.shape
+    bu = None
+    if inputs is not None and inputs.shape[-1] > 0:
+        bu = (inputs @ Bm.mT).unsqueeze(-2)  # (B, T, 1, S)
+        y = y - inputs @ Dm.mT
+    if mask is None:
+        Cs, Rs = C.unsqueeze(0), R.unsqueeze(0)  # (1, D, S), (1, D, D): shared by all b
+        n_obs = torch.full((batch, steps), float(obs_dim), dtype=y.dtype, device=y.device)
+    else:
+        y = y * mask
+        Cm, Rm = _masked_emission(C, R, mask)
+        n_obs = mask.sum(-1)  # (B, T)
+    y_rows = y.unsqueeze(-2)  # (B, T, 1, D)
+
+    m_pred = m0.expand(batch, 1, -1)  # (B, 1, S)
+    P_pred = P0.expand(1 if mask is None else batch, -1, -1)  # (Bc, S, S)
+    pred_m, pred_P, filt_m, filt_P, chols, innov, infos = [], [], [], [], [], [], []
+    m, P = m_pred, P_pred  # overwritten at t = 0 before use
+    for t in range(steps):
+        if t > 0:
+            m_pred, P_pred = _predict(m, P, A, Q, None if bu is None else bu[:, t])
+        if mask is not None:
+            Cs, Rs = Cm[:, t], Rm[:, t]
+        m, P, L, r, info = _condition_on(m_pred, P_pred, Cs, Rs, y_rows[:, t])
+        pred_m.append(m_pred)
+        pred_P.append(P_pred)
+        filt_m.append(m)
+        filt_P.append(P)
+        chols.append(L)
+        innov.append(r)
+        infos.append(info)
+    info = torch.stack(infos, 1)  # (Bc, T)
+    if bool((info != 0).any()):
+        t_bad = int((info != 0).any(0).nonzero()[0, 0])
+        raise ValueError(
+            f"emission_cov: the innovation covariance C P C^T + R is not positive definite "
+            f"at time step {t_bad}; check that emission_cov and the covariances are SPD"
+        )
+    Ls = torch.stack(chols, 1)  # (Bc, T, D, D)
+    rs = torch.cat(innov, 1)  # (B, T, D)
+    z = torch.linalg.solve_triangular(Ls, rs.unsqueeze(-1), upper=False).squeeze(-1)
+    logdet = 2.0 * torch.log(torch.diagonal(Ls, dim1=-2, dim2=-1)).sum(-1)  # (Bc, T)
+    ll = -0.5 * (n_obs * _LOG_2PI + logdet + z.pow(2).sum(-1)).sum(-1)  # (B,)
+    return _FilterTrace(
+        torch.cat(filt_m, 1),
+        torch.stack(filt_P, 1),
+        torch.cat(pred_m, 1),
+        torch.stack(pred_P, 1),
+        ll,
+    )
+
+
+def _smooth(params: LDSParams, trace: _FilterTrace):
+    r"""RTS backward pass (Rauch, Tung & Striebel 1965).
+
+    .. math::
+        J_t = P_{t|t} A^\top P_{t+1|t}^{-1},\quad
+        m_{t|T} = m_{t|t} + J_t (m_{t+1|T} - m_{t+1|t}),\quad
+        P_{t|T} = P_{t|t} + J_t (P_{t+1|T} - P_{t+1|t}) J_t^\top
+
+    The gains and the terms not involving the smoothed quantities are computed for all t
+    in batched operations; the loop does two small products per step. Returns smoothed
+    means (B, T, S), covariances (Bc, T, S, S) and lag-one cross-covariances
+    :math:`\mathrm{Cov}[x_{t+1}, x_t \mid y] = P_{t+1|T} J_t^\top` (Bc, T-1, S, S).
+    """
+    A = params.transition_matrix
+    mf, Pf, mp, Pp = trace.means, trace.covs, trace.pred_means, trace.pred_covs
+    steps = mf.shape[1]
+    if steps == 1:
+        return mf, Pf, Pf[:, :0]
+    Lp, info = torch.linalg.cholesky_ex(Pp[:, 1:])  # (Bc, T-1, S, S)
+    if bool((info != 0).any()):
+        raise ValueError(
+            "transition_cov: a predicted state covariance is not positive definite; "
+            "the smoother needs A P A^T + Q to be SPD"
+        )
+    JT = torch.cholesky_solve(A @ Pf[:, :-1], Lp)  # (Bc, T-1, S, S) = J_t^T
+    c = mf[:, :-1].unsqueeze(-2) - mp[:, 1:].unsqueeze(-2) @ JT  # (B, T-1, 1, S)
+    E = Pf[:, :-1] - JT.mT @ Pp[:, 1:] @ JT  # (Bc, T-1, S, S)
+    ms = mf[:, -1:]  # (B, 1, S)
+    Ps = Pf[:, -1]  # (Bc, S, S)
+    out_m, out_P = [ms], [Ps]
+    for t in range(steps - 2, -1, -1):
+        ms = c[:, t] + ms @ JT[:, t]
+        Ps = E[:, t] + JT[:, t].mT @ Ps @ JT[:, t]
+        out_m.append(ms)
+        out_P.append(Ps)
+    means = torch.cat(out_m[::-1], 1)  # (B, T, S)
+    covs = _symmetrize(torch.stack(out_P[::-1], 1))  # (Bc, T, S, S)
+    cross = covs[:, 1:] @ JT  # (Bc, T-1, S, S)
+    return means, covs, cross
+
+
+def _expand_covs(covs: Tensor, batch: int) -> Tensor:
+    return covs.expand(batch, *covs.shape[1:]) if covs.shape[0] != batch else covs
+
+
+def kalman_filter(
+    params: LDSParams, y: Tensor, inputs: Tensor | None = None, mask: Tensor | None = None
+) -> FilterResult:
+    """Kalman filter of a batch (pure kernel, differentiable).
+
+    y: (B, T, D) observations, zeros (not NaN) where missing; inputs: (B, T, U) or None;
+    mask: (B, T, D) floating 0/1 (1 = observed) or None for fully observed.
+    """
+    tr = _filter(params, y, inputs, mask)
+    return FilterResult(tr.means, _expand_covs(tr.covs, y.shape[0]), tr.log_likelihood)
+
+
+def rts_smoother(
+    params: LDSParams, y: Tensor, inputs: Tensor | None = None, mask: Tensor | None = None
+) -> SmootherResult:
+    """Kalman filter then RTS smoother of a batch (pure kernel; arguments as
+    :func:`kalman_filter`)."""
+    means, covs, _ = _smooth(params, _filter(params, y, inputs, mask))
+    return SmootherResult(means, _expand_covs(covs, y.shape[0]))
+
+
+# ------------------------------------------------------------------------- validation
+
+
+def _check_spd(name: str, P: Tensor) -> None:
+    if not torch.isfinite(P).all():
+        raise ValueError(
+            f"{name}: expected a finite symmetric positive definite matrix, received {P.tolist()}"
+        )
+    scale = float(P.abs().max()) if P.numel() else 1.0
+    if not torch.allclose(P, P.mT, rtol=0.0, atol=1e-8 * max(scale, 1.0)):
+        raise ValueError(f"{name}: expected a symmetric matrix, received {P.tolist()}")
+    if int(torch.linalg.cholesky_ex(P).info) != 0:
+        eig = torch.linalg.eigvalsh(P).min().item()
+        raise ValueError(
+            f"{name}: expected a positive definite matrix, received {P.tolist()} "
+            f"(smallest eigenvalue {eig:.3g})"
+        )
+
+
+# ---------------------------------------------------------------------------- model
+
+
+class LinearDynamicalSystem(nn.Module):
+    r"""Linear-Gaussian state-space model (linear dynamical system).
+
+    .. math::
+        x_0 \sim \mathcal N(\mu_0, \Sigma_0),\qquad
+        x_t = A x_{t-1} + B u_t + w_t,\quad w_t \sim \mathcal N(0, Q)\quad (t \ge 1),
+
+        y_t = C x_t + D u_t + v_t,\quad v_t \sim \mathcal N(0, R)\quad (t \ge 0).
+
+    ======================  =========  ==========================================
+    symbol                  shape      attribute
+    ======================  =========  ==========================================
+    :math:`A`               (S, S)     ``transition_matrix``
+    :math:`B`               (S, U)     ``input_matrix``
+    :math:`C`               (D, S)     ``emission_matrix``
+    :math:`D`               (D, U)     ``feedthrough_matrix``
+    :math:`Q`, :math:`R`    (S,S),(D,D) ``transition_cov``, ``emission_cov``
+    :math:`\mu_0, \Sigma_0` (S,),(S,S) ``initial_mean``, ``initial_cov``
+    ======================  =========  ==========================================
+
+    Observations are ``(B, T, D)`` (or unbatched ``(T, D)``), inputs ``(B, T, U)``.
+    Missing observations are given by ``mask`` (``(B, T)`` for whole vectors or
+    ``(B, T, D)`` per coordinate, True = observed); a partially observed vector
+    conditions only on its observed coordinates. ``lengths`` (B,) marks padded steps:
+    they are treated as missing, left out of EM's statistics, and zero in the outputs.
+
+    ``forward`` is the differentiable log-likelihood (B,). ``filter``, ``smooth``,
+    ``predict``, ``forecast``, ``score`` and ``sample`` are inference methods run without
+    autograd. ``fit`` runs EM over many sequences; parameters may be held fixed
+    (``fixed=``) and covariances kept diagonal (``diagonal_covs=``). float64 by default.
+    """
+
+    def __init__(
+        self,
+        state_dim: int,
+        obs_dim: int,
+        input_dim: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        check_positive_int("state_dim", state_dim)
+        check_positive_int("obs_dim", obs_dim)
+        check_positive_int("input_dim", input_dim, minimum=0)
+        self.state_dim, self.obs_dim, self.input_dim = state_dim, obs_dim, input_dim
+        kw = {"device": device, "dtype": dtype or torch.float64}
+        gen = torch.Generator().manual_seed(0)
+        S, D, U = state_dim, obs_dim, input_dim
+        self.transition_matrix = nn.Parameter(0.9 * torch.eye(S, **kw))
+        C = torch.randn(D, S, generator=gen, dtype=kw["dtype"]) / math.sqrt(S)
+        self.emission_matrix = nn.Parameter(C.to(device))
+        self.transition_cov = nn.Parameter(torch.eye(S, **kw))
+        self.emission_cov = nn.Parameter(torch.eye(D, **kw))
+        self.initial_mean = nn.Parameter(torch.zeros(S, **kw))
+        self.initial_cov = nn.Parameter(torch.eye(S, **kw))
+        self.input_matrix = nn.Parameter(torch.zeros(S, U, **kw))
+        self.feedthrough_matrix = nn.Parameter(torch.zeros(D, U, **kw))
+        self.history_: list[float] = []
+
+    @classmethod
+    def from_params(
+        cls,
+        transition_matrix: Tensor,
+        emission_matrix: Tensor,
+        transition_cov: Tensor,
+        emission_cov: Tensor,
+        initial_mean: Tensor,
+        initial_cov: Tensor,
+        input_matrix: Tensor | None = None,
+        feedthrough_matrix: Tensor | None = None,
+    ) -> LinearDynamicalSystem:
+        """A model with the given parameters (dtype and device of ``transition_matrix``);
+        covariances must be symmetric positive definite."""
+        A = check_tensor("transition_matrix", transition_matrix)
+        check_rank("transition_matrix", A, (2,), "(S, S)")
+        S = A.shape[0]
+        C = check_tensor("emission_matrix", emission_matrix)
+        check_rank("emission_matrix", C, (2,), "(D, S)")
+        D = C.shape[0]
+        U = 0
+        if input_matrix is not None:
+            U = check_tensor("input_matrix", input_matrix).shape[-1]
+        elif feedthrough_matrix is not None:
+            U = check_tensor("feedthrough_matrix", feedthrough_matrix).shape[-1]
+        model = cls(S, D, U, device=A.device, dtype=A.dtype)
+        values = {
+            "transition_matrix": transition_matrix,
+            "emission_matrix": emission_matrix,
+            "transition_cov": transition_cov,
+            "emission_cov": emission_cov,
+            "initial_mean": initial_mean,
+            "initial_cov": initial_cov,
+            "input_matrix": input_matrix,
+            "feedthrough_matrix": feedthrough_matrix,
+        }
+        model.set_params(**{k: v for k, v in values.items() if v is not None})
+        return model
+
+    def set_params(self, **values: Tensor) -> None:
+        """Overwrite parameters by name (shapes and SPD checked)."""
+        shapes = self._shapes()
+        for name, value in values.items():
+            if name not in shapes:
+                raise ValueError(f"{name}: not a parameter; valid: {', '.join(shapes)}")
+            value = check_tensor(name, value)
+            value = value.to(dtype=self.transition_matrix.dtype)
+            if tuple(value.shape) != shapes[name]:
+                raise ValueError(
+                    f"{name}: expected shape {shapes[name]}, received shape {tuple(value.shape)}"
+                )
+            if name in COV_NAMES:
+                _check_spd(name, value)
+            with torch.no_grad():
+                getattr(self, name).copy_(value)
+
+    def _shapes(self) -> dict[str, tuple[int, ...]]:
+        S, D, U = self.state_dim, self.obs_dim, self.input_dim
+        return {
+            "transition_matrix": (S, S),
+            "emission_matrix": (D, S),
+            "transition_cov": (S, S),
+            "emission_cov": (D, D),
+            "initial_mean": (S,),
+            "initial_cov": (S, S),
+            "input_matrix": (S, U),
+            "feedthrough_matrix": (D, U),
+        }
+
+    @property
+    def params(self) -> LDSParams:
+        """The parameters as an :class:`LDSParams` tuple (the tensors themselves)."""
+        return LDSParams(*(getattr(self, n) for n in PARAMETER_NAMES))
+
+    # ------------------------------------------------------------------ input handling
+
+    def _prepare(self, y, inputs=None, mask=None, lengths=None):
+        """Validate and batch; returns y (NaN-free), inputs, float mask or None, lengths,
+        and whether the input was unbatched."""
+        ref = self.transition_matrix
+        if not isinstance(y, Tensor):
+            y = torch.as_tensor(y, dtype=ref.dtype, device=ref.device)
+        check_rank("y", y, (2, 3), "(B, T, D) or (T, D)")
+        unbatched = y.dim() == 2
+        if unbatched:
+            y = y.unsqueeze(0)
+        if y.shape[-1] != self.obs_dim or y.shape[1] == 0:
+            raise ValueError(
+                f"y: expected shape (B, T, {self.obs_dim}) with T >= 1, "
+                f"received shape {tuple(y.shape)}"
+            )
+        if y.dtype != ref.dtype:
+            raise TypeError(f"y: expected dtype {ref.dtype} (as the model), received {y.dtype}")
+        batch, steps, _ = y.shape
+        if inputs is not None:
+            if not isinstance(inputs, Tensor):
+                inputs = torch.as_tensor(inputs, dtype=ref.dtype, device=ref.device)
+            if unbatched and inputs.dim() == 2:
+                inputs = inputs.unsqueeze(0)
+            if inputs.shape[:2] != (batch, steps) or inputs.shape[-1] != self.input_dim:
+                raise ValueError(
+                    f"inputs: expected shape ({batch}, {steps}, {self.input_dim}), "
+                    f"received shape {tuple(inputs.shape)}"
+                )
+            if not torch.isfinite(inputs).all():
+                raise ValueError("inputs: expected finite values, received NaN or inf")
+        elif self.input_dim > 0:
+            raise ValueError(
+                f"inputs: the model has input_dim={self.input_dim}, received inputs=None"
+            )
+        if mask is not None:
+            mask = torch.as_tensor(mask, device=y.device)
+            if unbatched and mask.dim() in (1, 2) and mask.shape[0] == steps:
+                mask = mask.unsqueeze(0)
+            if mask.dim() == 2:
+                mask = mask.unsqueeze(-1).expand(batch, steps, self.obs_dim)
+            if tuple(mask.shape) != (batch, steps, self.obs_dim):
+                raise ValueError(
+                    f"mask: expected shape ({batch}, {steps}) or ({batch}, {steps}, "
+                    f"{self.obs_dim}), received shape {tuple(mask.shape)}"
+                )
+            mask = mask.bool()
+        if lengths is not None:
+            lengths = check_lengths(lengths, batch, steps, y.device)
+            valid = torch.arange(steps, device=y.device) < lengths.unsqueeze(1)  # (B, T)
+            valid = valid.unsqueeze(-1).expand(batch, steps, self.obs_dim)
+            mask = valid if mask is None else mask & valid
+        nan = torch.isnan(y)
+        if mask is None:
+            if bool(nan.any()):
+                b, t, d = (int(i) for i in nan.nonzero()[0])
+                raise ValueError(
+                    f"y: contains NaN (first at batch {b}, step {t}, coordinate {d}) and no "
+                    f"mask was given; pass mask=~torch.isnan(y) to treat them as missing"
+                )
+        else:
+            if bool((nan & mask).any()):
+                raise ValueError("y: contains NaN where mask says observed")
+            y = torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
+            if bool(mask.all()):
+                mask = None
+            else:
+                mask = mask.to(y.dtype)
+        if not torch.isfinite(y).all():
+            raise ValueError("y: expected finite observations, received inf")
+        return y, inputs, mask, lengths, unbatched
+
+    @staticmethod
+    def _zero_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+        if lengths is None:
+            return x
+        valid = torch.arange(x.shape[1], device=x.device) < lengths.unsqueeze(1)
+        return x * valid.reshape(*valid.shape, *([1] * (x.dim() - 2))).to(x.dtype)
+
+    # ---------------------------------------------------------------------- inference
+
+    def forward(self, y, inputs=None, mask=None, lengths=None) -> Tensor:
+        """Differentiable log-likelihood of each sequence: (B,), or a scalar if unbatched."""
+        y, inputs, mask, lengths, unbatched = self._prepare(y, inputs, mask, lengths)
+        ll = _filter(self.params, y, inputs, mask).log_likelihood
+        return ll[0] if unbatched else ll
+
+    @torch.no_grad()
+    def filter(self, y, inputs=None, mask=None, lengths=None) -> FilterResult:
+        """Kalman filter: filtered means (B, T, S), covs (B, T, S, S), log-likelihood (B,)."""
+        y, inputs, mask, lengths, unbatched = self._prepare(y, inputs, mask, lengths)
+        res = kalman_filter(self.params, y, inputs, mask)
+        res = FilterResult(
+            self._zero_padded(res.means, lengths),
+            self._zero_padded(res.covs, lengths),
+            res.log_likelihood,
+        )
+        return FilterResult(*(r[0] for r in res)) if unbatched else res
+
+    @torch.no_grad()
+    def smooth(self, y, inputs=None, mask=None, lengths=None) -> SmootherResult:
+        """RTS smoother: smoothed means (B, T, S) and covs (B, T, S, S)."""
+        y, inputs, mask, lengths, unbatched = self._prepare(y, inputs, mask, lengths)
+        res = rts_smoother(self.params, y, inputs, mask)
+        res = SmootherResult(
+            self._zero_padded(res.means, lengths), self._zero_padded(res.covs, lengths)
+        )
+        return SmootherResult(*(r[0] for r in res)) if unbatched else res
+
+    @torch.no_grad()
+    def score(self, y, inputs=None, mask=None, lengths=None) -> float:
+        """Total log-likelihood of all sequences (higher is better)."""
+        y, inputs, mask, lengths, _ = self._prepare(y, inputs, mask, lengths)
+        return float(_filter(self.params, y, inputs, mask).log_likelihood.sum())
+
+    @torch.no_grad()
+    def predict(self, y, inputs=None, mask=None, lengths=None) -> Tensor:
+        r"""One-step-ahead predictions :math:`E[y_t \mid y_{0:t-1}]`, same shape as y
+        (entry t uses only the observations before t)."""
+        y, inputs, mask, lengths, unbatched = self._prepare(y, inputs, mask, lengths)
+        tr = _filter(self.params, y, inputs, mask)
+        out = tr.pred_means @ self.emission_matrix.mT  # (B, T, D)
+        if inputs is not None and self.input_dim:
+            out = out + inputs @ self.feedthrough_matrix.mT
+        out = self._zero_padded(out, lengths)
+        return out[0] if unbatched else out
+
+    @torch.no_grad()
+    def forecast(self, y, steps: int, inputs=None, mask=None) -> ForecastResult:
+        r"""Forecast the next ``steps`` observations after the end of y.
+
+        Returns means (B, steps, D) and covariances (B, steps, D, D) of
+        :math:`y_{T+h} \mid y_{0:T-1}`. With inputs, pass them for the observed and the
+        future steps: (B, T + steps, U).
+        """
+        check_positive_int("steps", steps)
+        y_in = y if isinstance(y, Tensor) else torch.as_tensor(y)
+        T = y_in.shape[-2]
+        past = None
+        future = None
+        if inputs is not None:
+            inputs = torch.as_tensor(inputs, dtype=self.transition_matrix.dtype)
+            if inputs.shape[-2] != T + steps:
+                raise ValueError(
+                    f"inputs: expected {T + steps} steps (observed + forecast), "
+                    f"received shape {tuple(inputs.shape)}"
+                )
+            past, future = inputs[..., :T, :], inputs[..., T:, :]
+        y, past, mask, _, unbatched = self._prepare(y, past, mask)
+        if future is not None and future.dim() == 2:
+            future = future.unsqueeze(0)
+        p = self.params
+        tr = _filter(p, y, past, mask)
+        m = tr.means[:, -1:]  # (B, 1, S)
+        P = tr.covs[:, -1]  # (Bc, S, S)
+        means, covs = [], []
+        for h in range(steps):
+            bu = None if future is None else (future[:, h] @ p.input_matrix.mT).unsqueeze(1)
+            m, P = _predict(m, P, p.transition_matrix, p.transition_cov, bu)
+            ym = m @ p.emission_matrix.mT  # (B, 1, D)
+            if future is not None:
+                ym = ym + (future[:, h] @ p.feedthrough_matrix.mT).unsqueeze(1)
+            yc = p.emission_matrix @ P @ p.emission_matrix.mT + p.emission_cov
+            means.append(ym)
+            covs.append(yc)
+        means_t = torch.cat(means, 1)
+        covs_t = _expand_covs(torch.stack(covs, 1), means_t.shape[0])
+        if unbatched:
+            return ForecastResult(means_t[0], covs_t[0])
+        return ForecastResult(means_t, covs_t)
+
+    @torch.no_grad()
+    def sample(
+        self, num_sequences: int, length: int, inputs: Tensor | None = None, seed: int | None = None
+    ) -> LDSSample:
+        """Draw states (B, T, S) and observations (B, T, D) from the model."""
+        check_positive_int("num_sequences", num_sequences)
+        check_positive_int("length", length)
+        p = self.params
+        dtype, device = p.transition_matrix.dtype, p.transition_matrix.device
+        gen = torch.Generator(device=device)
+        gen.manual_seed(int(torch.randint(0, 2**62, (1,))) if seed is None else seed)
+        B, S, D = num_sequences, self.state_dim, self.obs_dim
+        if self.input_dim and inputs is None:
+            raise ValueError(f"inputs: the model has input_dim={self.input_dim}, got None")
+        if inputs is not None and tuple(inputs.shape) != (B, length, self.input_dim):
+            raise ValueError(
+                f"inputs: expected shape ({B}, {length}, {self.input_dim}), "
+                f"received shape {tuple(inputs.shape)}"
+            )
+        Lq = torch.linalg.cholesky(p.transition_cov)
+        Lr = torch.linalg.cholesky(p.emission_cov)
+        L0 = torch.linalg.cholesky(p.initial_cov)
+        w = torch.randn(B, length, S, generator=gen, dtype=dtype, device=device) @ Lq.mT
+        v = torch.randn(B, length, D, generator=gen, dtype=dtype, device=device) @ Lr.mT
+        x = p.initial_mean + torch.randn(B, S, generator=gen, dtype=dtype, device=device) @ L0.mT
+        if inputs is not None:
+            w = w + inputs @ p.input_matrix.mT
+        states = [x]
+        for t in range(1, length):
+            x = x @ p.transition_matrix.mT + w[:, t]
+            states.append(x)
+        xs = torch.stack(states, 1)  # (B, T, S)
+        ys = xs @ p.emission_matrix.mT + v
+        if inputs is not None:
+            ys = ys + inputs @ p.feedthrough_matrix.mT
+        return LDSSample(xs, ys)
+
+    # ---------------------------------------------------------------------------- EM
+
+    def fit(
+        self,
+        y,
+        inputs=None,
+        mask=None,
+        lengths=None,
+        n_iter: int = 100,
+        tol: float = 1e-6,
+        fixed: Collection[str] = (),
+        diagonal_covs: Collection[str] = (),
+        verbose: bool = False,
+    ) -> LinearDynamicalSystem:
+        """Expectation-maximisation over all sequences (Shumway & Stoffer 1982).
+
+        fixed: names of parameters to hold at their current values (from
+        ``PARAMETER_NAMES``). diagonal_covs: names of covariances (``transition_cov``,
+        ``emission_cov``, ``initial_cov``) kept diagonal. Stops after ``n_iter``
+        iterations or when the log-likelihood improves by less than ``tol`` times its
+        magnitude. ``history_`` holds the log-likelihood before each M-step; a decrease
+        (impossible in exact arithmetic) gives a warning. Returns self.
+        """
+        check_positive_int("n_iter", n_iter)
+        for n in fixed:
+            if n not in PARAMETER_NAMES:
+                raise ValueError(f"fixed: unknown parameter {n!r}; valid: {PARAMETER_NAMES}")
+        for n in diagonal_covs:
+            if n not in COV_NAMES:
+                raise ValueError(f"diagonal_covs: unknown covariance {n!r}; valid: {COV_NAMES}")
+        y, inputs, mask, lengths, _ = self._prepare(y, inputs, mask, lengths)
+        self.history_ = []
+        with torch.no_grad():
+            for it in range(n_iter):
+                p = self.params
+                tr = _filter(p, y, inputs, mask)
+                ll = float(tr.log_likelihood.sum())
+                if self.history_ and ll < self.history_[-1] - 1e-8 * abs(self.history_[-1]):
+                    warnings.warn(
+                        f"LinearDynamicalSystem.fit: log-likelihood decreased at iteration "
+                        f"{it} ({self.history_[-1]:.10g} -> {ll:.10g})",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                converged = bool(self.history_) and ll - self.history_[-1] < tol * abs(ll)
+                self.history_.append(ll)
+                if verbose:
+                    print(f"EM iteration {it}: log-likelihood {ll:.6f}")
+                if converged:
+                    break
+                new = _m_step(p, tr, y, inputs, mask, lengths, fixed, diagonal_covs)
+                for name, value in new.items():
+                    getattr(self, name).copy_(value)
+        return self
+
+
+def _solve_rows(S_yz: Tensor, S_zz: Tensor) -> Tensor:
+    """W = S_yz S_zz^{-1} for symmetric positive (semi)definite S_zz."""
+    return torch.linalg.lstsq(S_zz, S_yz.mT).solution.mT
+
+
+def _regress(S_yz, S_zz, W_old, nx, fix_x, fix_u):
+    """Maximise over W = [W_x W_u] of E[log N(y; W z, .)] with either block fixed."""
+    if fix_x and fix_u:
+        return W_old
+    nu = S_zz.shape[-1] - nx
+    if nu == 0 or (not fix_x and not fix_u):
+        if nu == 0 and fix_x:
+            return W_old
+        return _solve_rows(S_yz, S_zz)
+    Wx, Wu = W_old[:, :nx], W_old[:, nx:]
+    if fix_x:  # W_u = (S_yu - W_x S_xu) S_uu^{-1}
+        Wu = _solve_rows(S_yz[:, nx:] - Wx @ S_zz[:nx, nx:], S_zz[nx:, nx:])
+    else:  # W_x = (S_yx - W_u S_ux) S_xx^{-1}
+        Wx = _solve_rows(S_yz[:, :nx] - Wu @ S_zz[nx:, :nx], S_zz[:nx, :nx])
+    return torch.cat([Wx, Wu], 1)
+
+
+def _residual_cov(S_yy, S_yz, S_zz, W, n):
+    """E[(y - W z)(y - W z)^T] averaged: (S_yy - W S_zy - S_yz W^T + W S_zz W^T) / n."""
+    cov = S_yy - W @ S_yz.mT - S_yz @ W.mT + W @ S_zz @ W.mT
+    return _symmetrize(cov / n)
+
+
+def _m_step(p: LDSParams, tr: _FilterTrace, y, inputs, mask, lengths, fixed, diagonal):
+    """The M-step: closed-form maximisers of the expected complete-data log-likelihood
+    (Ghahramani & Hinton 1996, eqs. 12-16, with inputs as extra regressors). With
+    missing coordinates the statistics of y are its posterior moments under the old
+    parameters (Shumway & Stoffer 2017, section 6.4), so the step is exact EM."""
+    batch, steps, D = y.shape
+    S = p.transition_matrix.shape[0]
+    ms, Ps, cross = _smooth(p, tr)
+    Ps = _expand_covs(Ps, batch)  # (B, T, S, S)
+    cross = _expand_covs(cross, batch)  # (B, T-1, S, S)
+    Exx = Ps + ms.unsqueeze(-1) * ms.unsqueeze(-2)  # (B, T, S, S)
+    if lengths is None:
+        w = torch.ones(batch, steps, dtype=y.dtype, device=y.device)
+    else:
+        w = (torch.arange(steps, device=y.device) < lengths.unsqueeze(1)).to(y.dtype)
+    u = inputs if inputs is not None else y.new_zeros(batch, steps, 0)
+    U = u.shape[-1]
+    new: dict[str, Tensor] = {}
+
+    # initial state (eq. 16): average over sequences
+    if "initial_mean" not in fixed:
+        new["initial_mean"] = ms[:, 0].mean(0)
+    m0 = new.get("initial_mean", p.initial_mean)
+    if "initial_cov" not in fixed:
+        d0 = ms[:, 0] - m0
+        P0 = (Ps[:, 0] + d0.unsqueeze(-1) * d0.unsqueeze(-2)).mean(0)
+        new["initial_cov"] = _symmetrize(P0)
+
+    # dynamics: x_t = [A B] [x_{t-1}; u_t] + w_t over pairs (t-1, t) inside each sequence
+    w2 = w[:, 1:]  # (B, T-1)
+    n_dyn = w2.sum()
+    if steps > 1 and n_dyn > 0:
+        ez = torch.cat([ms[:, :-1], u[:, 1:]], -1)  # (B, T-1, S+U) E[z_t]
+        Szz = torch.einsum("bt,bti,btj->ij", w2, ez, ez)
+        Szz[:S, :S] += torch.einsum("bt,btij->ij", w2, Ps[:, :-1])
+        Sxz = torch.einsum("bt,bti,btj->ij", w2, ms[:, 1:], ez)
+        Sxz[:, :S] += torch.einsum("bt,btij->ij", w2, cross)
+        Sxx = torch.einsum("bt,btij->ij", w2, Exx[:, 1:])
+        W_old = torch.cat([p.transition_matrix, p.input_matrix], 1)
+        W = _regress(
+            Sxz, Szz, W_old, S, "transition_matrix" in fixed, "input_matrix" in fixed or U == 0
+        )
+        new["transition_matrix"], new["input_matrix"] = W[:, :S], W[:, S:]
+        if "transition_cov" not in fixed:
+            new["transition_cov"] = _residual_cov(Sxx, Sxz, Szz, W, n_dyn)
+
+    # emissions: y_t = [C D] [x_t; u_t] + v_t
+    C, R = p.emission_matrix, p.emission_cov
+    if mask is None:
+        Ey, Eyx_extra, Eyy_extra = y, None, None
+        Hm = None
+    else:
+        # posterior of the missing coordinates under the old parameters:
+        # y = H x + h + eps, H = (I - G M) C, h = (I - G M) D u + G M y, Cov eps = R - G R,
+        # with G = R M (M R M + I - M)^{-1} M, M = diag(mask)
+        Mdiag = torch.diag_embed(mask)  # (B, T, D, D)
+        _, Rm = _masked_emission(C, R, mask)
+        G = R @ Mdiag @ torch.linalg.solve(Rm, Mdiag)  # (B, T, D, D)
+        I_GM = torch.eye(D, dtype=y.dtype, device=y.device) - G @ Mdiag
+        Hm = I_GM @ C  # (B, T, D, S)
+        h = (G @ y.unsqueeze(-1)).squeeze(-1)  # (B, T, D)
+        if U:
+            h = h + (I_GM @ (u @ p.feedthrough_matrix.mT).unsqueeze(-1)).squeeze(-1)
+        Ey = (Hm @ ms.unsqueeze(-1)).squeeze(-1) + h  # (B, T, D)
+        Eyx_extra = Hm @ Ps  # Cov(y, x) (B, T, D, S)
+        Eyy_extra = Hm @ Ps @ Hm.mT + _symmetrize(R - G @ R)  # Cov(y) (B, T, D, D)
+    ez = torch.cat([ms, u], -1)  # (B, T, S+U)
+    Szz = torch.einsum("bt,bti,btj->ij", w, ez, ez)
+    Szz[:S, :S] += torch.einsum("bt,btij->ij", w, Ps)
+    Syz = torch.einsum("bt,bti,btj->ij", w, Ey, ez)
+    Syy = torch.einsum("bt,bti,btj->ij", w, Ey, Ey)
+    if Hm is not None:
+        Syz[:, :S] += torch.einsum("bt,btij->ij", w, Eyx_extra)
+        Syy += torch.einsum("bt,btij->ij", w, Eyy_extra)
+    W_old = torch.cat([C, p.feedthrough_matrix], 1)
+    W = _regress(
+        Syz, Szz, W_old, S, "emission_matrix" in fixed, "feedthrough_matrix" in fixed or U == 0
+    )
+    new["emission_matrix"], new["feedthrough_matrix"] = W[:, :S], W[:, S:]
+    if "emission_cov" not in fixed:
+        new["emission_cov"] = _residual_cov(Syy, Syz, Szz, W, w.sum())
+
+    for name in fixed:
+        new.pop(name, None)
+    for name in diagonal:
+        if name in new:
+            new[name] = torch.diag_embed(torch.diagonal(new[name]))
+    return new
