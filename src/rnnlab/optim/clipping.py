@@ -1,0 +1,47 @@
+"""Gradient clipping that reports the norm, and a finite-gradient check.
+
+Clipping by norm rescales the whole gradient when its 2-norm exceeds a threshold
+(Pascanu, Mikolov & Bengio 2013, Algorithm 1); clipping by value clamps each component
+(Mikolov 2012). Either way the pre-clipping global norm is returned, so that exploding
+gradients show in the training log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+
+
+def clip_gradients(
+    parameters: Iterable[torch.Tensor],
+    max_norm: float | None = None,
+    max_value: float | None = None,
+) -> torch.Tensor:
+    """Clip gradients in place; return the global 2-norm measured before clipping.
+
+    Args:
+        parameters: tensors whose ``.grad`` to clip (those without a gradient are skipped).
+        max_norm: rescale so that the global norm is at most this (None: no norm clipping).
+        max_value: clamp each component to ``[-max_value, max_value]`` (None: none).
+
+    Returns:
+        A 0-d tensor, the norm before clipping (inf or nan when a gradient is not finite;
+        the gradients are then left untouched so the caller can skip the step).
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    norm = torch.linalg.vector_norm(
+        torch.stack([torch.linalg.vector_norm(g.detach(), 2.0) for g in grads]), 2.0
+    )
+    if not torch.isfinite(norm):
+        return norm
+    if max_norm is not None:
+        # Pascanu et al. 2013: g <- g * threshold / ||g|| when ||g|| > threshold
+        scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+        torch._foreach_mul_(grads, scale)
+    if max_value is not None:
+        for g in grads:
+            g.clamp_(-max_value, max_value)
+    return norm

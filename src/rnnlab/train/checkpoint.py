@@ -1,0 +1,104 @@
+"""Checkpoints: one file holding everything a run needs to continue exactly.
+
+A checkpoint is a dict saved with ``torch.save``: ``format`` and ``version`` (to recognise
+it), ``kind`` (which model family, e.g. ``"lm"``), and whatever the caller adds (model,
+optimizer, schedule, vocabulary, data position, RNG states, configuration). Writing is
+atomic: the bytes go to a temporary file in the same folder, are flushed to disk, and
+only then renamed over the target (``os.replace``), so a crash mid-write leaves the old
+checkpoint intact. Loading uses ``weights_only=True`` (no arbitrary code runs) and turns
+every failure into a one-line ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FORMAT = "rnnlab-checkpoint"
+VERSION = 1
+
+
+def atomic_write(path: str | os.PathLike, write: Callable[[object], None], mode: str = "wb"):
+    """Call ``write(fh)`` on a temporary file beside ``path``, fsync, then rename it over
+    ``path``. On any failure the temporary file is removed and ``path`` is untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict) -> Path:
+    """Write ``payload`` (plus format, version and kind) atomically to ``path``."""
+    record = {"format": FORMAT, "version": VERSION, "kind": kind, **payload}
+    atomic_write(path, lambda fh: torch.save(record, fh))
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
+    """Read a checkpoint; ValueError (one line) when missing, corrupt or of another kind."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"checkpoint: no such file: {str(p)!r}")
+    if p.is_dir():
+        raise ValueError(f"checkpoint: expected a file, received a directory: {str(p)!r}")
+    try:
+        record = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"checkpoint: {str(p)!r} is not a readable rnnlab checkpoint ({first[:120]})"
+        ) from None
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError(f"checkpoint: {str(p)!r} is not an rnnlab checkpoint")
+    if record.get("version") != VERSION:
+        raise ValueError(
+            f"checkpoint: {str(p)!r} has format version {record.get('version')}, "
+            f"this rnnlab reads version {VERSION}"
+        )
+    if kind is not None and record.get("kind") != kind:
+        raise ValueError(
+            f"checkpoint: {str(p)!r} holds a {record.get('kind')!r} model, expected {kind!r}"
+        )
+    return record
+
+
+def rng_state() -> dict:
+    """The torch, numpy and Python random states (checkpoint-friendly types only)."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the states saved by :func:`rng_state`."""
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and Python's random."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)

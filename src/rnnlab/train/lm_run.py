@@ -1,0 +1,488 @@
+"""Language-model jobs behind ``rnnlab train lm``, ``rnnlab eval`` and ``rnnlab sample``.
+
+:func:`train_lm` reads a corpus, builds (or restores) the tokenizer, cuts the token
+stream into a training part and a validation part (the last ``val_fraction``), trains a
+:class:`~rnnlab.train.lm.LanguageModel` with truncated BPTT over B parallel streams, and
+leaves ``checkpoint.pt``, ``metrics.jsonl`` and ``loss.png`` in the output folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rnnlab.data.corpora import Corpus, load_corpus
+from rnnlab.data.streams import StreamBatcher
+from rnnlab.data.tokenizers import Tokenizer, make_tokenizer, tokenizer_from_dict
+from rnnlab.optim.schedules import make_optimizer, make_schedule
+from rnnlab.train.checkpoint import load_checkpoint, seed_everything
+from rnnlab.train.generate import beam_search, sample
+from rnnlab.train.lm import (
+    LanguageModel,
+    LMConfig,
+    evaluate_lm,
+    lm_loss,
+    metric_name,
+    metric_value,
+)
+from rnnlab.train.loop import StepOutput, TrainConfig, Trainer, TrainResult
+from rnnlab.train.metrics import plot_losses
+
+KIND = "lm"
+CHECKPOINT = "checkpoint.pt"
+# fraction of unknown tokens above which a vocabulary "does not fit" the data
+UNKNOWN_LIMIT = {"char": 0.01, "word": 0.25}
+
+
+@dataclass(frozen=True)
+class LMTrainOptions:
+    """Everything that defines an LM training run besides its budget (saved in checkpoints).
+
+    Architecture: level, cell, hidden, layers, embedding, dropout. Data: corpus, data
+    (a file path or None), val_fraction, max_vocab (word level). Optimisation: seq_len,
+    batch, optimizer, lr, momentum, clip (norm), clip_value, schedule, eval_every,
+    patience, seed, device.
+    """
+
+    level: str = "char"
+    cell: str = "lstm"
+    hidden: int = 256
+    layers: int = 2
+    embedding: int = 64
+    dropout: float = 0.0
+    corpus: str = "topics"
+    data: str | None = None
+    val_fraction: float = 0.05
+    max_vocab: int = 10000
+    seq_len: int = 100
+    batch: int = 32
+    optimizer: str = "adam"
+    lr: float = 2e-3
+    momentum: float = 0.9
+    clip: float | None = 5.0
+    clip_value: float | None = None
+    schedule: str = "plateau"
+    eval_every: int = 200
+    patience: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+
+    def __post_init__(self):
+        from rnnlab._validation import check_positive_int
+
+        check_positive_int("--seq-len", self.seq_len)
+        check_positive_int("--batch", self.batch)
+        check_positive_int("--hidden", self.hidden)
+        check_positive_int("--layers", self.layers)
+        check_positive_int("--embedding", self.embedding, 0)
+        check_positive_int("--eval-every", self.eval_every, 0)
+        if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"--lr: expected a positive number, received {self.lr!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(
+                f"--val-fraction: expected a number in (0, 1), received {self.val_fraction!r}"
+            )
+        for name in ("clip", "clip_value"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(
+                    f"--{name.replace('_', '-')}: expected a positive number, received {v!r}"
+                )
+
+    # fields a resumed run must keep (they define the model, the data or its layout)
+    FIXED = (
+        "level",
+        "cell",
+        "hidden",
+        "layers",
+        "embedding",
+        "dropout",
+        "corpus",
+        "data",
+        "val_fraction",
+        "max_vocab",
+        "seq_len",
+        "batch",
+    )
+
+
+@dataclass
+class LMData:
+    """The tokenized corpus: tokenizer, training and validation id streams."""
+
+    tokenizer: Tokenizer
+    train: torch.Tensor
+    val: torch.Tensor
+    corpus: Corpus
+    unknown: int
+
+
+def _describe_unknown(tokenizer: Tokenizer, corpus: Corpus, limit: int = 5) -> str:
+    bad: list[str] = []
+    for block in corpus.blocks():
+        for s in tokenizer.unknown_symbols(block):
+            if s not in bad:
+                bad.append(s)
+        if len(bad) >= limit:
+            break
+    return ", ".join(repr(s) for s in bad[:limit])
+
+
+def prepare_data(opts: LMTrainOptions, tokenizer: Tokenizer | None = None) -> LMData:
+    """Read and tokenize the corpus (fitting the vocabulary unless ``tokenizer`` is given),
+    and split off the last ``val_fraction`` as validation."""
+    corpus = load_corpus(opts.corpus, opts.data)
+    fitted = tokenizer is None
+    if fitted:
+        tokenizer = make_tokenizer(opts.level, max_size=opts.max_vocab).fit(corpus.blocks())
+    enc = tokenizer.encode_blocks(corpus.blocks(), corpus.size_bytes)
+    n = enc.ids.numel()
+    if n == 0:
+        raise ValueError(f"data: {corpus.source!r} holds no {opts.level} tokens")
+    if not fitted:
+        check_vocabulary_fits(tokenizer, corpus, enc.unknown, n)
+    n_val = max(2, int(n * opts.val_fraction))
+    if n - n_val < opts.batch + 1:
+        raise ValueError(
+            f"data: {corpus.source!r} has {n} tokens, too few for --batch {opts.batch} plus a "
+            f"validation split of {n_val} (use a smaller --batch or more text)"
+        )
+    return LMData(tokenizer, enc.ids[: n - n_val], enc.ids[n - n_val :], corpus, enc.unknown)
+
+
+def check_vocabulary_fits(tokenizer: Tokenizer, corpus: Corpus, unknown: int, n: int) -> None:
+    """ValueError when too many tokens of the data are outside the checkpoint's vocabulary."""
+    limit = UNKNOWN_LIMIT[tokenizer.level]
+    if n and unknown / n > limit:
+        raise ValueError(
+            f"the checkpoint's vocabulary does not fit the data: {unknown / n:.1%} of the "
+            f"{tokenizer.level} tokens of {corpus.source!r} are outside its "
+            f"{tokenizer.vocab_size}-token vocabulary (limit {limit:.0%}; e.g. "
+            f"{_describe_unknown(tokenizer, corpus)})"
+        )
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"--device: {exc}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device: {name!r} requested but CUDA is not available")
+    return dev
+
+
+def _to(state: Any, device: torch.device) -> Any:
+    if state is None:
+        return None
+    if isinstance(state, torch.Tensor):
+        return state.to(device)
+    return type(state)(_to(s, device) for s in state)
+
+
+def _new_run_dir(root: Path = Path("runs")) -> Path:
+    stamp = time.strftime("lm-%Y%m%d-%H%M%S", time.gmtime())
+    out, i = root / stamp, 2
+    while out.exists():
+        out, i = root / f"{stamp}-{i}", i + 1
+    return out
+
+
+def _check_out(out: Path, resume: Path | None) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out: expected a folder, received a file: {str(out)!r}")
+    ckpt = out / CHECKPOINT
+    if ckpt.exists() and (resume is None or ckpt.resolve() != resume.resolve()):
+        raise ValueError(
+            f"--out: {str(out)!r} already holds a checkpoint; pass --resume {ckpt} to continue "
+            "it, or choose another --out (nothing was overwritten)"
+        )
+
+
+def _lm_step(device: torch.device):
+    def step(model, batch, carry) -> StepOutput:
+        if device.type != "cpu":
+            batch = batch._replace(
+                inputs=batch.inputs.to(device, non_blocking=True),
+                targets=batch.targets.to(device, non_blocking=True),
+            )
+        return lm_loss(model, batch, carry)
+
+    return step
+
+
+def train_lm(
+    options: LMTrainOptions | None = None,
+    *,
+    steps: int | None = None,
+    minutes: float | None = None,
+    out: str | os.PathLike | None = None,
+    resume: str | os.PathLike | None = None,
+    overrides: dict | None = None,
+    progress: bool = True,
+    threads: int | None = None,
+) -> tuple[dict, Trainer]:
+    """Train (or continue) a language model; returns the JSON record and the trainer.
+
+    Args:
+        options: the run's options (None: defaults; ignored on resume except ``overrides``).
+        steps / minutes: budget (steps count across resumes; minutes this session).
+        out: output folder (default: a new ``runs/lm-<UTC time>``; on resume the
+            checkpoint's folder). A folder that already holds a checkpoint is refused
+            unless it is the one being resumed.
+        resume: a checkpoint to continue.
+        overrides: options given explicitly on resume; those in ``FIXED`` must equal the
+            checkpoint's, the others (lr, clip, eval_every, ...) replace them.
+    """
+    if steps is None and minutes is None:
+        raise ValueError("give a budget: --steps N or --minutes M")
+    if steps is not None and steps < 1:
+        raise ValueError(f"--steps: expected an integer >= 1, received {steps!r}")
+    if minutes is not None and not minutes > 0:
+        raise ValueError(f"--minutes: expected a positive number, received {minutes!r}")
+    if threads:
+        torch.set_num_threads(threads)
+    state = None
+    resume_path = Path(resume) if resume is not None else None
+    if resume_path is not None:
+        state = load_checkpoint(resume_path, KIND)
+        saved = LMTrainOptions(**state["options"])
+        for key, value in (overrides or {}).items():
+            if key in LMTrainOptions.FIXED and value != getattr(saved, key):
+                raise ValueError(
+                    f"--{key.replace('_', '-')}: the checkpoint was trained with "
+                    f"{getattr(saved, key)!r}, received {value!r} (it cannot change on resume)"
+                )
+        opts = replace(saved, **(overrides or {}))
+        out_dir = Path(out) if out is not None else resume_path.parent
+    else:
+        opts = replace(options or LMTrainOptions(), **(overrides or {}))
+        out_dir = Path(out) if out is not None else _new_run_dir()
+    _check_out(out_dir, resume_path)
+    device = _device(opts.device)
+    seed_everything(opts.seed)
+
+    tokenizer = tokenizer_from_dict(state["vocab"]) if state is not None else None
+    data = prepare_data(opts, tokenizer)
+    if state is not None and state["data_tokens"] != data.train.numel() + data.val.numel():
+        raise ValueError(
+            f"--resume: the checkpoint was trained on {state['data_tokens']} tokens, the data "
+            f"{data.corpus.source!r} now has {data.train.numel() + data.val.numel()}"
+        )
+    config = LMConfig(
+        level=opts.level,
+        cell=opts.cell,
+        vocab_size=data.tokenizer.vocab_size,
+        embedding_size=opts.embedding,
+        hidden_size=opts.hidden,
+        num_layers=opts.layers,
+        dropout=opts.dropout,
+    )
+    model = LanguageModel(config, device=device)
+    optimizer = make_optimizer(
+        opts.optimizer, model.parameters(), lr=opts.lr, momentum=opts.momentum
+    )
+    schedule = (
+        None
+        if opts.schedule == "constant"
+        else make_schedule(opts.schedule, optimizer, total_steps=steps)
+    )
+    batches = StreamBatcher(data.train, opts.batch, opts.seq_len)
+    val_tokens = data.val.to(device)
+
+    def eval_fn(m):
+        return evaluate_lm(m, val_tokens, batch_size=16, seq_len=256)
+
+    extra = {
+        "options": asdict(opts),
+        "config": config.to_dict(),
+        "vocab": data.tokenizer.to_dict(),
+        "corpus": {"name": data.corpus.name, "source": data.corpus.source, **data.corpus.meta},
+        "data_tokens": data.train.numel() + data.val.numel(),
+    }
+    trainer = Trainer(
+        model,
+        optimizer,
+        batches,
+        _lm_step(device),
+        TrainConfig(
+            steps=steps,
+            minutes=minutes,
+            clip_norm=opts.clip,
+            clip_value=opts.clip_value,
+            eval_every=opts.eval_every,
+            patience=opts.patience,
+            progress=progress,
+        ),
+        schedule=schedule,
+        eval_fn=eval_fn,
+        checkpoint=out_dir / CHECKPOINT,
+        metrics=out_dir / "metrics.jsonl",
+        kind=KIND,
+        extra=extra,
+    )
+    if state is not None:
+        if opts.lr != LMTrainOptions(**state["options"]).lr:
+            for group in state["optimizer"]["param_groups"]:
+                group["lr"] = opts.lr
+        trainer.load_state_dict(state)
+        trainer.carry = _to(trainer.carry, device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result = trainer.fit()
+    plot = None
+    try:
+        level = opts.level
+        plot = plot_losses(
+            out_dir / "metrics.jsonl",
+            out_dir / "loss.png",
+            scale=1 / math.log(2) if level == "char" else 1.0,
+            ylabel="bits/char" if level == "char" else "loss (nats/word)",
+            title=f"{level}-level {opts.cell.upper()} {opts.layers}x{opts.hidden} on "
+            f"{data.corpus.name}",
+        )
+    except (OSError, ValueError):  # a plot is never worth losing the run over
+        plot = None
+    record = _record(result, opts, data, plot)
+    return record, trainer
+
+
+def _record(result: TrainResult, opts: LMTrainOptions, data: LMData, plot) -> dict:
+    name = metric_name(opts.level)
+    rec = {
+        "steps": result.steps,
+        "train_loss": result.train_loss,
+        f"train_{name}": metric_value(opts.level, result.train_loss),
+        f"val_{name}": (
+            metric_value(opts.level, result.val_loss) if result.val_loss is not None else None
+        ),
+        "val_loss": result.val_loss,
+        "tokens_per_second": result.tokens_per_second,
+        "seconds": result.seconds,
+        "stopped": result.stopped,
+        "skipped_steps": result.skipped_steps,
+        "checkpoint": result.checkpoint,
+        "loss_plot": str(plot) if plot else None,
+        "vocab_size": data.tokenizer.vocab_size,
+        "train_tokens": data.train.numel(),
+        "val_tokens": data.val.numel(),
+        "corpus": data.corpus.name,
+        "python": data.corpus.meta.get("python"),
+        "options": asdict(opts),
+    }
+    return rec
+
+
+# ------------------------------------------------------------------ loading / using a model
+def load_lm(path: str | os.PathLike, device: str = "cpu") -> tuple[LanguageModel, Tokenizer, dict]:
+    """Model (eval mode), tokenizer and the raw checkpoint of a trained language model."""
+    state = load_checkpoint(path, KIND)
+    try:
+        config = LMConfig(**state["config"])
+        tokenizer = tokenizer_from_dict(state["vocab"])
+        model = LanguageModel(config, device=_device(device))
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"checkpoint: {str(path)!r} is damaged or incompatible ({first})"
+        ) from None
+    model.eval()
+    return model, tokenizer, state
+
+
+def eval_lm(path: str | os.PathLike, data: str | os.PathLike | None = None) -> dict:
+    """Bits/char (char) or perplexity (word) of a checkpoint on a file, or on the
+    validation split of its own corpus when ``data`` is None."""
+    model, tokenizer, state = load_lm(path)
+    level = tokenizer.level
+    if data is None:
+        opts = LMTrainOptions(**state["options"])
+        ids = prepare_data(opts, tokenizer).val
+        source, unknown = f"validation split of {state['corpus']['source']}", 0
+    else:
+        corpus = load_corpus(data=data)
+        enc = tokenizer.encode_blocks(corpus.blocks(), corpus.size_bytes)
+        if enc.ids.numel() < 2:
+            raise ValueError(f"--data: {str(data)!r} holds fewer than 2 {level} tokens")
+        check_vocabulary_fits(tokenizer, corpus, enc.unknown, enc.ids.numel())
+        ids, source, unknown = enc.ids, str(data), enc.unknown
+    loss = evaluate_lm(model, ids, batch_size=16, seq_len=256)
+    name = metric_name(level)
+    return {
+        name: metric_value(level, loss),
+        "loss": loss,
+        "tokens": ids.numel(),
+        "unknown_tokens": unknown,
+        "data": source,
+        "checkpoint": str(path),
+    }
+
+
+def encode_prime(tokenizer: Tokenizer, prime: str) -> list[int]:
+    """Ids of a priming text; ValueError naming the symbols outside the vocabulary."""
+    if prime == "":
+        raise ValueError("--prime: expected a non-empty text")
+    bad = tokenizer.unknown_symbols(prime)
+    if bad:
+        shown = ", ".join(repr(s) for s in bad[:5])
+        raise ValueError(
+            f"--prime: {len(bad)} {tokenizer.level} symbol(s) outside the model's vocabulary: "
+            f"{shown}"
+        )
+    ids = tokenizer.encode(prime)
+    if not ids:
+        raise ValueError(f"--prime: {prime!r} holds no {tokenizer.level} tokens")
+    return ids
+
+
+def default_prime(tokenizer: Tokenizer) -> str:
+    """ "The" when the vocabulary can spell it, else the first real token."""
+    if not tokenizer.unknown_symbols("The"):
+        return "The"
+    return tokenizer.tokens[1] if tokenizer.vocab_size > 1 else ""
+
+
+def generate_text(
+    model: LanguageModel,
+    tokenizer: Tokenizer,
+    *,
+    prime: str | None = None,
+    length: int = 300,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    greedy: bool = False,
+    beam: int | None = None,
+    seed: int = 0,
+) -> str:
+    """Prime text followed by ``length`` generated tokens."""
+    prime = default_prime(tokenizer) if prime is None else prime
+    ids = encode_prime(tokenizer, prime)
+    if beam is not None and beam > 1:
+        new = beam_search(model, ids, length, beam).tokens
+    else:
+        gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
+        new = sample(
+            model,
+            ids,
+            length,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            greedy=greedy or beam == 1,
+            generator=gen,
+        )
+    return tokenizer.decode(ids + new)
+
+
+def option_names() -> list[str]:
+    """The names of :class:`LMTrainOptions` fields."""
+    return [f.name for f in fields(LMTrainOptions)]

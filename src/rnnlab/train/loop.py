@@ -1,0 +1,411 @@
+"""The one training loop: a model, a batch iterator and a loss function.
+
+:class:`Trainer` runs ``loss_fn(model, batch, carry) -> StepOutput`` on batches drawn from
+an iterator, backpropagates, clips (reporting the gradient norm), steps the optimizer and
+the learning-rate schedule, and carries ``StepOutput.carry`` (e.g. the recurrent state in
+truncated BPTT) detached to the next call. It evaluates, stops early, logs metrics to a
+JSONL file, shows a tqdm progress bar, and saves checkpoints that continue the run
+exactly (model, optimizer, schedule, data position, carried state, RNG states and the
+caller's extra fields, e.g. the vocabulary and configuration).
+
+Any model fits: a recurrent language model (carry = state), a feed-forward NPLM or a task
+experiment (carry = None). The batch iterator only needs ``__next__`` and, for exact
+resume, ``state_dict()`` / ``load_state_dict()``.
+
+Safety: a non-finite loss or gradient is never trained on (the step is skipped, reported,
+and the carried state reset); after ``max_bad_steps`` consecutive failures the loop raises
+:class:`TrainingDiverged` without writing, so the last good checkpoint stays intact.
+SIGINT (Ctrl-C) and SIGTERM finish the current step, save a checkpoint and stop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from rnnlab.optim.clipping import clip_gradients
+from rnnlab.train.checkpoint import rng_state, save_checkpoint, set_rng_state
+
+
+class StepOutput(NamedTuple):
+    """What a loss function returns for one batch.
+
+    loss: 0-d tensor, the mean loss to minimise (nats per item for a language model).
+    items: how many items (tokens) the mean is over (for tokens/s and averages).
+    carry: state handed to the next batch (detached by the loop), or None.
+    """
+
+    loss: torch.Tensor
+    items: int
+    carry: Any = None
+
+
+LossFn = Callable[[nn.Module, Any, Any], StepOutput]
+EvalFn = Callable[[nn.Module], float]
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised after too many consecutive non-finite losses or gradients."""
+
+
+@dataclass
+class TrainConfig:
+    """How long and how carefully to train.
+
+    steps: stop when the step counter reaches this (counted across resumes).
+    minutes: stop after this much wall-clock time in this session.
+    clip_norm: clip the global gradient norm to this (None: no norm clipping).
+    clip_value: clamp each gradient component to +-this (None: none).
+    eval_every: evaluate every this many steps (0: only at the end).
+    patience: stop after this many evaluations without improvement (None: never).
+    max_bad_steps: consecutive non-finite steps tolerated before giving up.
+    log_every: steps between metric lines in the JSONL log.
+    checkpoint_every: steps between checkpoints (0: at evaluations and at the end).
+    progress: show a tqdm progress bar (stderr).
+    """
+
+    steps: int | None = None
+    minutes: float | None = None
+    clip_norm: float | None = None
+    clip_value: float | None = None
+    eval_every: int = 0
+    patience: int | None = None
+    max_bad_steps: int = 5
+    log_every: int = 10
+    checkpoint_every: int = 0
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.steps is None and self.minutes is None:
+            raise ValueError("training needs a budget: steps or minutes")
+        if self.steps is not None and (isinstance(self.steps, bool) or self.steps < 0):
+            raise ValueError(f"steps: expected an integer >= 0, received {self.steps!r}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ValueError(f"minutes: expected a positive number, received {self.minutes!r}")
+        for name in ("clip_norm", "clip_value"):
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise ValueError(f"{name}: expected a positive number or None, received {v!r}")
+
+
+@dataclass
+class TrainResult:
+    """Summary of a :meth:`Trainer.fit` call (losses in nats per item)."""
+
+    steps: int
+    train_loss: float
+    val_loss: float | None
+    best_val_loss: float | None
+    tokens_per_second: float
+    seconds: float
+    stopped: str  # "steps", "time", "early_stopping", "interrupted"
+    skipped_steps: int
+    checkpoint: str | None
+
+
+def detach_carry(carry: Any) -> Any:
+    """The same nested structure with every tensor detached (truncated BPTT)."""
+    if isinstance(carry, torch.Tensor):
+        return carry.detach()
+    if isinstance(carry, (tuple, list)):
+        return type(carry)(detach_carry(c) for c in carry)
+    return carry
+
+
+class Trainer:
+    """Train ``model`` by ``loss_fn`` on ``batches`` (see the module docstring).
+
+    Args:
+        model: the module to train.
+        optimizer: a torch optimizer over ``model``'s parameters.
+        batches: an endless iterator of batches (``state_dict``/``load_state_dict``
+            optional: without them a resumed run does not continue at the same data).
+        loss_fn: ``loss_fn(model, batch, carry) -> StepOutput``.
+        config: :class:`TrainConfig`.
+        schedule: a ``torch.optim.lr_scheduler`` (ReduceLROnPlateau is stepped with the
+            validation loss, every other schedule once per step), or None.
+        eval_fn: ``eval_fn(model) -> mean validation loss`` (run in eval mode, no grad).
+        checkpoint: path of the checkpoint file to write (None: never write).
+        metrics: path of the JSONL metrics log (appended), or None.
+        kind: the checkpoint's model kind (e.g. "lm").
+        extra: more fields for the checkpoint (configuration, vocabulary, ...).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        batches: Iterator,
+        loss_fn: LossFn,
+        config: TrainConfig,
+        *,
+        schedule: Any = None,
+        eval_fn: EvalFn | None = None,
+        checkpoint: str | Path | None = None,
+        metrics: str | Path | None = None,
+        kind: str = "model",
+        extra: dict | None = None,
+    ):
+        self.model = model
+        self.optimizer = optimizer
+        self.batches = batches
+        self.loss_fn = loss_fn
+        self.config = config
+        self.schedule = schedule
+        self.eval_fn = eval_fn
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.metrics = Path(metrics) if metrics is not None else None
+        self.kind = kind
+        self.extra = dict(extra or {})
+        self.step = 0
+        self.items = 0
+        self.carry: Any = None
+        self.best_val: float | None = None
+        self.evals_since_best = 0
+        self.skipped = 0
+        self._stop_signal: str | None = None
+
+    # ----------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        """Everything needed to continue exactly (plus ``extra``)."""
+        data = self.batches.state_dict() if hasattr(self.batches, "state_dict") else None
+        return {
+            **self.extra,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            "data": data,
+            "carry": self.carry,
+            "rng": rng_state(),
+            "trainer": {
+                "step": self.step,
+                "items": self.items,
+                "best_val": self.best_val,
+                "evals_since_best": self.evals_since_best,
+                "skipped": self.skipped,
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from :meth:`state_dict` output (e.g. a loaded checkpoint)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.schedule is not None and state.get("schedule") is not None:
+            self.schedule.load_state_dict(state["schedule"])
+        if state.get("data") is not None and hasattr(self.batches, "load_state_dict"):
+            self.batches.load_state_dict(state["data"])
+        self.carry = state.get("carry")
+        t = state["trainer"]
+        self.step, self.items = int(t["step"]), int(t["items"])
+        self.best_val, self.evals_since_best = t["best_val"], int(t["evals_since_best"])
+        self.skipped = int(t["skipped"])
+        if state.get("rng") is not None:
+            set_rng_state(state["rng"])
+
+    def save(self, path: str | Path | None = None) -> Path | None:
+        """Write a checkpoint atomically (to ``path`` or the configured file)."""
+        path = Path(path) if path is not None else self.checkpoint
+        if path is None:
+            return None
+        return save_checkpoint(path, self.kind, self.state_dict())
+
+    # ------------------------------------------------------------- helpers
+    def _log(self, record: dict) -> None:
+        if self.metrics is not None:
+            self.metrics.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.metrics, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+    def evaluate(self) -> float | None:
+        """Mean validation loss from ``eval_fn`` (eval mode, no gradients)."""
+        if self.eval_fn is None:
+            return None
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return float(self.eval_fn(self.model))
+        finally:
+            self.model.train(was_training)
+
+    def _install_signals(self) -> dict:
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+
+        def handler(signum, frame):
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            self._stop_signal = signal.Signals(signum).name
+
+        return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _train_step(self, batch: Any) -> tuple[float | None, float | None]:
+        """One step; returns (loss, grad norm), or (None, None) when skipped as non-finite."""
+        cfg = self.config
+        out = self.loss_fn(self.model, batch, self.carry)
+        loss = out.loss
+        self.last_items = int(out.items)
+        if not torch.isfinite(loss.detach()):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.carry = None
+            return None, None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        norm = clip_gradients(self.model.parameters(), cfg.clip_norm, cfg.clip_value)
+        if not torch.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            self.carry = None
+            return None, float(norm)
+        self.optimizer.step()
+        if self.schedule is not None and not isinstance(
+            self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau
+        ):
+            self.schedule.step()
+        self.carry = detach_carry(out.carry)
+        return float(loss.detach()), float(norm)
+
+    # ----------------------------------------------------------------- fit
+    def fit(self) -> TrainResult:
+        """Train until the step or time budget, early stopping, or a signal."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        budget_s = cfg.minutes * 60.0 if cfg.minutes is not None else math.inf
+        start = time.perf_counter()
+        train_seconds = 0.0
+        session_items = 0
+        recent: deque[float] = deque(maxlen=50)
+        bad_run = 0
+        stopped = "steps"
+        val = None
+        last_ckpt = str(self.checkpoint) if self.checkpoint and self.checkpoint.exists() else None
+        if cfg.steps is not None:
+            bar = tqdm(
+                total=cfg.steps,
+                initial=self.step,
+                disable=not cfg.progress,
+                unit="step",
+                file=sys.stderr,
+                dynamic_ncols=True,
+            )
+        else:
+            bar = tqdm(
+                total=round(budget_s),
+                disable=not cfg.progress,
+                unit="s",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]",
+            )
+        old_handlers = self._install_signals()
+        self._stop_signal = None
+        self.model.train()
+        try:
+            while True:
+                if cfg.steps is not None and self.step >= cfg.steps:
+                    stopped = "steps"
+                    break
+                if time.perf_counter() - start >= budget_s:
+                    stopped = "time"
+                    break
+                t0 = time.perf_counter()
+                batch = next(self.batches)
+                loss, norm = self._train_step(batch)
+                dt = time.perf_counter() - t0
+                train_seconds += dt
+                self.step += 1
+                if loss is None:
+                    self.skipped += 1
+                    bad_run += 1
+                    what = "loss" if norm is None else "gradient norm"
+                    msg = f"step {self.step}: non-finite {what}; step skipped"
+                    bar.write(f"warning: {msg}", file=sys.stderr)
+                    self._log({"step": self.step, "skipped": msg})
+                    if bad_run >= cfg.max_bad_steps:
+                        where = f"; last good checkpoint: {last_ckpt}" if last_ckpt else ""
+                        raise TrainingDiverged(
+                            f"training stopped: {bad_run} consecutive steps with a non-finite "
+                            f"loss or gradient (try a lower --lr or --clip){where}"
+                        )
+                else:
+                    bad_run = 0
+                    self.items += self.last_items
+                    session_items += self.last_items
+                    recent.append(loss)
+                tps = session_items / train_seconds if train_seconds > 0 else 0.0
+                if cfg.steps is not None:
+                    bar.update(1)
+                else:
+                    bar.n = min(time.perf_counter() - start, budget_s)
+                if recent:
+                    bar.set_postfix(loss=f"{recent[-1]:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
+                if loss is not None and self.step % cfg.log_every == 0:
+                    self._log(
+                        {
+                            "step": self.step,
+                            "loss": loss,
+                            "grad_norm": norm,
+                            "lr": self.optimizer.param_groups[0]["lr"],
+                            "tokens_per_second": tps,
+                            "seconds": time.perf_counter() - start,
+                        }
+                    )
+                evaluated = False
+                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.eval_fn:
+                    val = self.evaluate()
+                    evaluated = True
+                    self._log({"step": self.step, "val_loss": val})
+                    bar.write(f"step {self.step}: val loss {val:.4f}", file=sys.stderr)
+                    if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                        self.schedule.step(val)
+                    if self.best_val is None or val < self.best_val:
+                        self.best_val, self.evals_since_best = val, 0
+                    else:
+                        self.evals_since_best += 1
+                want_ckpt = (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or (
+                    evaluated and not cfg.checkpoint_every
+                )
+                if want_ckpt and self.checkpoint is not None:
+                    last_ckpt = str(self.save())
+                if self._stop_signal is not None:
+                    stopped = "interrupted"
+                    bar.write(
+                        f"{self._stop_signal}: saving a checkpoint and stopping", file=sys.stderr
+                    )
+                    break
+                if cfg.patience is not None and self.evals_since_best >= cfg.patience:
+                    stopped = "early_stopping"
+                    break
+        finally:
+            bar.close()
+            for sig, old in old_handlers.items():
+                signal.signal(sig, old)
+        if self.checkpoint is not None:
+            last_ckpt = str(self.save())
+        if stopped != "interrupted":
+            val = self.evaluate()  # reported only: never feeds the schedule (exact resume)
+            if val is not None:
+                self._log({"step": self.step, "final_val_loss": val})
+        return TrainResult(
+            steps=self.step,
+            train_loss=sum(recent) / len(recent) if recent else math.nan,
+            val_loss=val,
+            best_val_loss=self.best_val,
+            tokens_per_second=session_items / train_seconds if train_seconds > 0 else 0.0,
+            seconds=time.perf_counter() - start,
+            stopped=stopped,
+            skipped_steps=self.skipped,
+            checkpoint=last_ckpt,
+        )
