@@ -1,0 +1,208 @@
+r"""Gated recurrent unit (Cho et al. 2014), in torch.nn's "reset after" form.
+
+.. math::
+
+    r_t &= \sigma(W_{ir} x_t + b_{ir} + W_{hr} \tilde h_{t-1} + b_{hr}) \\
+    z_t &= \sigma(W_{iz} x_t + b_{iz} + W_{hz} \tilde h_{t-1} + b_{hz}) \\
+    n_t &= \tanh\big(W_{in} x_t + b_{in} + r_t \odot (W_{hn} \tilde h_{t-1} + b_{hn})\big) \\
+    h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+
+=================  ===========================================================
+symbol             meaning
+=================  ===========================================================
+:math:`r, z`       reset and update gates, (B, H)
+:math:`n_t`        candidate state, (B, H)
+:math:`\tilde h`   :math:`r^{drop} \odot h_{t-1}`, the state seen by the recurrent
+                   weights (recurrent dropout; :math:`h_{t-1}` itself otherwise)
+=================  ===========================================================
+
+The reset gate multiplies :math:`W_{hn} h_{t-1} + b_{hn}` *after* the matrix product
+(torch.nn and cuDNN's convention; Cho et al. apply it before), so weights interchange with
+torch.nn.GRU. Write :math:`q_t = W_{hh} \tilde h_{t-1} + b_{hh}` (gates r, z, n).
+The adjoint recursion (:class:`GRURecurrence`):
+
+.. math::
+
+    \bar a^n_t &= \bar h_t \odot (1 - z_t)(1 - n_t^2), \quad
+    \bar a^z_t = \bar h_t \odot (h_{t-1} - n_t)\, z_t (1 - z_t), \quad
+    \bar a^r_t = \bar a^n_t \odot q^n_t \odot r_t (1 - r_t) \\
+    \bar q_t &= (\bar a^r_t, \bar a^z_t, r_t \odot \bar a^n_t), \qquad
+    \bar h_{t-1} \mathrel{+}= \bar h_t \odot z_t + r^{drop} \odot (W_{hh}^\top \bar q_t)
+
+with :math:`\bar W_{hh} = \sum_t \bar q_t^\top \tilde h_{t-1}`,
+:math:`\bar b_{hh} = \sum_t \bar q_t`, and :math:`\bar a_t` going back through the
+input projection.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last
+from rnnlab.nn.srn import inject_final_grad
+
+
+def gru_step(
+    xp_t: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None, rmask: Tensor | None = None
+) -> Tensor:
+    """One GRU step; ``xp_t`` (B, 3H) = W_ih x_t + b_ih, gates (r, z, n)."""
+    H = h.shape[-1]
+    hin = h if rmask is None else h * rmask
+    q = hin @ w_hh.t()  # (B, 3H)
+    if b_hh is not None:
+        q = q + b_hh
+    rz = torch.sigmoid(xp_t[:, : 2 * H] + q[:, : 2 * H])
+    r, z = rz[:, :H], rz[:, H:]
+    n = torch.tanh(xp_t[:, 2 * H :] + r * q[:, 2 * H :])
+    return (1 - z) * n + z * h
+
+
+class GRURecurrence(torch.autograd.Function):
+    """Hand-written BPTT for one GRU layer and direction.
+
+    forward(xp (B, T, 3H), h0 (B, H), w_hh (3H, H), b_hh (3H,) or None, lengths, rmask)
+    -> (ys (B, T, H), h_T).
+    """
+
+    @staticmethod
+    def forward(ctx, xp, h0, w_hh, b_hh, lengths, rmask):
+        B, T, G = xp.shape
+        H = G // 3
+        xpt = xp.transpose(0, 1)  # (T, B, 3H)
+        Hs = xp.new_empty(T + 1, B, H)  # h_0 .. h_T
+        Q = xp.new_empty(T, B, G)  # W_hh h~ + b_hh
+        RZ = xp.new_empty(T, B, 2 * H)  # gates r, z
+        N = xp.new_empty(T, B, H)  # candidates n
+        Hs[0] = h0
+        w_t = w_hh.t()
+        bias = b_hh if b_hh is not None else xp.new_zeros(G)
+        for t in range(T):
+            h = Hs[t]
+            hin = h if rmask is None else h * rmask
+            torch.addmm(bias, hin, w_t, out=Q[t])
+            torch.add(xpt[t, :, : 2 * H], Q[t, :, : 2 * H], out=RZ[t]).sigmoid_()
+            torch.addcmul(xpt[t, :, 2 * H :], RZ[t, :, :H], Q[t, :, 2 * H :], out=N[t]).tanh_()
+            torch.lerp(N[t], h, RZ[t, :, H:], out=Hs[t + 1])  # n + z (h - n)
+        ys = Hs[1:].transpose(0, 1)  # (B, T, H)
+        if lengths is not None:
+            valid = torch.arange(T, device=xp.device) < lengths.unsqueeze(1)  # (B, T)
+            ys = torch.where(valid.unsqueeze(-1), ys, 0.0)
+        else:
+            ys = ys.contiguous()
+        ctx.save_for_backward(Hs, Q, RZ, N, w_hh, lengths, rmask)
+        ctx.has_bias = b_hh is not None
+        return ys, gather_last(Hs, lengths)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dys, dhT):
+        Hs, Q, RZ, N, w_hh, lengths, rmask = ctx.saved_tensors
+        T, B, G = Q.shape
+        H = G // 3
+        dY = dys.transpose(0, 1).clone(memory_format=torch.contiguous_format)  # (T, B, H)
+        inject_final_grad(dY, dhT, lengths)
+        r, z = RZ[..., :H], RZ[..., H:]
+        # da = dh * K (gates r, z, n of the input projection); dq = dh * Kq
+        K_n = (1 - z) * (1 - N * N)
+        K = torch.stack([K_n * Q[..., 2 * H :] * r * (1 - r), (Hs[:-1] - N) * z * (1 - z), K_n], 2)
+        Kq = K.clone()
+        Kq[:, :, 2] *= r  # (T, B, 3, H)
+        dA = K.view(T, B, G)  # overwritten in place: dA[t] = dh_t * K[t]
+        dQ = Kq.view(T, B, G)
+        for t in range(T - 1, -1, -1):
+            dh = dY[t]
+            dA[t].view(B, 3, H).mul_(dh.unsqueeze(1))
+            dQ[t].view(B, 3, H).mul_(dh.unsqueeze(1))
+            if t > 0:
+                if rmask is None:
+                    dY[t - 1].addmm_(dQ[t], w_hh)
+                else:
+                    dY[t - 1].addcmul_(dQ[t] @ w_hh, rmask)
+                dY[t - 1].addcmul_(dh, z[t])
+        dh0 = dQ[0] @ w_hh
+        hin = Hs[:-1]
+        if rmask is not None:
+            dh0, hin = dh0 * rmask, hin * rmask
+        dh0 += dY[0] * z[0]
+        d_w_hh = dQ.reshape(T * B, G).t() @ hin.reshape(T * B, H)
+        d_b_hh = dQ.sum((0, 1)) if ctx.has_bias else None
+        return dA.transpose(0, 1), dh0, d_w_hh, d_b_hh, None, None
+
+
+class GRU(RecurrentLayer):
+    r"""A stack of GRU layers (see the module docstring); torch.nn.GRU's parameters.
+
+    Args: as :class:`rnnlab.nn.LSTM` (input_size, hidden_size, num_layers, bias,
+    bidirectional, residual, dropout, recurrent_dropout, learn_initial_state, engine).
+
+    Shapes: input (B, T, F) or (T, F); state h_0 (L * D, B, H); outputs (B, T, D * H).
+    """
+
+    _fused_mode = "gru"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bias: bool = True,
+        bidirectional: bool = False,
+        residual: bool = False,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        learn_initial_state: bool = False,
+        engine: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
+            residual=residual, dropout=dropout, recurrent_dropout=recurrent_dropout,
+            learn_initial_state=learn_initial_state, engine=engine, device=device, dtype=dtype,
+        )  # fmt: skip
+        self.reset_parameters()
+
+    def _state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size,)
+
+    def _build(self, k: int, sfx: str, in_size: int, factory: dict) -> None:
+        G, H = 3 * self.hidden_size, self.hidden_size
+        shapes = {"weight_ih": (G, in_size), "weight_hh": (G, H)}
+        if self.bias:
+            shapes.update(bias_ih=(G,), bias_hh=(G,))
+        for name, shape in shapes.items():
+            setattr(self, f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(*shape, **factory)))
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H)); initial states 0."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name, p in self.named_parameters():
+            if name.startswith("initial_state"):
+                nn.init.zeros_(p)
+            else:
+                nn.init.uniform_(p, -bound, bound)
+
+    def _project(self, x: Tensor, k: int, sfx: str) -> Tensor:
+        xp = x @ self._p("weight_ih", k, sfx).t()  # (B, T, 3H)
+        return xp + self._p("bias_ih", k, sfx) if self.bias else xp
+
+    def _step(self, xp_t, state, k, sfx, rmask):
+        w_hh, b_hh = self._p("weight_hh", k, sfx), self._p("bias_hh", k, sfx)
+        h = gru_step(xp_t, state[0], w_hh, b_hh, rmask)
+        return h, (h,)
+
+    def _recurrence(self, xp, state, k, sfx, lengths, rmask):
+        w_hh, b_hh = self._p("weight_hh", k, sfx), self._p("bias_hh", k, sfx)
+        ys, h = GRURecurrence.apply(xp, state[0], w_hh, b_hh, lengths, rmask)
+        return ys, (h,)
+
+    def _fused(self, x, state, k0, k1, lengths):
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        weights = self._fused_weights(k0, k1, names)
+        out, (h,) = call_fused("gru", self, x, state[0], weights, k1 - k0, lengths)
+        return out, (h,)

@@ -1,0 +1,513 @@
+r"""Long short-term memory: the forget-gate LSTM, the 1997 cell, peepholes, layer norm.
+
+One step of the cell (Hochreiter & Schmidhuber 1997; Gers, Schmidhuber & Cummins 2000;
+Gers & Schmidhuber 2001; Ba, Kiros & Hinton 2016):
+
+.. math::
+
+    a_t &= W_{ih} x_t + b_{ih} + b_{hh} + W_{hh} (r \odot h_{t-1})  \\
+    i_t &= \sigma(a^i_t + p_i \odot c_{t-1}) \qquad
+    f_t  = \sigma(a^f_t + p_f \odot c_{t-1}) \qquad
+    g_t  = \tanh(a^g_t) \\
+    c_t &= f_t \odot c_{t-1} + i_t \odot g_t \\
+    o_t &= \sigma(a^o_t + p_o \odot c_t) \\
+    h_t &= W_{hr} \big(o_t \odot \tanh(c_t)\big)
+
+==================  =============================================================
+symbol              meaning
+==================  =============================================================
+:math:`x_t`         input at step t, (B, F)
+:math:`h_t`         output / recurrent state, (B, P); P = proj_size or H
+:math:`c_t`         cell state ("constant error carousel"), (B, H)
+:math:`i, f, o`     input, forget and output gates, (B, H)
+:math:`g_t`         cell input, (B, H)
+:math:`p_i,p_f,p_o` peephole weights (``peepholes=True``), diagonal, (H,)
+:math:`r`           recurrent-dropout mask, one per sequence, (B, P)
+:math:`W_{hr}`      projection (``proj_size > 0``), identity otherwise
+==================  =============================================================
+
+Options:
+
+- ``forget_gate=False``: the 1997 cell. No forget gate (:math:`c_t = c_{t-1} + i_t g_t`),
+  cell input squashed to [-2, 2] by :math:`g(a) = 4\sigma(a) - 2` and cell output to
+  [-1, 1] by :math:`h(c) = 2\sigma(c) - 1` (H&S 1997, §4 and appendix A.1).
+- ``layer_norm=True`` (Ba et al. 2016, §3.1): :math:`a_t = LN(W_{ih}x_t; \gamma_{ih}) +
+  LN(W_{hh} h_{t-1}; \gamma_{hh}) + b` and :math:`h_t = o_t \odot \tanh(LN(c_t;
+  \gamma_c, \beta_c))`.
+
+The adjoint recursion (the BPTT kernel :class:`LSTMRecurrence`). Write
+:math:`\bar{u} = \partial L / \partial u`, :math:`m_t = o_t \odot \phi_t`,
+:math:`\phi_t = \tanh(\hat c_t)`; going backward from :math:`t = T`, with
+:math:`\bar h_t` = (gradient from the output at t) + (carry from step t+1):
+
+.. math::
+
+    \bar m_t &= W_{hr}^\top \bar h_t, \qquad
+    \bar a^o_t = \bar m_t \odot \phi_t \odot o_t (1 - o_t) \\
+    \bar c_t &\mathrel{+}= \bar m_t \odot o_t \odot (1 - \phi_t^2) + \bar a^o_t \odot p_o \\
+    \bar a^i_t &= \bar c_t \odot g_t \odot i_t(1-i_t), \quad
+    \bar a^f_t = \bar c_t \odot c_{t-1} \odot f_t(1-f_t), \quad
+    \bar a^g_t = \bar c_t \odot i_t \odot (1 - g_t^2) \\
+    \bar c_{t-1} &= \bar c_t \odot f_t + \bar a^i_t \odot p_i + \bar a^f_t \odot p_f, \qquad
+    \bar h_{t-1} \mathrel{+}= r \odot (W_{hh}^\top \bar a_t)
+
+and the weight gradients are sums over time, each one matrix multiply at the end:
+:math:`\bar W_{hh} = \sum_t \bar a_t^\top (r \odot h_{t-1})`,
+:math:`\bar W_{hr} = \sum_t \bar h_t^\top m_t`. The input projections'
+gradient :math:`\bar a_t` goes back through the one matmul that made them.
+
+Parameters of the plain configuration are named and laid out as torch.nn.LSTM's
+(``weight_ih_l0`` (4H, F) with gates in the order i, f, g, o; ``weight_hr_l0``), so a
+``state_dict`` moves between the two in both directions. The 1997 cell stores (3H, ·)
+with gates i, g, o. Internally the gates are reordered to (o, i, f, g) so that the
+sigmoids and the cell-state-driven gates are each one contiguous block.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last
+
+_STORED = {True: "ifgo", False: "igo"}  # gate order of the stored parameters
+_INTERNAL = {True: "oifg", False: "oig"}  # gate order inside the kernels
+
+
+def _gate_perm(forget_gate: bool, H: int, device) -> Tensor:
+    """Row indices that take the stored gate order to the internal one."""
+    stored, internal = _STORED[forget_gate], _INTERNAL[forget_gate]
+    idx = [torch.arange(H) + stored.index(g) * H for g in internal]
+    return torch.cat(idx).to(device)
+
+
+# ------------------------------------------------------------------------- one step
+def lstm_step(
+    xp_t: Tensor,
+    h: Tensor,
+    c: Tensor,
+    w_hh: Tensor,
+    w_hr: Tensor | None = None,
+    peepholes: tuple[Tensor, Tensor | None, Tensor] | None = None,
+    ln: tuple[Tensor, Tensor, Tensor] | None = None,
+    forget_gate: bool = True,
+    rmask: Tensor | None = None,
+    eps: float = 1e-5,
+) -> tuple[Tensor, Tensor]:
+    """One LSTM step in plain autograd ops (the loop engine; the specification).
+
+    ``xp_t`` (B, G) is the input projection with both biases, gates in internal order
+    (o, i, f, g) or (o, i, g) for the 1997 cell; ``w_hh`` (G, P) in the same order.
+    ``peepholes`` = (p_i, p_f, p_o); ``ln`` = (gamma_hh, gamma_c, beta_c).
+    Returns (h_t, c_t).
+    """
+    H = c.shape[-1]
+    hin = h if rmask is None else h * rmask
+    rec = hin @ w_hh.t()  # (B, G)
+    if ln is not None:
+        rec = F.layer_norm(rec, rec.shape[-1:], ln[0], None, eps)
+    a = xp_t + rec
+    a_o, a_i = a[:, :H], a[:, H : 2 * H]
+    a_g = a[:, -H:]
+    if peepholes is not None:
+        a_i = a_i + peepholes[0] * c
+    i = torch.sigmoid(a_i)
+    if forget_gate:
+        a_f = a[:, 2 * H : 3 * H]
+        if peepholes is not None:
+            a_f = a_f + peepholes[1] * c
+        g = torch.tanh(a_g)
+        c = torch.sigmoid(a_f) * c + i * g
+    else:  # 1997: g in [-2, 2], no forget gate
+        c = c + i * (4 * torch.sigmoid(a_g) - 2)
+    if peepholes is not None:
+        a_o = a_o + peepholes[2] * c
+    o = torch.sigmoid(a_o)
+    chat = c if ln is None else F.layer_norm(c, (H,), ln[1], ln[2], eps)
+    phi = torch.tanh(chat) if forget_gate else 2 * torch.sigmoid(chat) - 1
+    m = o * phi
+    h = m if w_hr is None else m @ w_hr.t()
+    return h, c
+
+
+# ------------------------------------------------------------------------- BPTT kernel
+def _ln_backward(dy: Tensor, z: Tensor, rstd: Tensor, gamma: Tensor) -> Tensor:
+    """Gradient w.r.t. u of y = gamma * (u - mean(u)) * rstd + beta (last dimension)."""
+    dz = dy * gamma
+    return rstd * (dz - dz.mean(-1, keepdim=True) - z * (dz * z).mean(-1, keepdim=True))
+
+
+class LSTMRecurrence(torch.autograd.Function):
+    """Hand-written BPTT over a whole sequence for one layer and direction.
+
+    forward(xp (B, T, G), h0 (B, P), c0 (B, H), w_hh (G, P), w_hr, p_i, p_f, p_o,
+    g_hh, g_c, b_c, lengths, rmask, forget_gate, eps) -> (ys (B, T, P), h_T, c_T).
+
+    Steps past a sequence's length are computed and discarded: outputs there are zero,
+    the final state is gathered at ``lengths``, and the backward pass starts each
+    sequence's adjoint at its own last step (the gradient past it is exactly zero).
+    Activation memory: O(T B H).
+    """
+
+    @staticmethod
+    def forward(
+        ctx, xp, h0, c0, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c, b_c, lengths, rmask, fg, eps
+    ):
+        B, T, G = xp.shape
+        H, P = c0.shape[-1], h0.shape[-1]
+        peep, ln = p_i is not None, g_hh is not None
+        xpt = xp.transpose(0, 1)  # (T, B, G)
+        Hs = xp.new_empty(T + 1, B, P)  # h_0 .. h_T
+        Cs = xp.new_empty(T + 1, B, H)  # c_0 .. c_T
+        A = xp.new_empty(T, B, G)  # gate activations (o, i, f, g)
+        Phi = xp.new_empty(T, B, H)  # phi(c_hat_t)
+        M = xp.new_empty(T, B, H) if w_hr is not None else None  # o * phi before W_hr
+        U = xp.new_empty(T, B, G) if ln else None  # recurrent projections before LN
+        stats_h = xp.new_empty(2, T, B, 1) if ln else None  # mean, rstd of U
+        stats_c = xp.new_empty(2, T, B, 1) if ln else None  # mean, rstd of c_t
+        Hs[0], Cs[0] = h0, c0
+        w_hh_t = w_hh.t()
+        nsig = G - H if not peep else H  # sigmoid block: (o, i, f) or, with peepholes, o later
+        for t in range(T):
+            h, c, a = Hs[t], Cs[t], A[t]
+            hin = h if rmask is None else h * rmask
+            if ln:
+                torch.mm(hin, w_hh_t, out=U[t])
+                rec, mean, rstd = torch.native_layer_norm(U[t], (G,), g_hh, None, eps)
+                stats_h[0, t], stats_h[1, t] = mean, rstd
+                torch.add(xpt[t], rec, out=a)
+            else:
+                torch.addmm(xpt[t], hin, w_hh_t, out=a)
+            if peep:
+                a[:, H : 2 * H].addcmul_(p_i, c)
+                if fg:
+                    a[:, 2 * H : 3 * H].addcmul_(p_f, c)
+                a[:, H : G - H].sigmoid_()
+            else:
+                a[:, :nsig].sigmoid_()
+            i, g = a[:, H : 2 * H], a[:, G - H :]
+            cn = Cs[t + 1]
+            if fg:
+                g.tanh_()
+                torch.mul(a[:, 2 * H : 3 * H], c, out=cn)
+                cn.addcmul_(i, g)
+            else:
+                g.sigmoid_().mul_(4).sub_(2)
+                torch.addcmul(c, i, g, out=cn)
+            o = a[:, :H]
+            if peep:
+                o.addcmul_(p_o, cn).sigmoid_()
+            chat = cn
+            if ln:
+                chat, mean, rstd = torch.native_layer_norm(cn, (H,), g_c, b_c, eps)
+                stats_c[0, t], stats_c[1, t] = mean, rstd
+            if fg:
+                torch.tanh(chat, out=Phi[t])
+            else:
+                torch.sigmoid(chat, out=Phi[t]).mul_(2).sub_(1)
+            if M is None:
+                torch.mul(o, Phi[t], out=Hs[t + 1])
+            else:
+                torch.mul(o, Phi[t], out=M[t])
+                torch.mm(M[t], w_hr.t(), out=Hs[t + 1])
+        ys = Hs[1:].transpose(0, 1)  # (B, T, P)
+        if lengths is not None:
+            valid = torch.arange(T, device=xp.device) < lengths.unsqueeze(1)  # (B, T)
+            ys = torch.where(valid.unsqueeze(-1), ys, 0.0)
+        else:
+            ys = ys.contiguous()
+        ctx.save_for_backward(
+            Hs, Cs, A, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
+            b_c, lengths, rmask,
+        )  # fmt: skip
+        ctx.fg, ctx.eps = fg, eps
+        return ys, gather_last(Hs, lengths), gather_last(Cs, lengths)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dys, dhT, dcT):
+        (Hs, Cs, A, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c, b_c,
+         lengths, rmask) = ctx.saved_tensors  # fmt: skip
+        fg = ctx.fg
+        T, B, G = A.shape
+        H, P = Cs.shape[-1], Hs.shape[-1]
+        peep, ln = p_i is not None, g_hh is not None
+        nc = G // H - 1  # gates driven by dc: (i, f, g) or (i, g)
+        # dY[t]: total gradient w.r.t. h_t (output at t, final state, carry from t+1)
+        dY = dys.transpose(0, 1).clone(memory_format=torch.contiguous_format)
+        ends: dict[int, Tensor] = {}
+        if lengths is not None:
+            valid = torch.arange(T, device=A.device).unsqueeze(1) < lengths  # (T, B)
+            dY.mul_(valid.unsqueeze(-1))
+            last = lengths - 1
+            if dhT is not None:
+                dY[last, torch.arange(B, device=A.device)] += dhT
+            if dcT is not None:
+                for t in last.unique().tolist():
+                    ends[t] = (last == t).nonzero().squeeze(1)
+        elif dhT is not None:
+            dY[-1] += dhT
+        dc = A.new_zeros(B, H)
+        if dcT is not None and lengths is None:
+            dc += dcT
+
+        # factors of the adjoint, for all steps at once (T, B, ·)
+        o, i, g = A[..., :H], A[..., H : 2 * H], A[..., G - H :]
+        dphi = 1 - Phi * Phi if fg else (1 - Phi * Phi) / 2  # d phi / d c_hat
+        K_o = Phi * o * (1 - o)  # da_o = dm * K_o
+        K_c = o * dphi  # dc_hat = dm * K_c
+        dg = 1 - g * g if fg else (4 - g * g) / 4  # tanh' or (4 sigma - 2)'
+        parts = [g * i * (1 - i)]  # da_i = dc * K_i
+        if fg:
+            f = A[..., 2 * H : 3 * H]
+            parts.append(Cs[:-1] * f * (1 - f))  # da_f = dc * K_f
+        parts.append(i * dg)  # da_g = dc * K_g
+        K3 = torch.stack(parts, dim=2)  # (T, B, nc, H)
+        if ln:
+            Zh = (U - stats_h[0]) * stats_h[1]  # normalised recurrent projections
+            Zc = (Cs[1:] - stats_c[0]) * stats_c[1]
+            dChat = A.new_empty(T, B, H)
+        dA = A.new_empty(T, B, G)
+        dU = A.new_empty(T, B, G) if ln else dA
+        w_hh_r = w_hh  # (G, P): dh_{t-1} = dU_t @ W_hh
+        dh0 = None
+        for t in range(T - 1, -1, -1):
+            if t in ends:
+                idx = ends[t]
+                dc[idx] += dcT[idx]
+            dm = dY[t] if w_hr is None else dY[t] @ w_hr  # (B, H)
+            da = dA[t]
+            torch.mul(dm, K_o[t], out=da[:, :H])
+            if ln:
+                torch.mul(dm, K_c[t], out=dChat[t])
+                dc += _ln_backward(dChat[t], Zc[t], stats_c[1, t], g_c)
+            else:
+                dc.addcmul_(dm, K_c[t])
+            if peep:
+                dc.addcmul_(da[:, :H], p_o)
+            torch.mul(dc.unsqueeze(1), K3[t], out=da[:, H:].view(B, nc, H))
+            if fg:
+                dc.mul_(A[t, :, 2 * H : 3 * H])
+            if peep:
+                dc.addcmul_(da[:, H : 2 * H], p_i)
+                if fg:
+                    dc.addcmul_(da[:, 2 * H : 3 * H], p_f)
+            du = da
+            if ln:
+                du = dU[t]
+                du.copy_(_ln_backward(da, Zh[t], stats_h[1, t], g_hh))
+            if t > 0:
+                if rmask is None:
+                    dY[t - 1].addmm_(du, w_hh_r)
+                else:
+                    dY[t - 1].addcmul_(du @ w_hh_r, rmask)
+            else:
+                dh0 = du @ w_hh_r
+                if rmask is not None:
+                    dh0 = dh0 * rmask
+        # weight gradients: one matmul (or one reduction) each, summed over time and batch
+        hin = Hs[:-1] if rmask is None else Hs[:-1] * rmask  # (T, B, P)
+        d_w_hh = dU.reshape(T * B, G).t() @ hin.reshape(T * B, P)
+        d_w_hr = None if w_hr is None else dY.reshape(T * B, P).t() @ M.reshape(T * B, H)
+        d_pi = d_pf = d_po = d_ghh = d_gc = d_bc = None
+        if peep:
+            d_pi = (dA[..., H : 2 * H] * Cs[:-1]).sum((0, 1))
+            d_po = (dA[..., :H] * Cs[1:]).sum((0, 1))
+            if fg:
+                d_pf = (dA[..., 2 * H : 3 * H] * Cs[:-1]).sum((0, 1))
+        if ln:
+            d_ghh = (dA * Zh).sum((0, 1))
+            d_gc = (dChat * Zc).sum((0, 1))
+            d_bc = dChat.sum((0, 1))
+        return (
+            dA.transpose(0, 1), dh0, dc, d_w_hh, d_w_hr, d_pi, d_pf, d_po, d_ghh, d_gc, d_bc,
+            None, None, None, None,
+        )  # fmt: skip
+
+
+# ------------------------------------------------------------------------- the layer
+class LSTM(RecurrentLayer):
+    r"""A stack of LSTM layers (see the module docstring for the recurrence).
+
+    Args:
+        input_size: F, features of the input.
+        hidden_size: H, cells per layer and direction.
+        num_layers: stacked layers.
+        bias: learn b_ih and b_hh.
+        bidirectional: a second layer runs over each sequence reversed (within its
+            length); outputs are concatenated, (B, T, 2 H).
+        residual: add each stacked layer's input to its output (layers >= 1).
+        dropout: dropout on the outputs of every layer but the last.
+        recurrent_dropout: dropout on h_{t-1} in the recurrent input, one mask per
+            sequence for all steps (Gal & Ghahramani 2016).
+        learn_initial_state: (h_0, c_0) are trained parameters instead of zeros.
+        forget_gate: False gives the 1997 cell (no forget gate, g in [-2, 2], h in [-1, 1]).
+        peepholes: diagonal connections from the cell state to the gates (Gers 2001).
+        layer_norm: layer normalisation of the gate inputs and the cell (Ba et al. 2016).
+        forget_bias: initial value of the forget-gate bias (b_ih; b_hh starts at 0);
+            None keeps torch.nn's initialisation. Gers et al. 2000 and Jozefowicz et al.
+            2015 recommend a positive value such as 1.
+        proj_size: P > 0 projects h_t = W_hr (o * tanh(c_t)) to P units (Sak et al. 2014).
+        engine: "auto" (fused where torch has a kernel, else bptt), "fused", "bptt", "loop".
+
+    Shapes: input (B, T, F) or (T, F); state (h_0, c_0) of shapes (L * D, B, P) and
+    (L * D, B, H); outputs (B, T, D * P).
+    """
+
+    _fused_mode = "lstm"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        *,
+        bias: bool = True,
+        bidirectional: bool = False,
+        residual: bool = False,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        learn_initial_state: bool = False,
+        forget_gate: bool = True,
+        peepholes: bool = False,
+        layer_norm: bool = False,
+        forget_bias: float | None = None,
+        proj_size: int = 0,
+        engine: str = "auto",
+        device=None,
+        dtype=None,
+    ) -> None:
+        if not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
+            raise ValueError(
+                f"proj_size: expected an integer in [0, hidden_size = {hidden_size}), "
+                f"received {proj_size!r}"
+            )
+        if forget_bias is not None and not forget_gate:
+            raise ValueError("forget_bias: the 1997 cell (forget_gate=False) has no forget gate")
+        self.forget_gate = bool(forget_gate)
+        self.peepholes = bool(peepholes)
+        self.layer_norm = bool(layer_norm)
+        self.forget_bias = forget_bias
+        self.proj_size = proj_size
+        self.eps = 1e-5
+        super().__init__(
+            input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
+            residual=residual, dropout=dropout, recurrent_dropout=recurrent_dropout,
+            learn_initial_state=learn_initial_state, engine=engine,
+            output_size=proj_size or hidden_size, device=device, dtype=dtype,
+        )  # fmt: skip
+        self.register_buffer(
+            "_perm", _gate_perm(self.forget_gate, hidden_size, device), persistent=False
+        )
+        self.reset_parameters()
+
+    @property
+    def num_gates(self) -> int:
+        return 4 if self.forget_gate else 3
+
+    def _state_sizes(self) -> tuple[int, ...]:
+        return (self.output_size, self.hidden_size)
+
+    def _build(self, k: int, sfx: str, in_size: int, factory: dict) -> None:
+        H, G, P = self.hidden_size, self.num_gates * self.hidden_size, self.output_size
+
+        def param(name: str, *shape: int) -> None:
+            setattr(self, f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(*shape, **factory)))
+
+        param("weight_ih", G, in_size)
+        param("weight_hh", G, P)
+        if self.bias:
+            param("bias_ih", G)
+            param("bias_hh", G)
+        if self.proj_size:
+            param("weight_hr", P, H)
+        if self.peepholes:
+            param("weight_ci", H)
+            if self.forget_gate:
+                param("weight_cf", H)
+            param("weight_co", H)
+        if self.layer_norm:
+            param("layer_norm_ih", G)
+            param("layer_norm_hh", G)
+            param("layer_norm_c_weight", H)
+            param("layer_norm_c_bias", H)
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: U(-1/sqrt(H), 1/sqrt(H)); LN gains 1, LN biases 0."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        H = self.hidden_size
+        for name, p in self.named_parameters():
+            if name.startswith("layer_norm"):
+                nn.init.constant_(p, 0.0 if "bias" in name else 1.0)
+            elif name.startswith("initial_state"):
+                nn.init.zeros_(p)
+            else:
+                nn.init.uniform_(p, -bound, bound)
+        if self.forget_bias is not None and self.bias:
+            with torch.no_grad():
+                for k in range(self.num_layers):
+                    for sfx in self._suffixes():
+                        self._p("bias_ih", k, sfx)[H : 2 * H] = self.forget_bias
+                        self._p("bias_hh", k, sfx)[H : 2 * H] = 0.0
+
+    def _fused_reason(self) -> str | None:
+        for opt, on in (
+            ("forget_gate=False", not self.forget_gate),
+            ("peepholes", self.peepholes),
+            ("layer_norm", self.layer_norm),
+        ):
+            if on:
+                return opt
+        return super()._fused_reason()
+
+    # ------------------------------------------------------------- per layer-direction
+    def _project(self, x: Tensor, k: int, sfx: str) -> Tensor:
+        """All input projections at once, gates in internal order: (B, T, G)."""
+        perm = self._perm
+        w_ih = self._p("weight_ih", k, sfx).index_select(0, perm)
+        xp = x @ w_ih.t()  # (B, T, G)
+        if self.layer_norm:
+            g = self._p("layer_norm_ih", k, sfx).index_select(0, perm)
+            xp = F.layer_norm(xp, xp.shape[-1:], g, None, self.eps)
+        if self.bias:
+            b = self._p("bias_ih", k, sfx) + self._p("bias_hh", k, sfx)
+            xp = xp + b.index_select(0, perm)
+        return xp
+
+    def _weights(self, k: int, sfx: str):
+        perm = self._perm
+        w_hh = self._p("weight_hh", k, sfx).index_select(0, perm)
+        peep = ln = None
+        if self.peepholes:
+            peep = tuple(self._p(n, k, sfx) for n in ("weight_ci", "weight_cf", "weight_co"))
+        if self.layer_norm:
+            ln = (
+                self._p("layer_norm_hh", k, sfx).index_select(0, perm),
+                self._p("layer_norm_c_weight", k, sfx),
+                self._p("layer_norm_c_bias", k, sfx),
+            )
+        return w_hh, self._p("weight_hr", k, sfx), peep, ln
+
+    def _step(self, xp_t, state, k, sfx, rmask):
+        w_hh, w_hr, peep, ln = self._weights(k, sfx)
+        h, c = lstm_step(xp_t, *state, w_hh, w_hr, peep, ln, self.forget_gate, rmask, self.eps)
+        return h, (h, c)
+
+    def _recurrence(self, xp, state, k, sfx, lengths, rmask):
+        w_hh, w_hr, peep, ln = self._weights(k, sfx)
+        peep = peep or (None, None, None)
+        ln = ln or (None, None, None)
+        ys, h, c = LSTMRecurrence.apply(
+            xp, *state, w_hh, w_hr, *peep, *ln, lengths, rmask, self.forget_gate, self.eps
+        )
+        return ys, (h, c)
+
+    def _fused(self, x, state, k0, k1, lengths):
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+        weights = self._fused_weights(k0, k1, names)
+        out, (h, c) = call_fused("lstm", self, x, state, weights, k1 - k0, lengths)
+        return out, (h, c)
