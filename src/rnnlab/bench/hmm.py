@@ -1,0 +1,179 @@
+"""HMM forward-backward and Baum-Welch against hmmlearn (benchmark-only comparison).
+
+What is compared, at K = 10 states, Gaussian emissions with diagonal covariances, D = 13:
+
+- forward-backward: hmmlearn ``GaussianHMM.score_samples(X, lengths)`` (emission
+  log-densities, forward, backward, posteriors; its default ``implementation="log"`` and
+  ``"scaling"``) against ``HMM.score_samples(x)`` (the same quantities, one batched pass);
+- one Baum-Welch iteration: hmmlearn ``fit`` with ``n_iter=1, init_params=""`` (E-step
+  plus M-step of all parameters, priors switched off) against ``HMM.fit(x, n_iter=1,
+  init="none", pseudocount=0, min_covar=0)``.
+
+Both sides get the same float64 data and parameters and one thread each
+(``torch.set_num_threads(1)``; numpy/BLAS threads are left as they are). Agreement in
+float64 is printed: the largest difference of log-likelihoods, posteriors and re-estimated
+parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from rnnlab.bench import timeit
+from rnnlab.classic.hmm import HMM
+
+
+def _problem(B: int, T: int, K: int, D: int, seed: int):
+    rng = np.random.default_rng(seed)
+    A = rng.random((K, K)) + np.eye(K) * K  # sticky, like speech models
+    A /= A.sum(1, keepdims=True)
+    pi = rng.random(K)
+    pi /= pi.sum()
+    means = rng.normal(scale=2.0, size=(K, D))
+    var = rng.uniform(0.5, 2.0, size=(K, D))
+    # sample from the model so that posteriors are not degenerate
+    z = np.empty((B, T), dtype=np.int64)
+    z[:, 0] = rng.choice(K, size=B, p=pi)
+    cum = A.cumsum(1)
+    for t in range(1, T):
+        u = rng.random(B)[:, None]
+        z[:, t] = np.minimum((u > cum[z[:, t - 1]]).sum(1), K - 1)
+    X = means[z] + rng.normal(size=(B, T, D)) * np.sqrt(var[z])
+    return pi, A, means, var, X
+
+
+def _measure(hl, B: int, T: int, K: int, D: int, repeat: int) -> dict:
+    """Agreement and timings at one size."""
+    pi, A, means, var, X = _problem(B, T, K, D, seed=B + T)
+    Xc = X.reshape(B * T, D)
+    lens = [T] * B
+    x = torch.from_numpy(X)
+
+    def make_ref(impl: str, n_iter: int = 1):
+        ref = hl.GaussianHMM(
+            K,
+            covariance_type="diag",
+            n_iter=n_iter,
+            init_params="",
+            params="stmc",
+            implementation=impl,
+            tol=0.0,
+            startprob_prior=1.0,
+            transmat_prior=1.0,
+            means_prior=0.0,
+            means_weight=0.0,
+            covars_prior=0.0,
+            covars_weight=1.0,
+        )
+        ref.n_features = D
+        ref.startprob_, ref.transmat_, ref.means_, ref.covars_ = pi, A, means, var
+        return ref
+
+    def make_ours() -> HMM:
+        return HMM.from_params(
+            initial_probs=torch.from_numpy(pi),
+            transition_matrix=torch.from_numpy(A),
+            means=torch.from_numpy(means),
+            covs=torch.from_numpy(var),
+            covariance="diag",
+        )
+
+    ours = make_ours()
+    ref = make_ref("log")
+    ref_s = make_ref("scaling")
+    # agreement (float64)
+    ll_ref, post_ref = ref.score_samples(Xc, lens)
+    ll, post = ours.score_samples(x)
+    ll_diff = abs(float(ll.sum()) - ll_ref)
+    post_diff = float(np.abs(post.reshape(B * T, K).numpy() - post_ref).max())
+    ref_fit = make_ref("log").fit(Xc, lens)
+    our_fit = make_ours().fit(x, n_iter=1, init="none", pseudocount=0.0, min_covar=0.0, tol=0.0)
+    par_diff = max(
+        float(np.abs(our_fit.initial_probs.detach().numpy() - ref_fit.startprob_).max()),
+        float(np.abs(our_fit.transition_matrix.detach().numpy() - ref_fit.transmat_).max()),
+        float(np.abs(our_fit.means.detach().numpy() - ref_fit.means_).max()),
+        float(np.abs(our_fit.variances.detach().numpy() - ref_fit._covars_).max()),
+    )
+    # timings
+    t_ref = timeit(lambda: ref.score_samples(Xc, lens), repeat=repeat)
+    t_ref_s = timeit(lambda: ref_s.score_samples(Xc, lens), repeat=repeat)
+    t_ours = timeit(lambda: ours.score_samples(x), repeat=repeat)
+    x32 = x.float()
+    ours32 = make_ours().float()
+    t_ours32 = timeit(lambda: ours32.score_samples(x32), repeat=repeat)
+    t_em_ref = timeit(lambda: make_ref("log").fit(Xc, lens), repeat=repeat)
+    t_em_ref_s = timeit(lambda: make_ref("scaling").fit(Xc, lens), repeat=repeat)
+    t_em = timeit(
+        lambda: make_ours().fit(x, n_iter=1, init="none", pseudocount=0.0, min_covar=0.0, tol=0.0),
+        repeat=repeat,
+    )
+    return {
+        "sequences": B,
+        "T": T,
+        "fb_hmmlearn_log_s": t_ref,
+        "fb_hmmlearn_scaling_s": t_ref_s,
+        "fb_rnnlab_f64_s": t_ours,
+        "fb_rnnlab_f32_s": t_ours32,
+        "fb_ratio_vs_log": t_ref / t_ours,
+        "fb_ratio_vs_scaling": t_ref_s / t_ours,
+        "em_hmmlearn_log_s": t_em_ref,
+        "em_hmmlearn_scaling_s": t_em_ref_s,
+        "em_rnnlab_f64_s": t_em,
+        "em_ratio_vs_log": t_em_ref / t_em,
+        "em_ratio_vs_scaling": t_em_ref_s / t_em,
+        "max_abs_diff_loglik": ll_diff,
+        "max_abs_diff_posterior": post_diff,
+        "max_abs_diff_em_params": par_diff,
+    }
+
+
+def main(quick: bool = False) -> dict:
+    """Print and return the timing table (ratios hmmlearn / rnnlab, measured in this run)."""
+    try:
+        from hmmlearn import hmm as hl
+    except ImportError as e:  # benchmark-only dependency
+        raise ImportError("the hmm benchmark needs hmmlearn: pip install hmmlearn") from e
+
+    K, D = 10, 13
+    sizes = [(50, 100), (200, 1000)] if not quick else [(50, 100), (50, 200)]
+    repeat = 5 if not quick else 2
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        rows = [_measure(hl, B, T, K, D, repeat) for B, T in sizes]
+    finally:
+        torch.set_num_threads(threads)
+    print("HMM (K=10, Gaussian diag, D=13, float64, 1 torch thread) vs hmmlearn")
+    print("ratio = hmmlearn seconds / rnnlab seconds (higher is better for rnnlab)")
+    head = (
+        f"{'B x T':>11} {'task':<17} {'hmmlearn log':>12} {'hmmlearn scal':>13} "
+        f"{'rnnlab':>9} {'x vs log':>8} {'x vs scal':>9}"
+    )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        bt = f"{r['sequences']} x {r['T']}"
+        print(
+            f"{bt:>11} {'forward-backward':<17} {r['fb_hmmlearn_log_s']:>12.4f} "
+            f"{r['fb_hmmlearn_scaling_s']:>13.4f} {r['fb_rnnlab_f64_s']:>9.4f} "
+            f"{r['fb_ratio_vs_log']:>8.1f} {r['fb_ratio_vs_scaling']:>9.1f}"
+        )
+        print(
+            f"{bt:>11} {'Baum-Welch iter':<17} {r['em_hmmlearn_log_s']:>12.4f} "
+            f"{r['em_hmmlearn_scaling_s']:>13.4f} {r['em_rnnlab_f64_s']:>9.4f} "
+            f"{r['em_ratio_vs_log']:>8.1f} {r['em_ratio_vs_scaling']:>9.1f}"
+        )
+    print(
+        "float32 forward-backward (rnnlab): "
+        + ", ".join(f"{r['sequences']} x {r['T']}: {r['fb_rnnlab_f32_s']:.4f} s" for r in rows)
+    )
+    print(
+        "float64 agreement with hmmlearn (max abs diff): "
+        + "; ".join(
+            f"{r['sequences']} x {r['T']}: loglik {r['max_abs_diff_loglik']:.1e}, posterior "
+            f"{r['max_abs_diff_posterior']:.1e}, EM params {r['max_abs_diff_em_params']:.1e}"
+            for r in rows
+        )
+    )
+    return {"rows": rows}

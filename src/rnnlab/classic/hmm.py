@@ -1,0 +1,1284 @@
+r"""Hidden Markov models: forward-backward, Viterbi, Baum-Welch, batched over sequences.
+
+The functional core (pure tensor kernels, batch-first ``(B, T, K)`` in and out):
+
+- :func:`categorical_log_prob`, :func:`gaussian_log_prob`, :func:`diag_gaussian_log_prob`,
+  :func:`gmm_log_prob`: emission log-probabilities :math:`\log p(x_t \mid z_t = k)`;
+- :func:`forward_filter`: the scaled forward pass (Rabiner 1989, §V.A) returning
+  :class:`ForwardResult`;
+- :func:`backward_smoother`: the scaled backward pass, posterior marginals and expected
+  transition counts (:class:`SmootherResult`);
+- :func:`viterbi`: the most probable state path in log space (:class:`ViterbiResult`).
+
+and one model class, :class:`HMM`, an ``nn.Module`` whose ``forward`` is the
+differentiable log-likelihood, with ``fit`` (Baum-Welch), ``score``, ``predict``,
+``sample`` and ``predict_next``.
+
+How the forward pass stays stable and fast. Each step is one ``(B, K) x (K, K)`` matrix
+multiply in probability space followed by a normalisation (Rabiner 1989, eqs. 91-92a):
+the emission probabilities are first divided by their per-step maximum over states (so
+:math:`0 \le \tilde b_t \le 1` and one state has :math:`\tilde b_t = 1`), and the filtered
+distribution is renormalised every step, so nothing underflows however long the sequence
+(T = 100,000 is tested). The log-likelihood is the sum of the logs of the normalisers.
+Padding past a sequence's length is handled without branching: there the emission is set
+to 1, which leaves a row-stochastic recursion untouched, and the normalisers are masked.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
+
+from rnnlab._validation import check_lengths, check_positive_int, check_tensor, describe
+
+__all__ = [
+    "HMM",
+    "ForwardResult",
+    "SmootherResult",
+    "ViterbiResult",
+    "HMMSample",
+    "categorical_log_prob",
+    "gaussian_log_prob",
+    "diag_gaussian_log_prob",
+    "gmm_log_prob",
+    "forward_filter",
+    "backward_smoother",
+    "viterbi",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+# ----------------------------------------------------------------------------------------
+# Typed outputs
+# ----------------------------------------------------------------------------------------
+
+
+class ForwardResult(NamedTuple):
+    r"""The forward pass.
+
+    log_alpha: (B, T, K) :math:`\log \alpha_t(k) = \log p(x_{1:t}, z_t = k)`.
+    log_likelihood: (B,) :math:`\log p(x_{1:T_b})`, each sequence up to its own length.
+    filtered: (B, T, K) :math:`p(z_t = k \mid x_{1:t})` (rows sum to 1).
+    log_normalizers: (B, T) :math:`\log p(x_t \mid x_{1:t-1})`; their sum is the
+        log-likelihood.
+
+    Entries past a sequence's length are zero.
+    """
+
+    log_alpha: Tensor
+    log_likelihood: Tensor
+    filtered: Tensor
+    log_normalizers: Tensor
+
+
+class SmootherResult(NamedTuple):
+    r"""The backward pass.
+
+    posterior: (B, T, K) :math:`\gamma_t(k) = p(z_t = k \mid x_{1:T})`.
+    expected_transitions: (B, K, K)
+        :math:`\sum_{t=2}^{T_b} \xi_t(i, j) = \sum_t p(z_{t-1} = i, z_t = j \mid x_{1:T})`.
+    log_beta: (B, T, K) :math:`\log \beta_t(k) = \log p(x_{t+1:T} \mid z_t = k)`.
+
+    Entries past a sequence's length are zero.
+    """
+
+    posterior: Tensor
+    expected_transitions: Tensor
+    log_beta: Tensor
+
+
+class ViterbiResult(NamedTuple):
+    r"""The most probable state path.
+
+    paths: (B, T) :math:`\arg\max_{z_{1:T}} p(z_{1:T}, x_{1:T})` (0 past the length).
+    log_probs: (B,) :math:`\max_{z_{1:T}} \log p(z_{1:T}, x_{1:T})`.
+    """
+
+    paths: Tensor
+    log_probs: Tensor
+
+
+class HMMSample(NamedTuple):
+    """Sampled sequences: observations (N, T) symbols or (N, T, D) vectors; states (N, T)."""
+
+    observations: Tensor
+    states: Tensor
+
+
+# ----------------------------------------------------------------------------------------
+# Emission log-probabilities
+# ----------------------------------------------------------------------------------------
+
+
+def categorical_log_prob(x: Tensor, log_emission_probs: Tensor) -> Tensor:
+    r""":math:`\log B_{k, x_t}` for symbols ``x`` (any shape, long) and ``log_emission_probs``
+    (K, M); returns ``x.shape + (K,)``."""
+    return F.embedding(x, log_emission_probs.t())  # (..., K)
+
+
+def gaussian_log_prob(x: Tensor, means: Tensor, scale_tril: Tensor) -> Tensor:
+    r""":math:`\log \mathcal N(x \mid \mu_k, L_k L_k^\top)` for ``x`` (..., D), ``means``
+    (K, D) and lower Cholesky factors ``scale_tril`` (K, D, D); returns (..., K).
+
+    One matrix multiply: with :math:`P_k = L_k^{-1}`, the whitened residual is
+    :math:`P_k x - P_k \mu_k` for all k at once (data centred on the mean of the means
+    first, which the Mahalanobis distance does not see but rounding does).
+    """
+    K, D = means.shape
+    center = means.mean(0).detach()  # (D,)
+    eye = torch.eye(D, dtype=means.dtype, device=means.device)
+    prec_tril = torch.linalg.solve_triangular(scale_tril, eye.expand(K, D, D), upper=False)
+    xc = (x - center).reshape(-1, D)  # (N, D)
+    y = xc @ prec_tril.reshape(K * D, D).t()  # (N, K*D)
+    mu_w = (prec_tril @ (means - center).unsqueeze(-1)).squeeze(-1)  # (K, D)
+    maha = (y.view(-1, K, D) - mu_w).square().sum(-1)  # (N, K)
+    half_logdet = torch.diagonal(scale_tril, dim1=-2, dim2=-1).log().sum(-1)  # (K,)
+    out = -0.5 * maha - half_logdet - 0.5 * D * _LOG_2PI
+    return out.reshape(*x.shape[:-1], K)
+
+
+def diag_gaussian_log_prob(x: Tensor, means: Tensor, variances: Tensor) -> Tensor:
+    r""":math:`\log \mathcal N(x \mid \mu_k, \mathrm{diag}(\sigma_k^2))` for ``x`` (..., D),
+    ``means`` and ``variances`` (K, D); returns (..., K).
+
+    The quadratic form is expanded into one ``(N, 2D) x (2D, K)`` matrix multiply,
+    :math:`\sum_d x_d^2/\sigma_{kd}^2 - 2 x_d \mu_{kd}/\sigma_{kd}^2 + \mu_{kd}^2/\sigma_{kd}^2`,
+    on data centred on the mean of the means.
+    """
+    K, D = means.shape
+    center = means.mean(0).detach()  # (D,)
+    prec = variances.reciprocal()  # (K, D)
+    mc = means - center
+    xc = (x - center).reshape(-1, D)  # (N, D)
+    feats = torch.cat([xc.square(), xc], dim=-1)  # (N, 2D)
+    weights = torch.cat([prec, -2.0 * mc * prec], dim=-1)  # (K, 2D)
+    maha = feats @ weights.t() + (mc.square() * prec).sum(-1)  # (N, K)
+    out = -0.5 * maha - 0.5 * variances.log().sum(-1) - 0.5 * D * _LOG_2PI
+    return out.reshape(*x.shape[:-1], K)
+
+
+def gmm_log_prob(
+    x: Tensor,
+    log_weights: Tensor,
+    means: Tensor,
+    covs: Tensor,
+    diagonal: bool = False,
+    return_components: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    r""":math:`\log \sum_c w_{kc} \mathcal N(x \mid \mu_{kc}, \Sigma_{kc})` for ``x`` (..., D),
+    ``log_weights`` (K, C), ``means`` (K, C, D) and ``covs`` either lower Cholesky factors
+    (K, C, D, D) or, with ``diagonal=True``, variances (K, C, D). Returns (..., K), and with
+    ``return_components`` also the per-component terms (..., K, C)."""
+    K, C, D = means.shape
+    flat_means = means.reshape(K * C, D)
+    if diagonal:
+        comp = diag_gaussian_log_prob(x, flat_means, covs.reshape(K * C, D))
+    else:
+        comp = gaussian_log_prob(x, flat_means, covs.reshape(K * C, D, D))
+    comp = comp.unflatten(-1, (K, C)) + log_weights  # (..., K, C)
+    out = torch.logsumexp(comp, dim=-1)  # (..., K)
+    return (out, comp) if return_components else out
+
+
+# ----------------------------------------------------------------------------------------
+# Forward-backward and Viterbi (time-major internals, batch-first wrappers)
+# ----------------------------------------------------------------------------------------
+
+
+def _mask_from_lengths(lengths: Tensor | None, B: int, T: int, device) -> Tensor:
+    """(B, T) bool, True at valid positions."""
+    if lengths is None:
+        return torch.ones(B, T, dtype=torch.bool, device=device)
+    return torch.arange(T, device=device) < lengths.to(device)[:, None]
+
+
+def _forward_tm(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Scaled forward pass, time-major, no autograd. ``log_b`` (T, B, K) with 0 at padding.
+
+    Returns the filtered distributions :math:`\hat\alpha_t` (T, B, K) and the log
+    normalisers :math:`\log c_t + m_t` (T, B) (Rabiner 1989, eqs. 91-92a):
+    :math:`\hat\alpha_t = \tilde b_t \odot (\hat\alpha_{t-1} A) / c_t` with
+    :math:`\tilde b_t = \exp(\log b_t - m_t)`, :math:`m_t = \max_k \log b_t(k)`.
+    """
+    T, B, K = log_b.shape
+    m = log_b.amax(-1, keepdim=True)  # (T, B, 1)
+    m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    b = torch.exp(log_b - m)  # (T, B, K), max over k is 1
+    A = log_A.exp()
+    alpha = torch.empty_like(b)  # (T, B, K)
+    c = torch.empty(T, B, 1, dtype=b.dtype, device=b.device)
+    torch.mul(b[0], log_pi.exp(), out=alpha[0])
+    torch.sum(alpha[0], 1, keepdim=True, out=c[0])
+    alpha[0].div_(c[0])
+    if _use_numpy(b):  # the same loop in numpy: a third of torch's per-call overhead on CPU
+        al, An, bn, cn = alpha.numpy(), A.detach().numpy(), b.numpy(), c.numpy()
+        for t in range(1, T):  # one matmul + three elementwise ops a step
+            a_t = al[t]
+            np.matmul(al[t - 1], An, out=a_t)
+            a_t *= bn[t]
+            s = a_t.sum(1, keepdims=True)
+            cn[t] = s
+            a_t /= s
+    else:
+        al, bl, cl = alpha.unbind(0), b.unbind(0), c.unbind(0)  # per-step views made once
+        for t in range(1, T):
+            a_t = al[t]
+            torch.mm(al[t - 1], A, out=a_t)
+            a_t.mul_(bl[t])
+            torch.sum(a_t, 1, keepdim=True, out=cl[t])
+            a_t.div_(cl[t])
+    return alpha, c.log_().squeeze(-1) + m.squeeze(-1)
+
+
+def _use_numpy(x: Tensor) -> bool:
+    """Run the per-step loops in numpy (CPU float32/float64 only, on the same memory)."""
+    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+
+
+def _backward_tm(log_A: Tensor, log_b: Tensor, log_norm: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Scaled backward pass (Rabiner 1989, eq. 92b), time-major:
+    :math:`\hat\beta_t = A (b_{t+1} \odot \hat\beta_{t+1}) / c_{t+1}`, :math:`\hat\beta_T = 1`.
+    Returns :math:`\hat\beta` (T, B, K) (:math:`\gamma_t \propto \hat\alpha_t \odot
+    \hat\beta_t`) and the scaled emissions :math:`b_t / (c_t e^{m_t})` (T, B, K).
+    """
+    T, B, K = log_b.shape
+    bc = torch.exp(log_b - log_norm.unsqueeze(-1))  # (T, B, K): b_t / (c_t e^{m_t})
+    At = log_A.exp().t().contiguous()
+    beta = torch.empty_like(bc)
+    beta[T - 1] = 1.0
+    tmp = torch.empty(B, K, dtype=bc.dtype, device=bc.device)
+    if _use_numpy(bc):
+        be, bcn, Atn, tmpn = beta.numpy(), bc.numpy(), At.detach().numpy(), tmp.numpy()
+        for t in range(T - 2, -1, -1):  # one elementwise op + one matmul a step
+            np.multiply(be[t + 1], bcn[t + 1], out=tmpn)
+            np.matmul(tmpn, Atn, out=be[t])
+    else:
+        bl, bcl = beta.unbind(0), bc.unbind(0)
+        for t in range(T - 2, -1, -1):
+            torch.mul(bl[t + 1], bcl[t + 1], out=tmp)
+            torch.mm(tmp, At, out=bl[t])
+    return beta, bc
+
+
+def _smooth_tm(
+    log_A: Tensor,
+    log_b: Tensor,
+    mask_tm: Tensor,
+    alpha: Tensor,
+    log_norm: Tensor,
+    weights: Tensor | None = None,
+    per_sequence: bool = True,
+    transitions: bool = True,
+) -> tuple[Tensor, Tensor | None]:
+    r"""Posteriors :math:`\gamma` (T, B, K) and expected transition counts, per sequence
+    (B, K, K) or, with ``per_sequence=False``, summed over sequences with ``weights`` (B,)
+    (K, K). :math:`\xi_t(i,j) = \hat\alpha_{t-1}(i) A_{ij} b_t(j) \hat\beta_t(j) / c_t`
+    (Rabiner 1989, eq. 37 with the scaled variables)."""
+    beta, bc = _backward_tm(log_A, log_b, log_norm)
+    gamma = alpha * beta  # (T, B, K)
+    gamma = gamma / gamma.sum(-1, keepdim=True)  # sums to 1 analytically; remove rounding
+    gamma = torch.where(mask_tm.unsqueeze(-1), gamma, torch.zeros_like(gamma))
+    if not transitions:
+        return gamma, None
+    # per-sequence normaliser sum_k alpha_0 beta_0 (1 up to rounding)
+    z = (alpha[0] * beta[0]).sum(-1)  # (B,)
+    u = beta[1:] * bc[1:] * mask_tm[1:].unsqueeze(-1)  # (T-1, B, K)
+    A = log_A.exp()
+    if per_sequence:
+        scale = z.reciprocal() if weights is None else weights / z
+        xi = torch.bmm(alpha[:-1].permute(1, 2, 0), u.transpose(0, 1))  # (B, K, K)
+        xi = xi * A * scale[:, None, None]
+    else:
+        scale = z.reciprocal() if weights is None else weights / z
+        T1, B, K = u.shape
+        left = (alpha[:-1] * scale[:, None]).reshape(T1 * B, K)  # (T-1)*B rows
+        xi = (left.t() @ u.reshape(T1 * B, K)) * A  # (K, K)
+    return gamma, xi
+
+
+def _prepare_log_b(log_emission: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Time-major log emissions with 0 at padding, and the (T, B) mask."""
+    B, T, _ = log_emission.shape
+    mask = _mask_from_lengths(lengths, B, T, log_emission.device)  # (B, T)
+    log_b = torch.where(mask.unsqueeze(-1), log_emission, torch.zeros_like(log_emission))
+    return log_b.transpose(0, 1).contiguous(), mask.t()  # (T, B, K), (T, B)
+
+
+def _check_kernel_inputs(
+    log_initial: Tensor, log_transition: Tensor, log_emission: Tensor, lengths
+) -> Tensor | None:
+    check_tensor("log_emission", log_emission)
+    if log_emission.dim() != 3:
+        raise ValueError(
+            f"log_emission: expected a (B, T, K) tensor, received shape {tuple(log_emission.shape)}"
+        )
+    B, T, K = log_emission.shape
+    if T < 1:
+        raise ValueError("log_emission: expected at least one time step, received T = 0")
+    if tuple(log_transition.shape) != (K, K):
+        raise ValueError(
+            f"log_transition: expected shape ({K}, {K}), received {tuple(log_transition.shape)}"
+        )
+    if log_initial is not None and tuple(log_initial.shape) != (K,):
+        raise ValueError(f"log_initial: expected shape ({K},), received {tuple(log_initial.shape)}")
+    if lengths is None:
+        return None
+    return check_lengths(lengths, B, T, log_emission.device)
+
+
+def forward_filter(
+    log_initial: Tensor, log_transition: Tensor, log_emission: Tensor, lengths=None
+) -> ForwardResult:
+    r"""Forward pass of an HMM, batched and lengths-aware.
+
+    Args:
+        log_initial: (K,) :math:`\log \pi`.
+        log_transition: (K, K) :math:`\log A` (rows must be normalised).
+        log_emission: (B, T, K) :math:`\log p(x_t \mid z_t = k)`.
+        lengths: optional (B,) lengths; positions past them are ignored.
+
+    Differentiable only through :class:`HMM` (``HMM.forward``); this kernel runs without
+    autograd.
+    """
+    lengths = _check_kernel_inputs(log_initial, log_transition, log_emission, lengths)
+    with torch.no_grad():
+        log_b, mask_tm = _prepare_log_b(log_emission, lengths)
+        alpha, log_norm = _forward_tm(log_initial, log_transition, log_b)
+        log_norm = torch.where(mask_tm, log_norm, torch.zeros_like(log_norm))  # (T, B)
+        cum = log_norm.cumsum(0)  # (T, B) log p(x_{1:t})
+        log_alpha = torch.where(
+            mask_tm.unsqueeze(-1), alpha.log() + cum.unsqueeze(-1), torch.zeros_like(alpha)
+        )
+        filtered = alpha * mask_tm.unsqueeze(-1)
+        return ForwardResult(
+            log_alpha=log_alpha.transpose(0, 1),
+            log_likelihood=log_norm.sum(0),
+            filtered=filtered.transpose(0, 1),
+            log_normalizers=log_norm.t(),
+        )
+
+
+def backward_smoother(
+    log_transition: Tensor, log_emission: Tensor, filter_result: ForwardResult, lengths=None
+) -> SmootherResult:
+    r"""Backward pass given :func:`forward_filter`'s result: posterior marginals
+    :math:`\gamma_t`, expected transition counts and :math:`\log \beta_t` (see
+    :class:`SmootherResult`). Same arguments and conventions as :func:`forward_filter`."""
+    lengths = _check_kernel_inputs(None, log_transition, log_emission, lengths)
+    with torch.no_grad():
+        log_b, mask_tm = _prepare_log_b(log_emission, lengths)
+        alpha = filter_result.filtered.transpose(0, 1).contiguous()  # (T, B, K)
+        log_norm = filter_result.log_normalizers.t().contiguous()  # (T, B)
+        gamma, xi = _smooth_tm(log_transition, log_b, mask_tm, alpha, log_norm)
+        beta, _ = _backward_tm(log_transition, log_b, log_norm)
+        # log beta_t = log beta_hat_t + sum_{s > t} log c_s
+        rest = log_norm.sum(0, keepdim=True) - log_norm.cumsum(0)  # (T, B)
+        log_beta = torch.where(
+            mask_tm.unsqueeze(-1), beta.log() + rest.unsqueeze(-1), torch.zeros_like(beta)
+        )
+        return SmootherResult(
+            posterior=gamma.transpose(0, 1),
+            expected_transitions=xi,
+            log_beta=log_beta.transpose(0, 1),
+        )
+
+
+def viterbi(
+    log_initial: Tensor, log_transition: Tensor, log_emission: Tensor, lengths=None
+) -> ViterbiResult:
+    r"""Most probable state paths in log space (Rabiner 1989, eqs. 32-35), batched:
+    :math:`\delta_t(j) = \max_i [\delta_{t-1}(i) + \log A_{ij}] + \log b_t(j)`, then
+    backtracking through the stored arg-maxes. Ties go to the lowest state index."""
+    lengths = _check_kernel_inputs(log_initial, log_transition, log_emission, lengths)
+    with torch.no_grad():
+        B, T, K = log_emission.shape
+        log_b, mask_tm = _prepare_log_b(log_emission, lengths)
+        delta = torch.empty_like(log_b)  # (T, B, K)
+        psi = torch.zeros(T, B, K, dtype=torch.long, device=log_b.device)
+        torch.add(log_initial, log_b[0], out=delta[0])
+        scores = torch.empty(B, K, K, dtype=log_b.dtype, device=log_b.device)
+        for t in range(1, T):
+            torch.add(delta[t - 1].unsqueeze(-1), log_transition, out=scores)  # (B, K, K)
+            torch.max(scores, dim=1, out=(delta[t], psi[t]))
+            delta[t].add_(log_b[t])
+        if lengths is None:
+            lengths = torch.full((B,), T, dtype=torch.long, device=log_b.device)
+        last = delta.gather(0, (lengths - 1).view(1, B, 1).expand(1, B, K)).squeeze(0)  # (B, K)
+        log_probs, state = last.max(-1)
+        paths = torch.empty(T, B, dtype=torch.long, device=log_b.device)
+        paths[T - 1] = state
+        for t in range(T - 1, 0, -1):
+            prev = psi[t].gather(1, state.unsqueeze(1)).squeeze(1)
+            state = torch.where(t < lengths, prev, state)  # past the length: stay
+            paths[t - 1] = state
+        paths = paths.t() * mask_tm.t()
+        return ViterbiResult(paths=paths, log_probs=log_probs)
+
+
+class _LogLikelihood(torch.autograd.Function):
+    r"""Log-likelihood (B,) of time-major padded emissions with the exact gradient from one
+    backward pass (Fisher's identity): :math:`\partial \log p / \partial \log b_t(k) =
+    \gamma_t(k)`, :math:`\partial \log p / \partial \log A_{ij} = \sum_t \xi_t(i, j)`,
+    :math:`\partial \log p / \partial \log \pi_k = \gamma_1(k)`."""
+
+    @staticmethod
+    def forward(ctx, log_pi, log_A, log_b, mask_tm):
+        alpha, log_norm = _forward_tm(log_pi, log_A, log_b)
+        log_norm = torch.where(mask_tm, log_norm, torch.zeros_like(log_norm))
+        ctx.save_for_backward(log_A, log_b, mask_tm, alpha, log_norm)
+        return log_norm.sum(0)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad):
+        log_A, log_b, mask_tm, alpha, log_norm = ctx.saved_tensors
+        gamma, xi = _smooth_tm(
+            log_A, log_b, mask_tm, alpha, log_norm, weights=grad, per_sequence=False
+        )
+        gamma = gamma * grad[:, None]  # (T, B, K)
+        return gamma[0].sum(0), xi, gamma, None
+
+
+# ----------------------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------------------
+
+_EMISSIONS = ("categorical", "gaussian", "gmm")
+
+
+class HMM(nn.Module):
+    r"""Hidden Markov model with categorical, Gaussian or Gaussian-mixture emissions.
+
+    .. math::
+        z_1 \sim \mathrm{Cat}(\pi), \quad z_t \mid z_{t-1} \sim \mathrm{Cat}(A_{z_{t-1}, :}),
+        \quad x_t \mid z_t = k \sim p_k(x),
+
+        p_k(x) = B_{k x} \;\text{(categorical)}, \quad
+        \mathcal N(x \mid \mu_k, \Sigma_k) \;\text{(gaussian)}, \quad
+        \sum_c w_{kc} \mathcal N(x \mid \mu_{kc}, \Sigma_{kc}) \;\text{(gmm)},
+
+        \log p(x_{1:T}) = \log \sum_{z_{1:T}} \pi_{z_1} p_{z_1}(x_1)
+            \prod_{t=2}^T A_{z_{t-1} z_t} p_{z_t}(x_t).
+
+    ============  =========================================  ===================
+    symbol        meaning                                    attribute
+    ============  =========================================  ===================
+    K             number of hidden states                    ``num_states``
+    M             number of symbols (categorical)            ``num_symbols``
+    D             observation dimension (gaussian, gmm)      ``obs_dim``
+    C             mixture components per state (gmm)         ``num_mixtures``
+    :math:`\pi`   initial distribution (K,)                  ``initial_probs``
+    :math:`A`     transition matrix (K, K), rows sum to 1    ``transition_matrix``
+    :math:`B`     emission probabilities (K, M)              ``emission_probs``
+    :math:`\mu`   means (K, D) or (K, C, D)                  ``means``
+    :math:`\Sigma` covariances (K, D, D) or (K, C, D, D)     ``covs``
+    :math:`w`     mixture weights (K, C)                     ``weights``
+    ============  =========================================  ===================
+
+    Parameters are stored unconstrained (logits for the probabilities, a Cholesky factor
+    with log-diagonal for full covariances, log standard deviations for diagonal ones), so
+    :meth:`forward` (the total log-likelihood) can be maximised by gradient descent as well
+    as by :meth:`fit` (Baum-Welch). Its gradient comes from one backward pass (the
+    gradient of a log-likelihood is the expected sufficient statistics); it is
+    once-differentiable.
+
+    Observations: categorical ``x`` is a LongTensor (B, T) or (T,); Gaussian and GMM ``x``
+    is float (B, T, D) or (T, D) with the model's dtype. ``lengths`` (B,) marks padding;
+    values past a length are ignored (any value, even NaN or -1). Unbatched input gives
+    unbatched output.
+    """
+
+    def __init__(
+        self,
+        num_states: int,
+        emission: str = "categorical",
+        num_symbols: int | None = None,
+        obs_dim: int | None = None,
+        covariance: str = "full",
+        num_mixtures: int | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__()
+        K = check_positive_int("num_states", num_states)
+        if emission not in _EMISSIONS:
+            raise ValueError(f"emission: expected one of {_EMISSIONS}, received {emission!r}")
+        if covariance not in ("full", "diag"):
+            raise ValueError(f"covariance: expected 'full' or 'diag', received {covariance!r}")
+        self.num_states = K
+        self.emission = emission
+        self.covariance = covariance
+        self.num_symbols = None
+        self.obs_dim = None
+        self.num_mixtures = None
+        kw = {"dtype": dtype or torch.get_default_dtype(), "device": device}
+        if not kw["dtype"].is_floating_point:
+            raise TypeError(f"dtype: expected a floating-point dtype, received {dtype}")
+        self.initial_logits = nn.Parameter(torch.zeros(K, **kw))
+        self.transition_logits = nn.Parameter(torch.randn(K, K, **kw) * 0.1)
+        if emission == "categorical":
+            if obs_dim is not None or num_mixtures is not None:
+                raise ValueError(
+                    "obs_dim / num_mixtures: not used by categorical emissions, received "
+                    f"obs_dim={obs_dim!r}, num_mixtures={num_mixtures!r}"
+                )
+            self.num_symbols = check_positive_int("num_symbols", num_symbols)
+            self.emission_logits = nn.Parameter(torch.randn(K, num_symbols, **kw) * 0.1)
+        else:
+            if num_symbols is not None:
+                raise ValueError(
+                    f"num_symbols: not used by {emission} emissions, received {num_symbols!r}"
+                )
+            D = self.obs_dim = check_positive_int("obs_dim", obs_dim)
+            lead = (K,)
+            if emission == "gmm":
+                C = self.num_mixtures = check_positive_int("num_mixtures", num_mixtures)
+                lead = (K, C)
+                self.mixture_logits = nn.Parameter(torch.zeros(K, C, **kw))
+            elif num_mixtures is not None:
+                raise ValueError(
+                    f"num_mixtures: only for emission='gmm', received {num_mixtures!r}"
+                )
+            self.loc = nn.Parameter(torch.randn(*lead, D, **kw))
+            if covariance == "full":  # lower triangle free, diagonal stored as its log
+                self.scale_tril_raw = nn.Parameter(torch.zeros(*lead, D, D, **kw))
+            else:  # log standard deviations
+                self.log_scale = nn.Parameter(torch.zeros(*lead, D, **kw))
+        self._has_params = False  # True after from_params or fit: fit(init="auto") keeps them
+        self.history_: list[float] = []
+        self.converged_ = False
+        self.n_iter_ = 0
+
+    # ---------------------------------------------------------------- parameters
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.initial_logits.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.initial_logits.device
+
+    @property
+    def log_initial_probs(self) -> Tensor:
+        r""":math:`\log \pi` (K,)."""
+        return torch.log_softmax(self.initial_logits, -1)
+
+    @property
+    def log_transition_matrix(self) -> Tensor:
+        r""":math:`\log A` (K, K)."""
+        return torch.log_softmax(self.transition_logits, -1)
+
+    @property
+    def initial_probs(self) -> Tensor:
+        r""":math:`\pi` (K,)."""
+        return torch.softmax(self.initial_logits, -1)
+
+    @property
+    def transition_matrix(self) -> Tensor:
+        r""":math:`A` (K, K), :math:`A_{ij} = p(z_t = j \mid z_{t-1} = i)`."""
+        return torch.softmax(self.transition_logits, -1)
+
+    @property
+    def emission_probs(self) -> Tensor:
+        r""":math:`B` (K, M), :math:`B_{km} = p(x_t = m \mid z_t = k)` (categorical)."""
+        self._require("emission_probs", ("categorical",))
+        return torch.softmax(self.emission_logits, -1)
+
+    @property
+    def means(self) -> Tensor:
+        r""":math:`\mu` (K, D), or (K, C, D) for gmm."""
+        self._require("means", ("gaussian", "gmm"))
+        return self.loc
+
+    @property
+    def scale_tril(self) -> Tensor:
+        r"""Lower Cholesky factors :math:`L` of the covariances, (K, D, D) or (K, C, D, D)."""
+        self._require("scale_tril", ("gaussian", "gmm"))
+        if self.covariance == "diag":
+            return torch.diag_embed(self.log_scale.exp())
+        raw = self.scale_tril_raw
+        return raw.tril(-1) + torch.diag_embed(torch.diagonal(raw, dim1=-2, dim2=-1).exp())
+
+    @property
+    def variances(self) -> Tensor:
+        r"""Diagonal of :math:`\Sigma`, (K, D) or (K, C, D)."""
+        self._require("variances", ("gaussian", "gmm"))
+        if self.covariance == "diag":
+            return (2.0 * self.log_scale).exp()
+        return torch.diagonal(self.covs, dim1=-2, dim2=-1)
+
+    @property
+    def covs(self) -> Tensor:
+        r""":math:`\Sigma = L L^\top` (K, D, D), or (K, C, D, D) for gmm; diagonal matrices
+        when ``covariance='diag'``."""
+        self._require("covs", ("gaussian", "gmm"))
+        if self.covariance == "diag":
+            return torch.diag_embed((2.0 * self.log_scale).exp())
+        L = self.scale_tril
+        return L @ L.transpose(-1, -2)
+
+    @property
+    def weights(self) -> Tensor:
+        r"""Mixture weights :math:`w` (K, C) (gmm)."""
+        self._require("weights", ("gmm",))
+        return torch.softmax(self.mixture_logits, -1)
+
+    def _require(self, name: str, kinds: tuple[str, ...]) -> None:
+        if self.emission not in kinds:
+            raise AttributeError(f"{name}: only for emission in {kinds}, not {self.emission!r}")
+
+    @classmethod
+    def from_params(
+        cls,
+        *,
+        initial_probs,
+        transition_matrix,
+        emission_probs=None,
+        means=None,
+        covs=None,
+        weights=None,
+        covariance: str | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> HMM:
+        """An HMM with the given parameters (validated).
+
+        Categorical: ``emission_probs`` (K, M). Gaussian: ``means`` (K, D) and ``covs``
+        (K, D, D) (full) or (K, D) (diagonal variances). GMM: also ``weights`` (K, C), with
+        ``means`` (K, C, D) and ``covs`` (K, C, D, D) or (K, C, D). ``covariance`` defaults
+        to what the shape of ``covs`` says. ``dtype`` defaults to the dtype of the given
+        float tensors, else torch's default.
+        """
+        given = [v for v in (initial_probs, transition_matrix, means) if v is not None]
+        if dtype is None:
+            floats = [v.dtype for v in given if isinstance(v, Tensor) and v.is_floating_point()]
+            dtype = floats[0] if floats else torch.get_default_dtype()
+        kw = {"dtype": dtype, "device": device}
+
+        def as_t(name, v):
+            try:
+                return torch.as_tensor(v, **kw).clone()
+            except (TypeError, ValueError, RuntimeError) as e:
+                raise TypeError(f"{name}: expected a tensor, received {describe(v)}") from e
+
+        pi = as_t("initial_probs", initial_probs)
+        A = as_t("transition_matrix", transition_matrix)
+        if pi.dim() != 1:
+            raise ValueError(f"initial_probs: expected shape (K,), received {tuple(pi.shape)}")
+        K = pi.shape[0]
+        if tuple(A.shape) != (K, K):
+            raise ValueError(
+                f"transition_matrix: expected shape ({K}, {K}) (K from initial_probs), "
+                f"received {tuple(A.shape)}"
+            )
+        _check_stochastic("initial_probs", pi)
+        _check_stochastic("transition_matrix", A)
+        if emission_probs is not None:
+            if means is not None or covs is not None or weights is not None:
+                raise ValueError("emission_probs: give either emission_probs or means/covs")
+            B = as_t("emission_probs", emission_probs)
+            if B.dim() != 2 or B.shape[0] != K:
+                raise ValueError(
+                    f"emission_probs: expected shape ({K}, M), received {tuple(B.shape)}"
+                )
+            _check_stochastic("emission_probs", B)
+            model = cls(K, "categorical", num_symbols=B.shape[1], **kw)
+            with torch.no_grad():
+                model.emission_logits.copy_(B.log())
+        else:
+            if means is None or covs is None:
+                raise ValueError(
+                    "means/covs: expected emission_probs (categorical) or means and covs "
+                    f"(gaussian), received means={describe(means)}, covs={describe(covs)}"
+                )
+            mu = as_t("means", means)
+            S = as_t("covs", covs)
+            gmm = weights is not None
+            lead = 2 if gmm else 1
+            if mu.dim() != lead + 1 or mu.shape[0] != K:
+                want = f"({K}, C, D)" if gmm else f"({K}, D)"
+                raise ValueError(f"means: expected shape {want}, received {tuple(mu.shape)}")
+            D = mu.shape[-1]
+            if covariance is None:
+                covariance = "diag" if S.dim() == lead + 1 else "full"
+            if covariance not in ("full", "diag"):
+                raise ValueError(f"covariance: expected 'full' or 'diag', received {covariance!r}")
+            full_shape = (*mu.shape, D)
+            if tuple(S.shape) == tuple(mu.shape):  # variances given
+                variances = S
+                if (variances <= 0).any() or not torch.isfinite(variances).all():
+                    raise ValueError(
+                        f"covs: expected positive variances, received min {variances.min():.3g}"
+                    )
+                S = torch.diag_embed(variances)
+            elif tuple(S.shape) != full_shape:
+                raise ValueError(
+                    f"covs: expected shape {full_shape} or {tuple(mu.shape)}, "
+                    f"received {tuple(S.shape)}"
+                )
+            L = _check_spd("covs", S)
+            if covariance == "diag":
+                off = S - torch.diag_embed(torch.diagonal(S, dim1=-2, dim2=-1))
+                if off.abs().max() > 0:
+                    raise ValueError(
+                        "covs: covariance='diag' needs diagonal matrices, received "
+                        f"off-diagonal entries up to {off.abs().max():.3g}"
+                    )
+            w = None
+            C = None
+            if gmm:
+                w = as_t("weights", weights)
+                C = mu.shape[1]
+                if tuple(w.shape) != (K, C):
+                    raise ValueError(
+                        f"weights: expected shape ({K}, {C}), received {tuple(w.shape)}"
+                    )
+                _check_stochastic("weights", w)
+            model = cls(
+                K,
+                "gmm" if gmm else "gaussian",
+                obs_dim=D,
+                covariance=covariance,
+                num_mixtures=C,
+                **kw,
+            )
+            with torch.no_grad():
+                model.loc.copy_(mu)
+                model._set_covs(S, L)
+                if gmm:
+                    model.mixture_logits.copy_(w.log())
+        with torch.no_grad():
+            model.initial_logits.copy_(pi.log())
+            model.transition_logits.copy_(A.log())
+        model._has_params = True
+        return model
+
+    def _set_covs(self, S: Tensor, L: Tensor | None = None) -> None:
+        """Store covariances ``S`` (..., D, D) (no autograd)."""
+        if self.covariance == "diag":
+            self.log_scale.copy_(0.5 * torch.diagonal(S, dim1=-2, dim2=-1).log())
+        else:
+            L = torch.linalg.cholesky(S) if L is None else L
+            raw = L.tril(-1) + torch.diag_embed(torch.diagonal(L, dim1=-2, dim2=-1).log())
+            self.scale_tril_raw.copy_(raw)
+
+    # ---------------------------------------------------------------- inputs
+
+    def _prepare(self, x, lengths, name: str = "x") -> tuple[Tensor, Tensor | None, bool]:
+        """Validate ``x`` and ``lengths``; return batched x, lengths (or None), unbatched."""
+        check_tensor(name, x)
+        if self.emission == "categorical":
+            if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+                raise TypeError(
+                    f"{name}: expected an integer (long) tensor of symbols, received {x.dtype}"
+                )
+            if x.dim() not in (1, 2):
+                raise ValueError(
+                    f"{name}: expected (B, T) or (T,) symbols, received shape {tuple(x.shape)}"
+                )
+            unbatched = x.dim() == 1
+        else:
+            if not x.is_floating_point():
+                raise TypeError(f"{name}: expected a float tensor, received {x.dtype}")
+            if x.dim() not in (2, 3) or x.shape[-1] != self.obs_dim:
+                raise ValueError(
+                    f"{name}: expected shape (B, T, {self.obs_dim}) or (T, {self.obs_dim}), "
+                    f"received {tuple(x.shape)}"
+                )
+            if x.dtype != self.dtype:
+                raise TypeError(
+                    f"{name}: expected dtype {self.dtype} (the model's), received {x.dtype}"
+                )
+            unbatched = x.dim() == 2
+        if x.device != self.device:
+            raise TypeError(f"{name}: expected device {self.device}, received {x.device}")
+        if unbatched:
+            x = x.unsqueeze(0)
+            if lengths is not None:
+                raise ValueError(
+                    f"lengths: not used with an unbatched {name}, received {describe(lengths)}"
+                )
+        B, T = x.shape[:2]
+        if T < 1:
+            raise ValueError(f"{name}: expected at least one time step, received T = 0")
+        if lengths is not None:
+            lengths = check_lengths(lengths, B, T, x.device)
+        mask = _mask_from_lengths(lengths, B, T, x.device)
+        if self.emission == "categorical":
+            bad = ((x < 0) | (x >= self.num_symbols)) & mask
+            if bad.any():
+                b, t = (int(i) for i in bad.nonzero()[0])
+                raise ValueError(
+                    f"{name}: expected symbols in 0..{self.num_symbols - 1}, received "
+                    f"{int(x[b, t])} at sequence {b}, time {t}"
+                )
+        else:
+            bad = ~torch.isfinite(x).all(-1) & mask
+            if bad.any():
+                b, t = (int(i) for i in bad.nonzero()[0])
+                raise ValueError(
+                    f"{name}: expected finite observations, received {x[b, t].tolist()} at "
+                    f"sequence {b}, time {t} (missing values are not supported)"
+                )
+        return x, lengths, unbatched
+
+    def _emission_log_prob(self, x: Tensor, mask: Tensor, components: bool = False):
+        """log p(x_t | z_t = k) (B, T, K), with padding replaced by a harmless value."""
+        if self.emission == "categorical":
+            xs = torch.where(mask, x, torch.zeros_like(x)).long()
+            return categorical_log_prob(xs, torch.log_softmax(self.emission_logits, -1))
+        xs = torch.where(mask.unsqueeze(-1), x, torch.zeros_like(x))
+        if self.emission == "gaussian":
+            if self.covariance == "diag":
+                return diag_gaussian_log_prob(xs, self.loc, self.variances)
+            return gaussian_log_prob(xs, self.loc, self.scale_tril)
+        log_w = torch.log_softmax(self.mixture_logits, -1)
+        scale = self.variances if self.covariance == "diag" else self.scale_tril
+        return gmm_log_prob(
+            xs, log_w, self.loc, scale, self.covariance == "diag", return_components=components
+        )
+
+    # ---------------------------------------------------------------- inference
+
+    def forward(self, x: Tensor, lengths=None) -> Tensor:
+        """Total log-likelihood :math:`\\sum_b \\log p(x^{(b)})` (differentiable, 0-d)."""
+        return self.log_likelihood(x, lengths).sum()
+
+    def log_likelihood(self, x: Tensor, lengths=None) -> Tensor:
+        """Log-likelihood of each sequence, (B,) (0-d for unbatched x); differentiable."""
+        x, lengths, unbatched = self._prepare(x, lengths)
+        B, T = x.shape[:2]
+        mask = _mask_from_lengths(lengths, B, T, x.device)
+        log_b = self._emission_log_prob(x, mask)  # (B, T, K)
+        log_b = torch.where(mask.unsqueeze(-1), log_b, torch.zeros_like(log_b))
+        ll = _LogLikelihood.apply(
+            self.log_initial_probs,
+            self.log_transition_matrix,
+            log_b.transpose(0, 1).contiguous(),  # (T, B, K)
+            mask.t().contiguous(),
+        )
+        return ll[0] if unbatched else ll
+
+    def score(self, x: Tensor, lengths=None) -> float:
+        """Total log-likelihood of the sequences (a float; higher is better)."""
+        with torch.no_grad():
+            return float(self.log_likelihood(x, lengths).sum())
+
+    def score_samples(self, x: Tensor, lengths=None) -> tuple[Tensor, Tensor]:
+        """Log-likelihoods (B,) and posterior marginals (B, T, K) from one forward-backward
+        pass (hmmlearn's ``score_samples``, batched)."""
+        with torch.no_grad():
+            log_b, lengths, unbatched = self._filter(x, lengths)
+            lb, mask_tm = _prepare_log_b(log_b, lengths)
+            log_A = self.log_transition_matrix
+            alpha, log_norm = _forward_tm(self.log_initial_probs, log_A, lb)
+            gamma, _ = _smooth_tm(log_A, lb, mask_tm, alpha, log_norm, transitions=False)
+            ll = torch.where(mask_tm, log_norm, torch.zeros_like(log_norm)).sum(0)  # (B,)
+            gamma = gamma.transpose(0, 1)  # (B, T, K)
+            return (ll[0], gamma[0]) if unbatched else (ll, gamma)
+
+    def _filter(self, x, lengths, name="x"):
+        x, lengths, unbatched = self._prepare(x, lengths, name)
+        B, T = x.shape[:2]
+        log_b = self._emission_log_prob(x, _mask_from_lengths(lengths, B, T, x.device))
+        return log_b, lengths, unbatched
+
+    def posterior(self, x: Tensor, lengths=None) -> Tensor:
+        r"""Posterior marginals :math:`p(z_t = k \mid x_{1:T})`, (B, T, K) (0 past length)."""
+        return self.score_samples(x, lengths)[1]
+
+    def viterbi(self, x: Tensor, lengths=None) -> ViterbiResult:
+        """Most probable state paths (B, T) and their joint log-probabilities (B,)."""
+        with torch.no_grad():
+            log_b, lengths, unbatched = self._filter(x, lengths)
+            res = viterbi(self.log_initial_probs, self.log_transition_matrix, log_b, lengths)
+            if unbatched:
+                return ViterbiResult(res.paths[0], res.log_probs[0])
+            return res
+
+    def predict(self, x: Tensor, lengths=None) -> Tensor:
+        """Viterbi state paths, (B, T) (0 past each length)."""
+        return self.viterbi(x, lengths).paths
+
+    def predict_next(self, x: Tensor, lengths=None) -> Tensor:
+        r"""Predictive distribution of the next observation after each sequence.
+
+        The next state has :math:`p(z_{T+1} = k \mid x_{1:T}) = \sum_j
+        p(z_T = j \mid x_{1:T}) A_{jk}` (``w``, (B, K)). Categorical: returns
+        :math:`p(x_{T+1} = m \mid x_{1:T}) = \sum_k w_k B_{km}`, (B, M). Gaussian and GMM:
+        returns the state weights ``w`` (B, K); the predictive density is the mixture
+        :math:`\sum_k w_k p_k(x)` with the model's ``means``/``covs`` (and ``weights``).
+        """
+        with torch.no_grad():
+            log_b, lengths, unbatched = self._filter(x, lengths)
+            res = forward_filter(self.log_initial_probs, self.log_transition_matrix, log_b, lengths)
+            B, T, K = res.filtered.shape
+            last = (
+                torch.full((B,), T, dtype=torch.long, device=log_b.device)
+                if lengths is None
+                else lengths
+            )
+            idx = (last - 1).view(B, 1, 1).expand(B, 1, K)
+            filt = res.filtered.gather(1, idx).squeeze(1)  # (B, K)
+            w = filt @ self.transition_matrix  # (B, K)
+            out = w @ self.emission_probs if self.emission == "categorical" else w
+            return out[0] if unbatched else out
+
+    # ---------------------------------------------------------------- sampling
+
+    def sample(
+        self, num_sequences: int, length: int, generator: torch.Generator | int | None = None
+    ) -> HMMSample:
+        """Draw ``num_sequences`` sequences of ``length`` steps: (observations, states)."""
+        N = check_positive_int("num_sequences", num_sequences)
+        T = check_positive_int("length", length)
+        if isinstance(generator, int) and not isinstance(generator, bool):
+            generator = torch.Generator(device=self.device).manual_seed(generator)
+        elif generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"generator: expected a torch.Generator, an int seed or None, received "
+                f"{describe(generator)}"
+            )
+        g = generator
+        with torch.no_grad():
+            A = self.transition_matrix
+            states = torch.empty(N, T, dtype=torch.long, device=self.device)
+            states[:, 0] = torch.multinomial(
+                self.initial_probs.expand(N, -1), 1, True, generator=g
+            )[:, 0]
+            for t in range(1, T):
+                states[:, t] = torch.multinomial(A[states[:, t - 1]], 1, generator=g)[:, 0]
+            z = states.reshape(-1)  # (N*T,)
+            if self.emission == "categorical":
+                obs = torch.multinomial(self.emission_probs[z], 1, generator=g)[:, 0].view(N, T)
+                return HMMSample(obs, states)
+            L = self.scale_tril
+            mu = self.loc
+            if self.emission == "gmm":
+                c = torch.multinomial(self.weights[z], 1, generator=g)[:, 0]  # (N*T,)
+                mu, L = mu[z, c], L[z, c]  # (N*T, D), (N*T, D, D)
+            else:
+                mu, L = mu[z], L[z]
+            eps = torch.randn(
+                N * T, self.obs_dim, 1, dtype=self.dtype, device=self.device, generator=g
+            )
+            obs = mu + (L @ eps).squeeze(-1)  # (N*T, D)
+            return HMMSample(obs.view(N, T, self.obs_dim), states)
+
+    # ---------------------------------------------------------------- Baum-Welch
+
+    def fit(
+        self,
+        x: Tensor,
+        lengths=None,
+        *,
+        n_iter: int = 100,
+        tol: float = 1e-4,
+        rtol: float = 1e-6,
+        init: str = "auto",
+        seed: int | None = 0,
+        pseudocount: float = 1e-2,
+        min_covar: float = 1e-3,
+        verbose: bool = False,
+    ) -> HMM:
+        r"""Baum-Welch (EM) on a batch of sequences; returns ``self``.
+
+        Args:
+            x, lengths: the training sequences (as :meth:`log_likelihood`).
+            n_iter: maximum number of EM iterations.
+            tol, rtol: stop when the log-likelihood gain is below ``tol + rtol * |L|``
+                (absolute and relative tolerance on the total log-likelihood L).
+            init: ``"kmeans"`` (Gaussian/GMM: k-means centres as means, the data
+                covariance for every state), ``"random"`` (Dirichlet(1) probabilities,
+                means drawn from the data), ``"none"`` (start from the current
+                parameters) or ``"auto"``: ``"none"`` when the parameters were set by
+                :meth:`from_params` or an earlier ``fit``, else ``"kmeans"`` (Gaussian,
+                GMM) or ``"random"`` (categorical).
+            seed: seed of the initialisation.
+            pseudocount: added to every expected count of initial states, transitions,
+                categorical emissions and mixture components (a symmetric Dirichlet prior
+                with concentration 1 + pseudocount): no probability collapses to zero.
+            min_covar: added to the diagonal of every re-estimated covariance. A state
+                that receives no posterior mass keeps its previous emission parameters.
+            verbose: print the log-likelihood of each iteration.
+
+        ``history_`` holds the total log-likelihood before each M-step (so
+        ``history_[i]`` is the score of the parameters after ``i`` M-steps),
+        ``converged_`` whether the tolerance was met, ``n_iter_`` the M-steps taken. A
+        decrease larger than rounding triggers a warning (it can only come from the
+        pseudocounts, ``min_covar`` or the dead-state rule, which make the update a
+        penalised one).
+        """
+        check_positive_int("n_iter", n_iter)
+        for name, v in (
+            ("tol", tol),
+            ("rtol", rtol),
+            ("pseudocount", pseudocount),
+            ("min_covar", min_covar),
+        ):
+            if not isinstance(v, (int, float)) or not v >= 0:
+                raise ValueError(f"{name}: expected a number >= 0, received {v!r}")
+        if init not in ("auto", "kmeans", "random", "none"):
+            raise ValueError(
+                f"init: expected 'auto', 'kmeans', 'random' or 'none', received {init!r}"
+            )
+        x, lengths, _ = self._prepare(x, lengths)
+        B, T = x.shape[:2]
+        mask = _mask_from_lengths(lengths, B, T, x.device)  # (B, T)
+        if init == "auto":
+            if self._has_params:
+                init = "none"
+            else:
+                init = "random" if self.emission == "categorical" else "kmeans"
+        if init == "kmeans" and self.emission == "categorical":
+            raise ValueError("init: 'kmeans' needs Gaussian emissions; use 'random' or 'none'")
+        with torch.no_grad():
+            if init != "none":
+                self._initialize(x[mask], init, seed)
+            xv = x[mask]  # (N, ...) valid observations, batch-major order
+            mask_tm = mask.t().contiguous()  # (T, B)
+            eps = 16 * torch.finfo(self.dtype).eps
+            self.history_ = []
+            self.converged_ = False
+            self.n_iter_ = 0
+            for it in range(n_iter):
+                # E-step
+                if self.emission == "gmm":
+                    log_b, comp = self._emission_log_prob(x, mask, components=True)
+                else:
+                    log_b = self._emission_log_prob(x, mask)
+                lb, _ = _prepare_log_b(log_b, lengths)
+                log_A = self.log_transition_matrix
+                alpha, log_norm = _forward_tm(self.log_initial_probs, log_A, lb)
+                ll = float(torch.where(mask_tm, log_norm, torch.zeros_like(log_norm)).sum())
+                gamma, xi = _smooth_tm(log_A, lb, mask_tm, alpha, log_norm, per_sequence=False)
+                self.history_.append(ll)
+                if verbose:
+                    print(f"iteration {it}: log-likelihood {ll:.6f}")
+                if it > 0:
+                    delta = ll - self.history_[-2]
+                    if delta < -eps * abs(ll):
+                        warnings.warn(
+                            f"HMM.fit: log-likelihood decreased from {self.history_[-2]:.8g} to "
+                            f"{ll:.8g} at iteration {it} (pseudocounts, min_covar or the "
+                            "dead-state rule make the update penalised)",
+                            RuntimeWarning,
+                            stacklevel=2,
+                        )
+                    if delta < tol + rtol * abs(ll):
+                        self.converged_ = True
+                        break
+                if not math.isfinite(ll):
+                    raise ValueError(
+                        f"x: log-likelihood is {ll} under the current parameters "
+                        "(an observation impossible under every state)"
+                    )
+                # M-step (Rabiner 1989, eqs. 40a-c, 52-54)
+                g_bt = gamma.transpose(0, 1)[mask]  # (N, K) valid positions, batch-major
+                self._m_step(
+                    gamma[0].sum(0),
+                    xi,
+                    g_bt,
+                    xv,
+                    pseudocount,
+                    min_covar,
+                    comp[mask] if self.emission == "gmm" else None,
+                )
+                self.n_iter_ = it + 1
+        self._has_params = True
+        return self
+
+    def _m_step(self, g0, xi, gamma, xv, pseudocount, min_covar, comp) -> None:
+        """Re-estimate the parameters from expected counts (no autograd)."""
+        pi = g0 + pseudocount
+        self.initial_logits.copy_((pi / pi.sum()).log())
+        A = xi + pseudocount
+        self.transition_logits.copy_((A / A.sum(-1, keepdim=True)).log())
+        K = self.num_states
+        if self.emission == "categorical":
+            counts = torch.zeros(K, self.num_symbols, dtype=gamma.dtype, device=gamma.device)
+            counts.index_add_(1, xv.long(), gamma.t())  # (K, M)
+            counts = counts + pseudocount
+            self.emission_logits.copy_((counts / counts.sum(-1, keepdim=True)).log())
+            return
+        if self.emission == "gmm":
+            # responsibilities of the components within each state, times gamma
+            r = torch.softmax(comp, -1) * gamma.unsqueeze(-1)  # (N, K, C)
+            C = self.num_mixtures
+            resp = r.reshape(-1, K * C)  # (N, K*C)
+            nc = resp.sum(0).view(K, C)
+            w = nc + pseudocount
+            self.mixture_logits.copy_((w / w.sum(-1, keepdim=True)).log())
+        else:
+            resp = gamma  # (N, K)
+        means, covs, alive = _weighted_moments(resp, xv, self.covariance == "diag", min_covar)
+        lead = self.loc.shape[:-1]
+        means = means.view(*lead, -1)
+        covs = covs.view(*lead, *covs.shape[1:])
+        alive = alive.view(lead)
+        self.loc.copy_(torch.where(alive.unsqueeze(-1), means, self.loc))
+        if self.covariance == "diag":
+            new = 0.5 * covs.log()
+            self.log_scale.copy_(torch.where(alive.unsqueeze(-1), new, self.log_scale))
+        else:
+            self._set_covs(torch.where(alive[..., None, None], covs, self.covs))
+
+    def _initialize(self, xv: Tensor, init: str, seed: int | None) -> None:
+        """Data-driven or random initial parameters (no autograd)."""
+        g = torch.Generator(device="cpu")
+        if seed is None:
+            g.seed()
+        else:
+            g.manual_seed(int(seed))
+        K = self.num_states
+        kw = {"dtype": self.dtype}
+
+        def dirichlet(*shape):  # Dirichlet(1) rows via normalised exponentials
+            e = -torch.rand(*shape, generator=g, **kw).clamp_min(1e-12).log()
+            return (e / e.sum(-1, keepdim=True)).to(self.device)
+
+        if init == "random":
+            self.initial_logits.copy_(dirichlet(K).log())
+            self.transition_logits.copy_(dirichlet(K, K).log())
+        else:
+            self.initial_logits.fill_(0.0)
+            self.transition_logits.fill_(0.0)
+        if self.emission == "categorical":
+            self.emission_logits.copy_(dirichlet(K, self.num_symbols).log())
+            return
+        N, D = xv.shape
+        xc = xv.cpu()
+        if N > 20000:  # k-means on a subsample
+            xc = xc[torch.randperm(N, generator=g)[:20000]]
+        cov = torch.atleast_2d(torch.cov(xc.t())) if xc.shape[0] > 1 else torch.eye(D, **kw)
+        cov = cov + 1e-3 * torch.eye(D, **kw) * cov.diagonal().mean().clamp_min(1e-12)
+        if init == "kmeans":
+            centers = _kmeans(xc, K, g)  # (K, D)
+        else:
+            centers = xc[torch.randint(xc.shape[0], (K,), generator=g)]
+        if self.emission == "gmm":
+            C = self.num_mixtures
+            sd = cov.diagonal().sqrt()
+            jitter = 0.5 * sd * torch.randn(K, C, D, generator=g, **kw)
+            centers = centers.unsqueeze(1) + jitter  # (K, C, D)
+            self.mixture_logits.fill_(0.0)
+        self.loc.copy_(centers.to(self.device))
+        full = cov.expand(*self.loc.shape[:-1], D, D).to(self.device)
+        if self.covariance == "diag":
+            full = torch.diag_embed(torch.diagonal(full, dim1=-2, dim2=-1))
+        self._set_covs(full.contiguous())
+
+    def extra_repr(self) -> str:
+        s = f"num_states={self.num_states}, emission={self.emission!r}"
+        if self.emission == "categorical":
+            return s + f", num_symbols={self.num_symbols}"
+        s += f", obs_dim={self.obs_dim}, covariance={self.covariance!r}"
+        if self.emission == "gmm":
+            s += f", num_mixtures={self.num_mixtures}"
+        return s
+
+
+# ----------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------
+
+
+def _check_stochastic(name: str, p: Tensor) -> None:
+    """ValueError unless ``p`` has finite, non-negative entries and rows summing to 1."""
+    if not torch.isfinite(p).all() or (p < 0).any():
+        raise ValueError(
+            f"{name}: expected non-negative finite probabilities, received min "
+            f"{float(p.nan_to_num(nan=-1.0).min()):.3g}"
+        )
+    sums = p.sum(-1)
+    tol = math.sqrt(torch.finfo(p.dtype).eps) * max(1, p.shape[-1])
+    bad = (sums - 1).abs() > tol
+    if bad.any():
+        idx = bad.nonzero()[0].tolist()
+        where = f" (row {idx[0]})" if p.dim() > 1 else ""
+        raise ValueError(
+            f"{name}: expected rows summing to 1, received a sum of "
+            f"{float(sums[tuple(idx)]):.6g}{where}"
+        )
+
+
+def _check_spd(name: str, S: Tensor) -> Tensor:
+    """ValueError unless every matrix in ``S`` (..., D, D) is symmetric positive definite;
+    returns the Cholesky factors."""
+    if not torch.isfinite(S).all():
+        raise ValueError(f"{name}: expected finite covariances, received non-finite entries")
+    asym = (S - S.transpose(-1, -2)).abs().amax()
+    scale = S.abs().amax().clamp_min(1e-300)
+    if asym > math.sqrt(torch.finfo(S.dtype).eps) * scale:
+        raise ValueError(
+            f"{name}: expected symmetric matrices, received an asymmetry of {float(asym):.3g}"
+        )
+    S = 0.5 * (S + S.transpose(-1, -2))
+    L, info = torch.linalg.cholesky_ex(S)
+    if (info != 0).any():
+        idx = tuple((info != 0).nonzero()[0].tolist())
+        eig = torch.linalg.eigvalsh(S[idx]).min()
+        raise ValueError(
+            f"{name}: expected positive definite matrices, received one (index {list(idx)}) "
+            f"with smallest eigenvalue {float(eig):.3g}"
+        )
+    return L
+
+
+def _weighted_moments(
+    resp: Tensor, xv: Tensor, diagonal: bool, min_covar: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Weighted means (J, D), covariances ((J, D) variances or (J, D, D)) and a mask of the
+    components with mass, from responsibilities ``resp`` (N, J) and data ``xv`` (N, D).
+    Data are centred on their mean first to limit cancellation."""
+    N, D = xv.shape
+    center = xv.mean(0)
+    xc = xv - center  # (N, D)
+    nk = resp.sum(0)  # (J,)
+    alive = nk > 1e-10 * max(1.0, float(nk.sum()))
+    denom = nk.clamp_min(torch.finfo(xv.dtype).tiny).unsqueeze(-1)
+    mc = (resp.t() @ xc) / denom  # (J, D)
+    if diagonal:
+        var = (resp.t() @ xc.square()) / denom - mc.square()  # (J, D)
+        covs = var.clamp_min(0) + min_covar
+    else:
+        outer = (xc.unsqueeze(-1) * xc.unsqueeze(-2)).reshape(N, D * D)  # (N, D*D)
+        second = (resp.t() @ outer).view(-1, D, D) / denom.unsqueeze(-1)  # (J, D, D)
+        covs = second - mc.unsqueeze(-1) * mc.unsqueeze(-2)
+        covs = 0.5 * (covs + covs.transpose(-1, -2))
+        covs = covs + min_covar * torch.eye(D, dtype=xv.dtype, device=xv.device)
+    return mc + center, covs, alive
+
+
+def _kmeans(x: Tensor, k: int, g: torch.Generator, n_iter: int = 25) -> Tensor:
+    """Lloyd's k-means with k-means++ seeding (Arthur & Vassilvitskii 2007); (k, D)."""
+    N = x.shape[0]
+    if N < k:
+        idx = torch.randint(N, (k,), generator=g)
+        return x[idx] + 1e-3 * torch.randn(k, x.shape[1], generator=g, dtype=x.dtype)
+    centers = [x[torch.randint(N, (1,), generator=g)].squeeze(0)]
+    d2 = (x - centers[0]).square().sum(-1)
+    for _ in range(1, k):
+        probs = d2 / d2.sum() if d2.sum() > 0 else torch.full_like(d2, 1.0 / N)
+        i = torch.multinomial(probs, 1, generator=g)
+        centers.append(x[i].squeeze(0))
+        d2 = torch.minimum(d2, (x - centers[-1]).square().sum(-1))
+    c = torch.stack(centers)  # (k, D)
+    for _ in range(n_iter):
+        assign = torch.cdist(x, c).argmin(-1)  # (N,)
+        sums = torch.zeros_like(c).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype).unsqueeze(-1)
+        new = torch.where(counts > 0, sums / counts.clamp_min(1), c)
+        if torch.allclose(new, c):
+            break
+        c = new
+    return c
