@@ -252,3 +252,16 @@ def test_agrees_with_pykalman():
     np.testing.assert_allclose(s.means.numpy(), sm, rtol=0, atol=1e-8)
     np.testing.assert_allclose(s.covs.numpy(), sc, rtol=0, atol=1e-8)
     assert math.isclose(float(f.log_likelihood), kf.loglikelihood(y.numpy()), abs_tol=1e-8)
+
+
+def test_steady_state_equals_full_recursion():
+    model = random_model(S=3, D=2, U=1, seed=15)
+    u = torch.randn(3, 300, 1, dtype=DT)
+    y = model.sample(3, 300, inputs=u, seed=16).observations
+    p = model.params
+    fast_f = kalman_filter(p, y, u, steady_state=True)
+    full_f = kalman_filter(p, y, u, steady_state=False)
+    fast_s = rts_smoother(p, y, u, steady_state=True)
+    full_s = rts_smoother(p, y, u, steady_state=False)
+    for a, b in zip((*fast_f, *fast_s), (*full_f, *full_s)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)

@@ -112,6 +112,7 @@ class _FilterTrace(NamedTuple):
     pred_means: Tensor  # (B, T, S) one-step predicted, E[x_t | y_{0:t-1}]
     pred_covs: Tensor  # (Bc, T, S, S)
     log_likelihood: Tensor  # (B,)
+    steady_from: int  # covariances frozen from this step on (T when never)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -167,19 +168,22 @@ def _masked_emission(C: Tensor, R: Tensor, mask: Tensor):
 
 
 def _filter(
-    params: LDSParams, y: Tensor, inputs: Tensor | None = None, mask: Tensor | None = None
+    params: LDSParams,
+    y: Tensor,
+    inputs: Tensor | None = None,
+    mask: Tensor | None = None,
+    steady_state: bool = True,
 ) -> _FilterTrace:
-    """Kalman filter over a batch; y (B, T, D) with zeros where mask (B, T, D) is 0."""
-    A, C, Q, R, m0, P0, Bm, Dm = (
-        params.transition_matrix,
-        params.emission_matrix,
-        params.transition_cov,
-        params.emission_cov,
-        params.initial_mean,
-        params.initial_cov,
-        params.input_matrix,
-        params.feedthrough_matrix,
-    )
+    """Kalman filter over a batch; y (B, T, D) with zeros where mask (B, T, D) is 0.
+
+    steady_state: without a mask the covariance recursion is the same for every sequence
+    and converges (a Riccati recursion); once the filtered covariance changes by less than
+    a few units in the last place it is frozen, and the remaining steps update only the
+    means with the frozen gain, m_t = (I - K C)(A m_{t-1} + B u_t) + K (y_t - D u_t):
+    one small matrix product per step. The result differs from the full recursion by
+    rounding error only (tests check 1e-12).
+    """
+    A, C, Q, R, m0, P0, Bm, Dm = params
     batch, steps, obs_dim = y.shape
     bu = None
     if inputs is not None and inputs.shape[-1] > 0:
@@ -193,16 +197,20 @@ def _filter(
         Cm, Rm = _masked_emission(C, R, mask)
         n_obs = mask.sum(-1)  # (B, T)
     y_rows = y.unsqueeze(-2)  # (B, T, 1, D)
+    tol = 8.0 * torch.finfo(y.dtype).eps
+    check = steady_state and mask is None
 
     m_pred = m0.expand(batch, 1, -1)  # (B, 1, S)
     P_pred = P0.expand(1 if mask is None else batch, -1, -1)  # (Bc, S, S)
     pred_m, pred_P, filt_m, filt_P, chols, innov, infos = [], [], [], [], [], [], []
     m, P = m_pred, P_pred  # overwritten at t = 0 before use
+    steady_from = steps
     for t in range(steps):
         if t > 0:
             m_pred, P_pred = _predict(m, P, A, Q, None if bu is None else bu[:, t])
         if mask is not None:
             Cs, Rs = Cm[:, t], Rm[:, t]
+        P_prev = P
         m, P, L, r, info = _condition_on(m_pred, P_pred, Cs, Rs, y_rows[:, t])
         pred_m.append(m_pred)
         pred_P.append(P_pred)
@@ -211,6 +219,9 @@ def _filter(
         chols.append(L)
         innov.append(r)
         infos.append(info)
+        if check and t > 0 and bool((P - P_prev).abs().amax() <= tol * P.abs().amax()):
+            steady_from = t + 1
+            break
     info = torch.stack(infos, 1)  # (Bc, T)
     if bool((info != 0).any()):
         t_bad = int((info != 0).any(0).nonzero()[0, 0])
@@ -218,21 +229,41 @@ def _filter(
             f"emission_cov: the innovation covariance C P C^T + R is not positive definite "
             f"at time step {t_bad}; check that emission_cov and the covariances are SPD"
         )
-    Ls = torch.stack(chols, 1)  # (Bc, T, D, D)
-    rs = torch.cat(innov, 1)  # (B, T, D)
+    means = torch.cat(filt_m, 1)  # (B, t, S)
+    pmeans = torch.cat(pred_m, 1)
+    rs = torch.cat(innov, 1)  # (B, t, D)
+    covs, pcovs, Ls = torch.stack(filt_P, 1), torch.stack(pred_P, 1), torch.stack(chols, 1)
+    n = steps - steady_from
+    if n > 0:  # steady phase: frozen gain K (S, D), M = I - K C
+        Kt = torch.cholesky_solve(C @ P_pred[0], L[0])  # (D, S) = K^T
+        M = torch.eye(A.shape[0], dtype=A.dtype, device=A.device) - Kt.mT @ C
+        FT = A.mT @ M.mT  # (S, S): m_t = m_{t-1} F^T + g_t
+        y_ss = y[:, steady_from:]  # (B, n, D)
+        g = y_ss @ Kt  # (B, n, S)
+        if bu is not None:
+            g = g + bu[:, steady_from:, 0] @ M.mT
+        mt = m[:, 0]  # (B, S)
+        out = []
+        for i in range(n):
+            mt = torch.addmm(g[:, i], mt, FT)
+            out.append(mt)
+        m_ss = torch.stack(out, 1)  # (B, n, S)
+        prev = torch.cat([m, m_ss[:, :-1]], 1) @ A.mT  # (B, n, S) predicted means
+        if bu is not None:
+            prev = prev + bu[:, steady_from:, 0]
+        means = torch.cat([means, m_ss], 1)
+        pmeans = torch.cat([pmeans, prev], 1)
+        rs = torch.cat([rs, y_ss - prev @ C.mT], 1)
+        covs = torch.cat([covs, P.unsqueeze(1).expand(-1, n, -1, -1)], 1)
+        pcovs = torch.cat([pcovs, P_pred.unsqueeze(1).expand(-1, n, -1, -1)], 1)
+        Ls = torch.cat([Ls, L.unsqueeze(1).expand(-1, n, -1, -1)], 1)
     z = torch.linalg.solve_triangular(Ls, rs.unsqueeze(-1), upper=False).squeeze(-1)
     logdet = 2.0 * torch.log(torch.diagonal(Ls, dim1=-2, dim2=-1)).sum(-1)  # (Bc, T)
     ll = -0.5 * (n_obs * _LOG_2PI + logdet + z.pow(2).sum(-1)).sum(-1)  # (B,)
-    return _FilterTrace(
-        torch.cat(filt_m, 1),
-        torch.stack(filt_P, 1),
-        torch.cat(pred_m, 1),
-        torch.stack(pred_P, 1),
-        ll,
-    )
+    return _FilterTrace(means, covs, pmeans, pcovs, ll, steady_from)
 
 
-def _smooth(params: LDSParams, trace: _FilterTrace):
+def _smooth(params: LDSParams, trace: _FilterTrace, steady_state: bool = True):
     r"""RTS backward pass (Rauch, Tung & Striebel 1965).
 
     .. math::
@@ -241,13 +272,16 @@ def _smooth(params: LDSParams, trace: _FilterTrace):
         P_{t|T} = P_{t|t} + J_t (P_{t+1|T} - P_{t+1|t}) J_t^\top
 
     The gains and the terms not involving the smoothed quantities are computed for all t
-    in batched operations; the loop does two small products per step. Returns smoothed
-    means (B, T, S), covariances (Bc, T, S, S) and lag-one cross-covariances
-    :math:`\mathrm{Cov}[x_{t+1}, x_t \mid y] = P_{t+1|T} J_t^\top` (Bc, T-1, S, S).
+    in batched operations; the loop does one product for the means and two for the
+    covariances per step. Where the filter ran in steady state the gains are constant and
+    the backward covariance recursion converges too; it is then frozen like the filter's.
+    Returns smoothed means (B, T, S), covariances (Bc, T, S, S) and lag-one
+    cross-covariances :math:`\mathrm{Cov}[x_{t+1}, x_t \mid y] = P_{t+1|T} J_t^\top`
+    (Bc, T-1, S, S).
     """
     A = params.transition_matrix
     mf, Pf, mp, Pp = trace.means, trace.covs, trace.pred_means, trace.pred_covs
-    steps = mf.shape[1]
+    batch, steps, _ = mf.shape
     if steps == 1:
         return mf, Pf, Pf[:, :0]
     Lp, info = torch.linalg.cholesky_ex(Pp[:, 1:])  # (Bc, T-1, S, S)
@@ -259,12 +293,21 @@ def _smooth(params: LDSParams, trace: _FilterTrace):
     JT = torch.cholesky_solve(A @ Pf[:, :-1], Lp)  # (Bc, T-1, S, S) = J_t^T
     c = mf[:, :-1].unsqueeze(-2) - mp[:, 1:].unsqueeze(-2) @ JT  # (B, T-1, 1, S)
     E = Pf[:, :-1] - JT.mT @ Pp[:, 1:] @ JT  # (Bc, T-1, S, S)
+    JT_b = _expand_covs(JT, batch)  # (B, T-1, S, S) view
+    tol = 8.0 * torch.finfo(mf.dtype).eps
+    # gains are constant for t >= steady_from - 1 (filter frozen after steady_from - 1)
+    frozen_until = trace.steady_from - 1 if steady_state else steps
     ms = mf[:, -1:]  # (B, 1, S)
     Ps = Pf[:, -1]  # (Bc, S, S)
     out_m, out_P = [ms], [Ps]
+    converged = False
     for t in range(steps - 2, -1, -1):
-        ms = c[:, t] + ms @ JT[:, t]
-        Ps = E[:, t] + JT[:, t].mT @ Ps @ JT[:, t]
+        ms = torch.baddbmm(c[:, t], ms, JT_b[:, t])
+        if not (converged and t >= frozen_until):
+            Ps_prev = Ps
+            Ps = torch.baddbmm(E[:, t], JT[:, t].mT @ Ps, JT[:, t])
+            if t > frozen_until and not converged:
+                converged = bool((Ps - Ps_prev).abs().amax() <= tol * Ps.abs().amax())
         out_m.append(ms)
         out_P.append(Ps)
     means = torch.cat(out_m[::-1], 1)  # (B, T, S)
@@ -278,23 +321,33 @@ def _expand_covs(covs: Tensor, batch: int) -> Tensor:
 
 
 def kalman_filter(
-    params: LDSParams, y: Tensor, inputs: Tensor | None = None, mask: Tensor | None = None
+    params: LDSParams,
+    y: Tensor,
+    inputs: Tensor | None = None,
+    mask: Tensor | None = None,
+    steady_state: bool = True,
 ) -> FilterResult:
     """Kalman filter of a batch (pure kernel, differentiable).
 
     y: (B, T, D) observations, zeros (not NaN) where missing; inputs: (B, T, U) or None;
     mask: (B, T, D) floating 0/1 (1 = observed) or None for fully observed.
+    steady_state: freeze the gain once the covariance has converged (see ``_filter``).
     """
-    tr = _filter(params, y, inputs, mask)
+    tr = _filter(params, y, inputs, mask, steady_state)
     return FilterResult(tr.means, _expand_covs(tr.covs, y.shape[0]), tr.log_likelihood)
 
 
 def rts_smoother(
-    params: LDSParams, y: Tensor, inputs: Tensor | None = None, mask: Tensor | None = None
+    params: LDSParams,
+    y: Tensor,
+    inputs: Tensor | None = None,
+    mask: Tensor | None = None,
+    steady_state: bool = True,
 ) -> SmootherResult:
     """Kalman filter then RTS smoother of a batch (pure kernel; arguments as
     :func:`kalman_filter`)."""
-    means, covs, _ = _smooth(params, _filter(params, y, inputs, mask))
+    trace = _filter(params, y, inputs, mask, steady_state)
+    means, covs, _ = _smooth(params, trace, steady_state)
     return SmootherResult(means, _expand_covs(covs, y.shape[0]))
 
 
