@@ -149,7 +149,7 @@ def diag_gaussian_log_prob(x: Tensor, means: Tensor, variances: Tensor) -> Tenso
     r""":math:`\log \mathcal N(x \mid \mu_k, \mathrm{diag}(\sigma_k^2))` for ``x`` (..., D),
     ``means`` and ``variances`` (K, D); returns (..., K).
 
-    The quadratic form is expanded into one ``(N, 2D) x (2D, K)`` matrix multiply,
+    The quadratic form is expanded into two ``(N, D) x (D, K)`` matrix multiplies,
     :math:`\sum_d x_d^2/\sigma_{kd}^2 - 2 x_d \mu_{kd}/\sigma_{kd}^2 + \mu_{kd}^2/\sigma_{kd}^2`,
     on data centred on the mean of the means.
     """
@@ -158,10 +158,10 @@ def diag_gaussian_log_prob(x: Tensor, means: Tensor, variances: Tensor) -> Tenso
     prec = variances.reciprocal()  # (K, D)
     mc = means - center
     xc = (x - center).reshape(-1, D)  # (N, D)
-    feats = torch.cat([xc.square(), xc], dim=-1)  # (N, 2D)
-    weights = torch.cat([prec, -2.0 * mc * prec], dim=-1)  # (K, 2D)
-    maha = feats @ weights.t() + (mc.square() * prec).sum(-1)  # (N, K)
-    out = -0.5 * maha - 0.5 * variances.log().sum(-1) - 0.5 * D * _LOG_2PI
+    const = -0.5 * ((mc.square() * prec).sum(-1) + variances.log().sum(-1) + D * _LOG_2PI)
+    # -0.5 * maha + const as two accumulating matrix multiplies: (N, D) x (D, K)
+    out = torch.addmm(const, xc.square(), (-0.5 * prec).t())  # (N, K)
+    out = out + xc @ (mc * prec).t()
     return out.reshape(*x.shape[:-1], K)
 
 
@@ -193,11 +193,25 @@ def gmm_log_prob(
 # ----------------------------------------------------------------------------------------
 
 
-def _mask_from_lengths(lengths: Tensor | None, B: int, T: int, device) -> Tensor:
-    """(B, T) bool, True at valid positions."""
+def _mask_from_lengths(lengths: Tensor | None, B: int, T: int, device) -> Tensor | None:
+    """(B, T) bool, True at valid positions; None when there is no padding."""
     if lengths is None:
-        return torch.ones(B, T, dtype=torch.bool, device=device)
+        return None
     return torch.arange(T, device=device) < lengths.to(device)[:, None]
+
+
+def _masked(mask: Tensor | None, x: Tensor) -> Tensor:
+    """``x`` with zeros where ``mask`` (broadcast over trailing dims) is False."""
+    if mask is None:
+        return x
+    while mask.dim() < x.dim():
+        mask = mask.unsqueeze(-1)
+    return torch.where(mask, x, torch.zeros_like(x))
+
+
+def _valid(mask: Tensor | None, x: Tensor) -> Tensor:
+    """The entries of ``x`` (B, T, ...) at valid positions, (N, ...) in batch-major order."""
+    return x.reshape(-1, *x.shape[2:]) if mask is None else x[mask]
 
 
 def _forward_tm(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor]:
@@ -285,12 +299,14 @@ def _smooth_tm(
     beta, bc = _backward_tm(log_A, log_b, log_norm)
     gamma = alpha * beta  # (T, B, K)
     gamma = gamma / gamma.sum(-1, keepdim=True)  # sums to 1 analytically; remove rounding
-    gamma = torch.where(mask_tm.unsqueeze(-1), gamma, torch.zeros_like(gamma))
+    gamma = _masked(mask_tm, gamma)
     if not transitions:
         return gamma, None
     # per-sequence normaliser sum_k alpha_0 beta_0 (1 up to rounding)
     z = (alpha[0] * beta[0]).sum(-1)  # (B,)
-    u = beta[1:] * bc[1:] * mask_tm[1:].unsqueeze(-1)  # (T-1, B, K)
+    u = beta[1:] * bc[1:]  # (T-1, B, K)
+    if mask_tm is not None:
+        u = u * mask_tm[1:].unsqueeze(-1)
     A = log_A.exp()
     if per_sequence:
         scale = z.reciprocal() if weights is None else weights / z
@@ -307,9 +323,9 @@ def _smooth_tm(
 def _prepare_log_b(log_emission: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
     """Time-major log emissions with 0 at padding, and the (T, B) mask."""
     B, T, _ = log_emission.shape
-    mask = _mask_from_lengths(lengths, B, T, log_emission.device)  # (B, T)
-    log_b = torch.where(mask.unsqueeze(-1), log_emission, torch.zeros_like(log_emission))
-    return log_b.transpose(0, 1).contiguous(), mask.t()  # (T, B, K), (T, B)
+    mask = _mask_from_lengths(lengths, B, T, log_emission.device)  # (B, T) or None
+    log_b = _masked(mask, log_emission).transpose(0, 1).contiguous()  # (T, B, K)
+    return log_b, None if mask is None else mask.t()  # (T, B)
 
 
 def _check_kernel_inputs(
@@ -352,12 +368,10 @@ def forward_filter(
     with torch.no_grad():
         log_b, mask_tm = _prepare_log_b(log_emission, lengths)
         alpha, log_norm = _forward_tm(log_initial, log_transition, log_b)
-        log_norm = torch.where(mask_tm, log_norm, torch.zeros_like(log_norm))  # (T, B)
+        log_norm = _masked(mask_tm, log_norm)  # (T, B)
         cum = log_norm.cumsum(0)  # (T, B) log p(x_{1:t})
-        log_alpha = torch.where(
-            mask_tm.unsqueeze(-1), alpha.log() + cum.unsqueeze(-1), torch.zeros_like(alpha)
-        )
-        filtered = alpha * mask_tm.unsqueeze(-1)
+        log_alpha = _masked(mask_tm, alpha.log() + cum.unsqueeze(-1))
+        filtered = _masked(mask_tm, alpha)
         return ForwardResult(
             log_alpha=log_alpha.transpose(0, 1),
             log_likelihood=log_norm.sum(0),
@@ -381,9 +395,7 @@ def backward_smoother(
         beta, _ = _backward_tm(log_transition, log_b, log_norm)
         # log beta_t = log beta_hat_t + sum_{s > t} log c_s
         rest = log_norm.sum(0, keepdim=True) - log_norm.cumsum(0)  # (T, B)
-        log_beta = torch.where(
-            mask_tm.unsqueeze(-1), beta.log() + rest.unsqueeze(-1), torch.zeros_like(beta)
-        )
+        log_beta = _masked(mask_tm, beta.log() + rest.unsqueeze(-1))
         return SmootherResult(
             posterior=gamma.transpose(0, 1),
             expected_transitions=xi,
@@ -419,7 +431,7 @@ def viterbi(
             prev = psi[t].gather(1, state.unsqueeze(1)).squeeze(1)
             state = torch.where(t < lengths, prev, state)  # past the length: stay
             paths[t - 1] = state
-        paths = paths.t() * mask_tm.t()
+        paths = _masked(None if mask_tm is None else mask_tm.t(), paths.t())
         return ViterbiResult(paths=paths, log_probs=log_probs)
 
 
@@ -432,7 +444,7 @@ class _LogLikelihood(torch.autograd.Function):
     @staticmethod
     def forward(ctx, log_pi, log_A, log_b, mask_tm):
         alpha, log_norm = _forward_tm(log_pi, log_A, log_b)
-        log_norm = torch.where(mask_tm, log_norm, torch.zeros_like(log_norm))
+        log_norm = _masked(mask_tm, log_norm)
         ctx.save_for_backward(log_A, log_b, mask_tm, alpha, log_norm)
         return log_norm.sum(0)
 
@@ -812,9 +824,13 @@ class HMM(nn.Module):
             raise ValueError(f"{name}: expected at least one time step, received T = 0")
         if lengths is not None:
             lengths = check_lengths(lengths, B, T, x.device)
+            if bool((lengths == T).all()):
+                lengths = None  # no padding: the fast path
         mask = _mask_from_lengths(lengths, B, T, x.device)
         if self.emission == "categorical":
-            bad = ((x < 0) | (x >= self.num_symbols)) & mask
+            if x.numel() and int(x.min()) >= 0 and int(x.max()) < self.num_symbols:
+                return x, lengths, unbatched
+            bad = _masked(mask, (x < 0) | (x >= self.num_symbols))
             if bad.any():
                 b, t = (int(i) for i in bad.nonzero()[0])
                 raise ValueError(
@@ -822,7 +838,9 @@ class HMM(nn.Module):
                     f"{int(x[b, t])} at sequence {b}, time {t}"
                 )
         else:
-            bad = ~torch.isfinite(x).all(-1) & mask
+            if bool(torch.isfinite(x).all()):
+                return x, lengths, unbatched
+            bad = _masked(mask, ~torch.isfinite(x).all(-1))
             if bad.any():
                 b, t = (int(i) for i in bad.nonzero()[0])
                 raise ValueError(
@@ -831,12 +849,11 @@ class HMM(nn.Module):
                 )
         return x, lengths, unbatched
 
-    def _emission_log_prob(self, x: Tensor, mask: Tensor, components: bool = False):
+    def _emission_log_prob(self, x: Tensor, mask: Tensor | None, components: bool = False):
         """log p(x_t | z_t = k) (B, T, K), with padding replaced by a harmless value."""
+        xs = _masked(mask, x)
         if self.emission == "categorical":
-            xs = torch.where(mask, x, torch.zeros_like(x)).long()
-            return categorical_log_prob(xs, torch.log_softmax(self.emission_logits, -1))
-        xs = torch.where(mask.unsqueeze(-1), x, torch.zeros_like(x))
+            return categorical_log_prob(xs.long(), torch.log_softmax(self.emission_logits, -1))
         if self.emission == "gaussian":
             if self.covariance == "diag":
                 return diag_gaussian_log_prob(xs, self.loc, self.variances)
@@ -858,13 +875,12 @@ class HMM(nn.Module):
         x, lengths, unbatched = self._prepare(x, lengths)
         B, T = x.shape[:2]
         mask = _mask_from_lengths(lengths, B, T, x.device)
-        log_b = self._emission_log_prob(x, mask)  # (B, T, K)
-        log_b = torch.where(mask.unsqueeze(-1), log_b, torch.zeros_like(log_b))
+        log_b = _masked(mask, self._emission_log_prob(x, mask))  # (B, T, K)
         ll = _LogLikelihood.apply(
             self.log_initial_probs,
             self.log_transition_matrix,
             log_b.transpose(0, 1).contiguous(),  # (T, B, K)
-            mask.t().contiguous(),
+            None if mask is None else mask.t().contiguous(),  # (T, B)
         )
         return ll[0] if unbatched else ll
 
@@ -882,7 +898,7 @@ class HMM(nn.Module):
             log_A = self.log_transition_matrix
             alpha, log_norm = _forward_tm(self.log_initial_probs, log_A, lb)
             gamma, _ = _smooth_tm(log_A, lb, mask_tm, alpha, log_norm, transitions=False)
-            ll = torch.where(mask_tm, log_norm, torch.zeros_like(log_norm)).sum(0)  # (B,)
+            ll = _masked(mask_tm, log_norm).sum(0)  # (B,)
             gamma = gamma.transpose(0, 1)  # (B, T, K)
             return (ll[0], gamma[0]) if unbatched else (ll, gamma)
 
@@ -1043,9 +1059,9 @@ class HMM(nn.Module):
             raise ValueError("init: 'kmeans' needs Gaussian emissions; use 'random' or 'none'")
         with torch.no_grad():
             if init != "none":
-                self._initialize(x[mask], init, seed)
-            xv = x[mask]  # (N, ...) valid observations, batch-major order
-            mask_tm = mask.t().contiguous()  # (T, B)
+                self._initialize(_valid(mask, x), init, seed)
+            xv = _valid(mask, x)  # (N, ...) valid observations, batch-major order
+            mask_tm = None if mask is None else mask.t().contiguous()  # (T, B)
             eps = 16 * torch.finfo(self.dtype).eps
             self.history_ = []
             self.converged_ = False
@@ -1059,7 +1075,7 @@ class HMM(nn.Module):
                 lb, _ = _prepare_log_b(log_b, lengths)
                 log_A = self.log_transition_matrix
                 alpha, log_norm = _forward_tm(self.log_initial_probs, log_A, lb)
-                ll = float(torch.where(mask_tm, log_norm, torch.zeros_like(log_norm)).sum())
+                ll = float(_masked(mask_tm, log_norm).sum())
                 gamma, xi = _smooth_tm(log_A, lb, mask_tm, alpha, log_norm, per_sequence=False)
                 self.history_.append(ll)
                 if verbose:
@@ -1083,7 +1099,7 @@ class HMM(nn.Module):
                         "(an observation impossible under every state)"
                     )
                 # M-step (Rabiner 1989, eqs. 40a-c, 52-54)
-                g_bt = gamma.transpose(0, 1)[mask]  # (N, K) valid positions, batch-major
+                g_bt = _valid(mask, gamma.transpose(0, 1))  # (N, K) valid, batch-major
                 self._m_step(
                     gamma[0].sum(0),
                     xi,
@@ -1091,7 +1107,7 @@ class HMM(nn.Module):
                     xv,
                     pseudocount,
                     min_covar,
-                    comp[mask] if self.emission == "gmm" else None,
+                    _valid(mask, comp) if self.emission == "gmm" else None,
                 )
                 self.n_iter_ = it + 1
         self._has_params = True
