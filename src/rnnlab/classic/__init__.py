@@ -7,7 +7,7 @@ Each model file holds pure tensor kernels beside one ``nn.Module`` class whose
 """
 
 from rnnlab.classic.ar import LinearAR
-from rnnlab.classic.hmm import HMM  # noqa: E402,I001
+from rnnlab.classic.hmm import HMM
 from rnnlab.classic.lds import (
     FilterResult,
     LinearDynamicalSystem,
