@@ -80,7 +80,7 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
 
 def rng_state() -> dict:
     """The torch, numpy and Python random states (checkpoint-friendly types only)."""
-    np_state = np.random.get_state()
+    np_state = np.random.get_state()  # noqa: NPY002 (the global state is saved)
     return {
         "torch": torch.get_rng_state(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
@@ -92,7 +92,7 @@ def set_rng_state(state: dict) -> None:
     """Restore the states saved by :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
     kind, keys, pos, has_gauss, gauss = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))  # noqa: NPY002
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
 
@@ -100,5 +100,5 @@ def set_rng_state(state: dict) -> None:
 def seed_everything(seed: int) -> None:
     """Seed torch, numpy and Python's random."""
     torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
+    np.random.seed(seed % 2**32)  # noqa: NPY002
     random.seed(seed)

@@ -56,7 +56,13 @@ def add_parser(sub) -> None:
     budget.add_argument("--minutes", type=float, help="train for this many minutes")
     lm.add_argument("--out", default=None, help="output folder (default: runs/lm-<time>)")
     lm.add_argument("--resume", default=None, help="checkpoint to continue")
-    lm.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    lm.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: fastest for small models and on a shared CPU; 0: torch's "
+        "default, all cores)",
+    )
     lm.add_argument("--samples", type=int, default=300, help="length of the printed samples")
     lm.add_argument("--no-progress", action="store_true", help="no progress bar")
     lm.add_argument("--json", action="store_true", help="print one JSON record last")
@@ -95,6 +101,8 @@ def _train_lm(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps: expected an integer >= 1, received {args.steps}")
     if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
         raise ValueError(f"--minutes: expected a positive number, received {args.minutes}")
+    if args.threads < 0:
+        raise ValueError(f"--threads: expected an integer >= 0, received {args.threads}")
     if args.samples < 0:
         raise ValueError(f"--samples: expected an integer >= 0, received {args.samples}")
     given = {k: getattr(args, k) for k in option_names() if getattr(args, k, None) is not None}

@@ -286,7 +286,7 @@ class Trainer:
         start = time.perf_counter()
         train_seconds = 0.0
         session_items = 0
-        recent: deque[float] = deque(maxlen=50)
+        recent: deque[float] = deque(maxlen=20)
         bad_run = 0
         stopped = "steps"
         val = None
