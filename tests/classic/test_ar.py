@@ -116,3 +116,18 @@ def test_bad_input():
         model.fit(torch.zeros(3, dtype=DT))
     with pytest.raises(ValueError, match="y: expected finite"):
         model.fit(torch.tensor([1.0, float("nan"), 2, 3, 4], dtype=DT))
+
+
+def test_sunspots_experiment_quick_preset(tmp_path):
+    if sunspots() is None:
+        pytest.skip("statsmodels' sunspots.csv is not installed")
+    from rnnlab.experiments import ExperimentConfig, get
+
+    res = get("sunspots").run(ExperimentConfig(quick=True, seed=0, out=tmp_path))
+    m = res.metrics
+    assert m["ar9_loglik_abs_err"] < 1e-6
+    # the linear models are deterministic; they must beat persistence on the held-out years
+    assert m["rmse_linearar"] < m["rmse_persistence"]
+    assert m["rmse_lds"] < m["rmse_persistence"]
+    assert all(np.isfinite(v) for k, v in m.items() if k.startswith("rmse_"))
+    assert "| LinearAR(9) |" in res.report and res.plots[0].exists()

@@ -799,6 +799,11 @@ def _residual_cov(S_yy, S_yz, S_zz, W, n):
     return _symmetrize(cov / n)
 
 
+def _wouter(w: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """sum_{b,t} w[b,t] a[b,t] b[b,t]^T for w (B, T), a (B, T, I), b (B, T, J) -> (I, J)."""
+    return (a * w.unsqueeze(-1)).flatten(0, 1).mT @ b.flatten(0, 1)
+
+
 def _m_step(p: LDSParams, tr: _FilterTrace, y, inputs, mask, lengths, fixed, diagonal):
     """The M-step: closed-form maximisers of the expected complete-data log-likelihood
     (Ghahramani & Hinton 1996, eqs. 12-16, with inputs as extra regressors). With
@@ -832,11 +837,11 @@ def _m_step(p: LDSParams, tr: _FilterTrace, y, inputs, mask, lengths, fixed, dia
     n_dyn = w2.sum()
     if steps > 1 and n_dyn > 0:
         ez = torch.cat([ms[:, :-1], u[:, 1:]], -1)  # (B, T-1, S+U) E[z_t]
-        Szz = torch.einsum("bt,bti,btj->ij", w2, ez, ez)
-        Szz[:S, :S] += torch.einsum("bt,btij->ij", w2, Ps[:, :-1])
-        Sxz = torch.einsum("bt,bti,btj->ij", w2, ms[:, 1:], ez)
-        Sxz[:, :S] += torch.einsum("bt,btij->ij", w2, cross)
-        Sxx = torch.einsum("bt,btij->ij", w2, Exx[:, 1:])
+        Szz = _wouter(w2, ez, ez)
+        Szz[:S, :S] += torch.tensordot(w2, Ps[:, :-1], dims=2)
+        Sxz = _wouter(w2, ms[:, 1:], ez)
+        Sxz[:, :S] += torch.tensordot(w2, cross, dims=2)
+        Sxx = torch.tensordot(w2, Exx[:, 1:], dims=2)
         W_old = torch.cat([p.transition_matrix, p.input_matrix], 1)
         W = _regress(
             Sxz, Szz, W_old, S, "transition_matrix" in fixed, "input_matrix" in fixed or U == 0
@@ -866,13 +871,13 @@ def _m_step(p: LDSParams, tr: _FilterTrace, y, inputs, mask, lengths, fixed, dia
         Eyx_extra = Hm @ Ps  # Cov(y, x) (B, T, D, S)
         Eyy_extra = Hm @ Ps @ Hm.mT + _symmetrize(R - G @ R)  # Cov(y) (B, T, D, D)
     ez = torch.cat([ms, u], -1)  # (B, T, S+U)
-    Szz = torch.einsum("bt,bti,btj->ij", w, ez, ez)
-    Szz[:S, :S] += torch.einsum("bt,btij->ij", w, Ps)
-    Syz = torch.einsum("bt,bti,btj->ij", w, Ey, ez)
-    Syy = torch.einsum("bt,bti,btj->ij", w, Ey, Ey)
+    Szz = _wouter(w, ez, ez)
+    Szz[:S, :S] += torch.tensordot(w, Ps, dims=2)
+    Syz = _wouter(w, Ey, ez)
+    Syy = _wouter(w, Ey, Ey)
     if Hm is not None:
-        Syz[:, :S] += torch.einsum("bt,btij->ij", w, Eyx_extra)
-        Syy += torch.einsum("bt,btij->ij", w, Eyy_extra)
+        Syz[:, :S] += torch.tensordot(w, Eyx_extra, dims=2)
+        Syy += torch.tensordot(w, Eyy_extra, dims=2)
     W_old = torch.cat([C, p.feedthrough_matrix], 1)
     W = _regress(
         Syz, Szz, W_old, S, "emission_matrix" in fixed, "feedthrough_matrix" in fixed or U == 0
