@@ -1,6 +1,8 @@
-"""Kalman filter + RTS smoother vs pykalman (see rnnlab.bench.kalman)."""
+"""Kalman filter + RTS smoother vs pykalman (rnnlab.bench.kalman): python benchmarks/kalman.py [--quick]."""
+
+import sys
 
 from rnnlab.bench.kalman import main
 
 if __name__ == "__main__":
-    main()
+    main(quick="--quick" in sys.argv)
