@@ -1,4 +1,4 @@
-"""Classical models vs pykalman and hmmlearn (rnnlab.bench.classic): python benchmarks/classic.py [--quick]."""
+"""Classical models vs pykalman and hmmlearn: python benchmarks/classic.py [--quick]."""
 
 import sys
 

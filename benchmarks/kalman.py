@@ -1,4 +1,4 @@
-"""Kalman filter + RTS smoother vs pykalman (rnnlab.bench.kalman): python benchmarks/kalman.py [--quick]."""
+"""Kalman filter + RTS smoother vs pykalman: python benchmarks/kalman.py [--quick]."""
 
 import sys
 
