@@ -265,3 +265,39 @@ def test_steady_state_equals_full_recursion():
     full_s = rts_smoother(p, y, u, steady_state=False)
     for a, b in zip((*fast_f, *fast_s), (*full_f, *full_s)):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_one_em_iteration_agrees_with_pykalman():
+    pykalman = pytest.importorskip("pykalman")
+    model = random_model(S=2, D=2, seed=17)
+    y = model.sample(1, 40, seed=18).observations[0]
+    p = {k: v.detach().numpy().copy() for k, v in model.params._asdict().items()}
+    kf = pykalman.KalmanFilter(
+        transition_matrices=p["transition_matrix"],
+        observation_matrices=p["emission_matrix"],
+        transition_covariance=p["transition_cov"],
+        observation_covariance=p["emission_cov"],
+        initial_state_mean=p["initial_mean"],
+        initial_state_covariance=p["initial_cov"],
+        em_vars=[
+            "transition_matrices",
+            "observation_matrices",
+            "transition_covariance",
+            "observation_covariance",
+            "initial_state_mean",
+            "initial_state_covariance",
+        ],
+    )
+    kf = kf.em(y.numpy(), n_iter=1)
+    pairs = {
+        "transition_matrix": kf.transition_matrices,
+        "emission_matrix": kf.observation_matrices,
+        "transition_cov": kf.transition_covariance,
+        "emission_cov": kf.observation_covariance,
+        "initial_mean": kf.initial_state_mean,
+        "initial_cov": kf.initial_state_covariance,
+    }
+    model.fit(y, n_iter=1, tol=0.0)  # one E-step and one M-step
+    assert len(model.history_) == 1
+    for name, ref in pairs.items():
+        np.testing.assert_allclose(getattr(model, name).detach().numpy(), ref, atol=1e-8)
