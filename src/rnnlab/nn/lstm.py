@@ -72,6 +72,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
+from rnnlab._validation import check_positive_int
 from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last
 
 _STORED = {True: "ifgo", False: "igo"}  # gate order of the stored parameters
@@ -381,6 +382,7 @@ class LSTM(RecurrentLayer):
         device=None,
         dtype=None,
     ) -> None:
+        check_positive_int("hidden_size", hidden_size)
         if not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
             raise ValueError(
                 f"proj_size: expected an integer in [0, hidden_size = {hidden_size}), "
