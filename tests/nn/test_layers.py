@@ -337,7 +337,8 @@ def test_auto_engine_choice():
     [
         (lambda m: m(torch.randn(2, 3, 4, 5)), ValueError, r"input: expected a 3-D tensor"),
         (lambda m: m(torch.randn(2, 3, 5)), ValueError, r"expected 4 features.*\(2, 3, 5\)"),
-        (lambda m: m(torch.randn(2, 3, 4).double()), TypeError, r"input: expected dtype torch.float32.*received torch.float64"),
+        (lambda m: m(torch.randn(2, 3, 4).double()), TypeError,
+         r"input: expected dtype torch.float32.*received torch.float64"),
         (lambda m: m([[1.0]]), TypeError, r"input: expected a torch.Tensor"),
         (lambda m: m(torch.randn(2, 3, 4), lengths=torch.tensor([3, 4])), ValueError,
          r"lengths: expected values in \[1, 3\].*max 4"),
