@@ -135,3 +135,12 @@ def test_batcher_state_round_trip():
     assert all(torch.equal(next(a).inputs, next(b).inputs) for _ in range(10))
     with pytest.raises(ValueError, match="seq_len"):
         StreamBatcher(tokens, 3, 5).load_state_dict(a.state_dict())
+
+
+def test_stdlib_corpus_skips_tests_and_site_packages():
+    from rnnlab.data.corpora import stdlib_files
+
+    files = stdlib_files()
+    assert len(files) > 300 and all(f.suffix == ".py" for f in files)
+    parts = {p for f in files for p in f.parts}
+    assert not parts & {"test", "tests", "site-packages", "idle_test"}

@@ -29,18 +29,16 @@ def clip_gradients(
         A 0-d tensor, the norm before clipping (inf or nan when a gradient is not finite;
         the gradients are then left untouched so the caller can skip the step).
     """
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if not grads:
+    params = [p for p in parameters if p.grad is not None]
+    if not params:
         return torch.zeros(())
-    norm = torch.linalg.vector_norm(
-        torch.stack([torch.linalg.vector_norm(g.detach(), 2.0) for g in grads]), 2.0
-    )
+    grads = [p.grad for p in params]
+    norm = torch.nn.utils.get_total_norm(grads, 2.0)  # as clip_grad_norm_ (foreach kernels)
     if not torch.isfinite(norm):
         return norm
     if max_norm is not None:
         # Pascanu et al. 2013: g <- g * threshold / ||g|| when ||g|| > threshold
-        scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
-        torch._foreach_mul_(grads, scale)
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
     if max_value is not None:
         for g in grads:
             g.clamp_(-max_value, max_value)

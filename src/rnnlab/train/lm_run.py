@@ -38,6 +38,9 @@ KIND = "lm"
 CHECKPOINT = "checkpoint.pt"
 # fraction of unknown tokens above which a vocabulary "does not fit" the data
 UNKNOWN_LIMIT = {"char": 0.01, "word": 0.25}
+# the validation split is the last val_fraction of the tokens, at most this many (so that
+# periodic evaluation stays cheap on a corpus of hundreds of MB)
+MAX_VAL_TOKENS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ def _describe_unknown(tokenizer: Tokenizer, corpus: Corpus, limit: int = 5) -> s
 
 def prepare_data(opts: LMTrainOptions, tokenizer: Tokenizer | None = None) -> LMData:
     """Read and tokenize the corpus (fitting the vocabulary unless ``tokenizer`` is given),
-    and split off the last ``val_fraction`` as validation."""
+    and split off the last ``val_fraction`` (at most ``MAX_VAL_TOKENS``) as validation."""
     corpus = load_corpus(opts.corpus, opts.data)
     fitted = tokenizer is None
     if fitted:
@@ -147,7 +150,7 @@ def prepare_data(opts: LMTrainOptions, tokenizer: Tokenizer | None = None) -> LM
         raise ValueError(f"data: {corpus.source!r} holds no {opts.level} tokens")
     if not fitted:
         check_vocabulary_fits(tokenizer, corpus, enc.unknown, n)
-    n_val = max(2, int(n * opts.val_fraction))
+    n_val = max(2, min(int(n * opts.val_fraction), MAX_VAL_TOKENS))
     if n - n_val < opts.batch + 1:
         raise ValueError(
             f"data: {corpus.source!r} has {n} tokens, too few for --batch {opts.batch} plus a "
