@@ -12,6 +12,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from rnnlab.nn._runner import ENGINES, RecurrentLayer
+from rnnlab.nn.fully_recurrent import FullyRecurrent
 from rnnlab.nn.gru import GRU
 from rnnlab.nn.lstm import LSTM
 from rnnlab.nn.srn import SRN
@@ -52,4 +53,14 @@ def detach_state(state):
     return type(state)(detach_state(s) for s in state)
 
 
-__all__ = ["ENGINES", "CELLS", "GRU", "LSTM", "SRN", "RecurrentLayer", "detach_state", "make_layer"]
+__all__ = [
+    "CELLS",
+    "ENGINES",
+    "GRU",
+    "LSTM",
+    "SRN",
+    "FullyRecurrent",
+    "RecurrentLayer",
+    "detach_state",
+    "make_layer",
+]

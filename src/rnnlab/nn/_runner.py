@@ -34,7 +34,7 @@ from rnnlab._validation import (
     describe,
 )
 
-ENGINES = ("auto", "fused", "bptt", "loop")
+ENGINES = ("auto", "fused", "bptt", "loop", "rtrl")
 
 State = tuple[Tensor, ...]  # one (B, size) tensor per state variable (h, or h and c)
 
@@ -77,6 +77,8 @@ class RecurrentLayer(nn.Module):
     - ``_recurrence(xp, state, k, sfx, lengths, rmask) -> (ys, state_T)``: the bptt engine.
     - ``_fused_reason() -> str | None``: why the fused engine does not apply (None: it does).
     - ``_fused(x, state, k0, k1, lengths) -> (out, state)``: layers k0..k1-1 in one call.
+    - ``_rtrl(x, state, lengths) -> (out, state)``: real-time recurrent learning, where
+      the family has it (one layer).
     """
 
     _fused_mode: str | None = None  # torch._VF function name, where one exists
@@ -170,6 +172,9 @@ class RecurrentLayer(nn.Module):
                     f"({reason}); use engine='bptt' or 'auto'"
                 )
         return self.engine
+
+    def _rtrl(self, x: Tensor, state: State, lengths: Tensor | None):
+        raise ValueError(f"engine='rtrl': not available for {type(self).__name__} (SRN only)")
 
     def _fused_reason(self) -> str | None:
         if self._fused_mode is None:
@@ -272,6 +277,8 @@ class RecurrentLayer(nn.Module):
         engine = self.resolved_engine()
         if engine == "fused":
             out, final = self._run_fused(x, state, lengths)
+        elif engine == "rtrl":
+            out, final = self._rtrl(x, state, lengths)
         else:
             out, final = self._run_stack(x, state, lengths, engine)
         if not batched:

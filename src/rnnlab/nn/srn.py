@@ -134,7 +134,8 @@ class SRN(RecurrentLayer):
         input_size: F.  hidden_size: H.  num_layers: stacked layers.
         nonlinearity: "tanh" (default), "sigmoid" (Elman's logistic units) or "relu".
         bias, bidirectional, residual, dropout, recurrent_dropout, learn_initial_state,
-        engine: as in :class:`rnnlab.nn.LSTM`.
+        engine: as in :class:`rnnlab.nn.LSTM`, plus "rtrl" (real-time recurrent learning,
+            :mod:`rnnlab.engines.rtrl`) for one unidirectional layer.
 
     Shapes: input (B, T, F) or (T, F); state h_0 (L * D, B, H); outputs (B, T, D * H).
     The tanh and relu SRN use torch.nn.RNN's parameter names and its fused kernel.
@@ -207,6 +208,19 @@ class SRN(RecurrentLayer):
         w_hh = self._p("weight_hh", k, sfx)
         ys, h = SRNRecurrence.apply(xp, state[0], w_hh, lengths, rmask, self.nonlinearity)
         return ys, (h,)
+
+    def _rtrl(self, x, state, lengths):
+        if self.num_layers != 1 or self.bidirectional or self.recurrent_dropout:
+            raise ValueError(
+                "engine='rtrl': one unidirectional layer without recurrent_dropout only, "
+                f"received num_layers={self.num_layers}, bidirectional={self.bidirectional}"
+            )
+        from rnnlab.engines.rtrl import rtrl
+
+        w_ih, w_hh = self.weight_ih_l0, self.weight_hh_l0
+        b = self.bias_ih_l0 + self.bias_hh_l0 if self.bias else w_ih.new_zeros(w_ih.shape[0])
+        y, h = rtrl(x, state[0][0], w_ih, w_hh, b, lengths, self.nonlinearity)
+        return y, (h.unsqueeze(0),)
 
     def _fused(self, x, state, k0, k1, lengths):
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
