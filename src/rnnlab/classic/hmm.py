@@ -161,7 +161,7 @@ def diag_gaussian_log_prob(x: Tensor, means: Tensor, variances: Tensor) -> Tenso
     const = -0.5 * ((mc.square() * prec).sum(-1) + variances.log().sum(-1) + D * _LOG_2PI)
     # -0.5 * maha + const as two accumulating matrix multiplies: (N, D) x (D, K)
     out = torch.addmm(const, xc.square(), (-0.5 * prec).t())  # (N, K)
-    out = out + xc @ (mc * prec).t()
+    out.addmm_(xc, (mc * prec).t())  # in place (autograd records it)
     return out.reshape(*x.shape[:-1], K)
 
 
@@ -214,18 +214,28 @@ def _valid(mask: Tensor | None, x: Tensor) -> Tensor:
     return x.reshape(-1, *x.shape[2:]) if mask is None else x[mask]
 
 
-def _forward_tm(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Scaled forward pass, time-major, no autograd. ``log_b`` (T, B, K) with 0 at padding.
-
-    Returns the filtered distributions :math:`\hat\alpha_t` (T, B, K) and the log
-    normalisers :math:`\log c_t + m_t` (T, B) (Rabiner 1989, eqs. 91-92a):
-    :math:`\hat\alpha_t = \tilde b_t \odot (\hat\alpha_{t-1} A) / c_t` with
-    :math:`\tilde b_t = \exp(\log b_t - m_t)`, :math:`m_t = \max_k \log b_t(k)`.
-    """
-    T, B, K = log_b.shape
+def _scaled_emissions(log_b: Tensor) -> tuple[Tensor, Tensor]:
+    r""":math:`\tilde b_t = \exp(\log b_t - m_t)` (T, B, K) with :math:`m_t = \max_k \log b_t(k)`
+    (T, B), so :math:`0 \le \tilde b_t \le 1`. Values below ``tiny ** 0.8`` (1e-31 in float32)
+    are set to 0: they change no likelihood at working precision, and subnormal numbers
+    would make every later multiply slow."""
     m = log_b.amax(-1, keepdim=True)  # (T, B, 1)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
-    b = torch.exp(log_b - m)  # (T, B, K), max over k is 1
+    b = (log_b - m).exp_()
+    b.masked_fill_(b < torch.finfo(b.dtype).tiny ** 0.8, 0.0)
+    return b, m.squeeze(-1)
+
+
+def _forward_tm(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    r"""Scaled forward pass, time-major, no autograd. ``log_b`` (T, B, K) with 0 at padding.
+
+    Returns the filtered distributions :math:`\hat\alpha_t` (T, B, K), the log normalisers
+    :math:`\log c_t + m_t = \log p(x_t \mid x_{1:t-1})` (T, B), and the scaled emissions
+    :math:`\tilde b_t / c_t` (T, B, K) that the backward pass needs (Rabiner 1989,
+    eqs. 91-92a): :math:`\hat\alpha_t = \tilde b_t \odot (\hat\alpha_{t-1} A) / c_t`.
+    """
+    T, B, K = log_b.shape
+    b, m = _scaled_emissions(log_b)  # (T, B, K), (T, B)
     A = log_A.exp()
     alpha = torch.empty_like(b)  # (T, B, K)
     c = torch.empty(T, B, 1, dtype=b.dtype, device=b.device)
@@ -235,12 +245,11 @@ def _forward_tm(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, T
     if _use_numpy(b):  # the same loop in numpy: a third of torch's per-call overhead on CPU
         al, An, bn, cn = alpha.numpy(), A.detach().numpy(), b.numpy(), c.numpy()
         for t in range(1, T):  # one matmul + three elementwise ops a step
-            a_t = al[t]
+            a_t, c_t = al[t], cn[t]
             np.matmul(al[t - 1], An, out=a_t)
-            a_t *= bn[t]
-            s = a_t.sum(1, keepdims=True)
-            cn[t] = s
-            a_t /= s
+            np.multiply(a_t, bn[t], out=a_t)
+            np.add.reduce(a_t, 1, keepdims=True, out=c_t)
+            np.divide(a_t, c_t, out=a_t)
     else:
         al, bl, cl = alpha.unbind(0), b.unbind(0), c.unbind(0)  # per-step views made once
         for t in range(1, T):
@@ -249,7 +258,8 @@ def _forward_tm(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, T
             a_t.mul_(bl[t])
             torch.sum(a_t, 1, keepdim=True, out=cl[t])
             a_t.div_(cl[t])
-    return alpha, c.log_().squeeze(-1) + m.squeeze(-1)
+    bc = b.div_(c)  # (T, B, K) b_t / c_t, in place
+    return alpha, c.log_().squeeze(-1) + m, bc
 
 
 def _use_numpy(x: Tensor) -> bool:
@@ -257,14 +267,13 @@ def _use_numpy(x: Tensor) -> bool:
     return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
 
 
-def _backward_tm(log_A: Tensor, log_b: Tensor, log_norm: Tensor) -> tuple[Tensor, Tensor]:
+def _backward_tm(log_A: Tensor, bc: Tensor) -> Tensor:
     r"""Scaled backward pass (Rabiner 1989, eq. 92b), time-major:
-    :math:`\hat\beta_t = A (b_{t+1} \odot \hat\beta_{t+1}) / c_{t+1}`, :math:`\hat\beta_T = 1`.
-    Returns :math:`\hat\beta` (T, B, K) (:math:`\gamma_t \propto \hat\alpha_t \odot
-    \hat\beta_t`) and the scaled emissions :math:`b_t / (c_t e^{m_t})` (T, B, K).
+    :math:`\hat\beta_t = A (\tilde b_{t+1} \odot \hat\beta_{t+1}) / c_{t+1}`,
+    :math:`\hat\beta_T = 1`, from ``bc`` :math:`= \tilde b_t / c_t` (T, B, K). Returns
+    :math:`\hat\beta` (T, B, K); :math:`\gamma_t \propto \hat\alpha_t \odot \hat\beta_t`.
     """
-    T, B, K = log_b.shape
-    bc = torch.exp(log_b - log_norm.unsqueeze(-1))  # (T, B, K): b_t / (c_t e^{m_t})
+    T, B, K = bc.shape
     At = log_A.exp().t().contiguous()
     beta = torch.empty_like(bc)
     beta[T - 1] = 1.0
@@ -279,44 +288,45 @@ def _backward_tm(log_A: Tensor, log_b: Tensor, log_norm: Tensor) -> tuple[Tensor
         for t in range(T - 2, -1, -1):
             torch.mul(bl[t + 1], bcl[t + 1], out=tmp)
             torch.mm(tmp, At, out=bl[t])
-    return beta, bc
+    return beta
 
 
 def _smooth_tm(
     log_A: Tensor,
-    log_b: Tensor,
-    mask_tm: Tensor,
+    bc: Tensor,
+    mask_tm: Tensor | None,
     alpha: Tensor,
-    log_norm: Tensor,
     weights: Tensor | None = None,
     per_sequence: bool = True,
     transitions: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
     r"""Posteriors :math:`\gamma` (T, B, K) and expected transition counts, per sequence
     (B, K, K) or, with ``per_sequence=False``, summed over sequences with ``weights`` (B,)
-    (K, K). :math:`\xi_t(i,j) = \hat\alpha_{t-1}(i) A_{ij} b_t(j) \hat\beta_t(j) / c_t`
-    (Rabiner 1989, eq. 37 with the scaled variables)."""
-    beta, bc = _backward_tm(log_A, log_b, log_norm)
-    gamma = alpha * beta  # (T, B, K)
-    gamma = gamma / gamma.sum(-1, keepdim=True)  # sums to 1 analytically; remove rounding
-    gamma = _masked(mask_tm, gamma)
+    (K, K). :math:`\xi_t(i,j) = \hat\alpha_{t-1}(i) A_{ij} \tilde b_t(j) \hat\beta_t(j) / c_t`
+    (Rabiner 1989, eq. 37 with the scaled variables). ``bc`` and ``alpha`` are not
+    modified."""
+    beta = _backward_tm(log_A, bc)
+    u = None
+    if transitions:
+        u = torch.mul(bc[1:], beta[1:])  # (T-1, B, K)
+        # per-sequence normaliser sum_k alpha_0 beta_0 (1 up to rounding)
+        z = (alpha[0] * beta[0]).sum(-1)  # (B,)
+    gamma = beta.mul_(alpha)  # (T, B, K), in place
+    gamma.div_(gamma.sum(-1, keepdim=True))  # sums to 1 analytically; remove rounding
+    if mask_tm is not None:
+        gamma.masked_fill_(~mask_tm.unsqueeze(-1), 0.0)
     if not transitions:
         return gamma, None
-    # per-sequence normaliser sum_k alpha_0 beta_0 (1 up to rounding)
-    z = (alpha[0] * beta[0]).sum(-1)  # (B,)
-    u = beta[1:] * bc[1:]  # (T-1, B, K)
+    scale = z.reciprocal() if weights is None else weights / z  # (B,)
+    u.mul_(scale[:, None])
     if mask_tm is not None:
-        u = u * mask_tm[1:].unsqueeze(-1)
+        u.masked_fill_(~mask_tm[1:].unsqueeze(-1), 0.0)
     A = log_A.exp()
     if per_sequence:
-        scale = z.reciprocal() if weights is None else weights / z
-        xi = torch.bmm(alpha[:-1].permute(1, 2, 0), u.transpose(0, 1))  # (B, K, K)
-        xi = xi * A * scale[:, None, None]
+        xi = torch.bmm(alpha[:-1].permute(1, 2, 0), u.transpose(0, 1)) * A  # (B, K, K)
     else:
-        scale = z.reciprocal() if weights is None else weights / z
         T1, B, K = u.shape
-        left = (alpha[:-1] * scale[:, None]).reshape(T1 * B, K)  # (T-1)*B rows
-        xi = (left.t() @ u.reshape(T1 * B, K)) * A  # (K, K)
+        xi = (alpha[:-1].reshape(T1 * B, K).t() @ u.reshape(T1 * B, K)) * A  # (K, K)
     return gamma, xi
 
 
@@ -367,7 +377,7 @@ def forward_filter(
     lengths = _check_kernel_inputs(log_initial, log_transition, log_emission, lengths)
     with torch.no_grad():
         log_b, mask_tm = _prepare_log_b(log_emission, lengths)
-        alpha, log_norm = _forward_tm(log_initial, log_transition, log_b)
+        alpha, log_norm, _ = _forward_tm(log_initial, log_transition, log_b)
         log_norm = _masked(mask_tm, log_norm)  # (T, B)
         cum = log_norm.cumsum(0)  # (T, B) log p(x_{1:t})
         log_alpha = _masked(mask_tm, alpha.log() + cum.unsqueeze(-1))
@@ -391,8 +401,10 @@ def backward_smoother(
         log_b, mask_tm = _prepare_log_b(log_emission, lengths)
         alpha = filter_result.filtered.transpose(0, 1).contiguous()  # (T, B, K)
         log_norm = filter_result.log_normalizers.t().contiguous()  # (T, B)
-        gamma, xi = _smooth_tm(log_transition, log_b, mask_tm, alpha, log_norm)
-        beta, _ = _backward_tm(log_transition, log_b, log_norm)
+        bc = (log_b - log_norm.unsqueeze(-1)).exp_()  # (T, B, K) b_t / p(x_t | x_{1:t-1})
+        bc.masked_fill_(bc < torch.finfo(bc.dtype).tiny ** 0.8, 0.0)
+        beta = _backward_tm(log_transition, bc)
+        gamma, xi = _smooth_tm(log_transition, bc, mask_tm, alpha)
         # log beta_t = log beta_hat_t + sum_{s > t} log c_s
         rest = log_norm.sum(0, keepdim=True) - log_norm.cumsum(0)  # (T, B)
         log_beta = _masked(mask_tm, beta.log() + rest.unsqueeze(-1))
@@ -443,19 +455,16 @@ class _LogLikelihood(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, log_pi, log_A, log_b, mask_tm):
-        alpha, log_norm = _forward_tm(log_pi, log_A, log_b)
-        log_norm = _masked(mask_tm, log_norm)
-        ctx.save_for_backward(log_A, log_b, mask_tm, alpha, log_norm)
-        return log_norm.sum(0)
+        alpha, log_norm, bc = _forward_tm(log_pi, log_A, log_b)
+        ctx.save_for_backward(log_A, bc, mask_tm, alpha)
+        return _masked(mask_tm, log_norm).sum(0)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        log_A, log_b, mask_tm, alpha, log_norm = ctx.saved_tensors
-        gamma, xi = _smooth_tm(
-            log_A, log_b, mask_tm, alpha, log_norm, weights=grad, per_sequence=False
-        )
-        gamma = gamma * grad[:, None]  # (T, B, K)
+        log_A, bc, mask_tm, alpha = ctx.saved_tensors
+        gamma, xi = _smooth_tm(log_A, bc, mask_tm, alpha, weights=grad, per_sequence=False)
+        gamma.mul_(grad[:, None])  # (T, B, K)
         return gamma[0].sum(0), xi, gamma, None
 
 
@@ -480,20 +489,20 @@ class HMM(nn.Module):
         \log p(x_{1:T}) = \log \sum_{z_{1:T}} \pi_{z_1} p_{z_1}(x_1)
             \prod_{t=2}^T A_{z_{t-1} z_t} p_{z_t}(x_t).
 
-    ============  =========================================  ===================
-    symbol        meaning                                    attribute
-    ============  =========================================  ===================
-    K             number of hidden states                    ``num_states``
-    M             number of symbols (categorical)            ``num_symbols``
-    D             observation dimension (gaussian, gmm)      ``obs_dim``
-    C             mixture components per state (gmm)         ``num_mixtures``
-    :math:`\pi`   initial distribution (K,)                  ``initial_probs``
-    :math:`A`     transition matrix (K, K), rows sum to 1    ``transition_matrix``
-    :math:`B`     emission probabilities (K, M)              ``emission_probs``
-    :math:`\mu`   means (K, D) or (K, C, D)                  ``means``
-    :math:`\Sigma` covariances (K, D, D) or (K, C, D, D)     ``covs``
-    :math:`w`     mixture weights (K, C)                     ``weights``
-    ============  =========================================  ===================
+    ==============  =======================================  =====================
+    symbol          meaning                                  attribute
+    ==============  =======================================  =====================
+    K               number of hidden states                  ``num_states``
+    M               number of symbols (categorical)          ``num_symbols``
+    D               observation dimension (gaussian, gmm)    ``obs_dim``
+    C               mixture components per state (gmm)       ``num_mixtures``
+    :math:`\pi`     initial distribution (K,)                ``initial_probs``
+    :math:`A`       transition matrix (K, K), rows sum to 1  ``transition_matrix``
+    :math:`B`       emission probabilities (K, M)            ``emission_probs``
+    :math:`\mu`     means (K, D) or (K, C, D)                ``means``
+    :math:`\Sigma`  covariances (K, D, D) or (K, C, D, D)    ``covs``
+    :math:`w`       mixture weights (K, C)                   ``weights``
+    ==============  =======================================  =====================
 
     Parameters are stored unconstrained (logits for the probabilities, a Cholesky factor
     with log-diagonal for full covariances, log standard deviations for diagonal ones), so
@@ -896,8 +905,8 @@ class HMM(nn.Module):
             log_b, lengths, unbatched = self._filter(x, lengths)
             lb, mask_tm = _prepare_log_b(log_b, lengths)
             log_A = self.log_transition_matrix
-            alpha, log_norm = _forward_tm(self.log_initial_probs, log_A, lb)
-            gamma, _ = _smooth_tm(log_A, lb, mask_tm, alpha, log_norm, transitions=False)
+            alpha, log_norm, bc = _forward_tm(self.log_initial_probs, log_A, lb)
+            gamma, _ = _smooth_tm(log_A, bc, mask_tm, alpha, transitions=False)
             ll = _masked(mask_tm, log_norm).sum(0)  # (B,)
             gamma = gamma.transpose(0, 1)  # (B, T, K)
             return (ll[0], gamma[0]) if unbatched else (ll, gamma)
@@ -1060,8 +1069,13 @@ class HMM(nn.Module):
         with torch.no_grad():
             if init != "none":
                 self._initialize(_valid(mask, x), init, seed)
-            xv = _valid(mask, x)  # (N, ...) valid observations, batch-major order
             mask_tm = None if mask is None else mask.t().contiguous()  # (T, B)
+            # valid observations in time-major order (that of gamma), centred once
+            xv = _valid(mask_tm, x.transpose(0, 1))  # (N, ...)
+            if self.emission != "categorical":
+                center = xv.mean(0)
+                xv = xv - center
+                xsq = xv.square() if self.covariance == "diag" else None
             eps = 16 * torch.finfo(self.dtype).eps
             self.history_ = []
             self.converged_ = False
@@ -1074,9 +1088,9 @@ class HMM(nn.Module):
                     log_b = self._emission_log_prob(x, mask)
                 lb, _ = _prepare_log_b(log_b, lengths)
                 log_A = self.log_transition_matrix
-                alpha, log_norm = _forward_tm(self.log_initial_probs, log_A, lb)
+                alpha, log_norm, bc = _forward_tm(self.log_initial_probs, log_A, lb)
                 ll = float(_masked(mask_tm, log_norm).sum())
-                gamma, xi = _smooth_tm(log_A, lb, mask_tm, alpha, log_norm, per_sequence=False)
+                gamma, xi = _smooth_tm(log_A, bc, mask_tm, alpha, per_sequence=False)
                 self.history_.append(ll)
                 if verbose:
                     print(f"iteration {it}: log-likelihood {ll:.6f}")
@@ -1099,22 +1113,19 @@ class HMM(nn.Module):
                         "(an observation impossible under every state)"
                     )
                 # M-step (Rabiner 1989, eqs. 40a-c, 52-54)
-                g_bt = _valid(mask, gamma.transpose(0, 1))  # (N, K) valid, batch-major
-                self._m_step(
-                    gamma[0].sum(0),
-                    xi,
-                    g_bt,
-                    xv,
-                    pseudocount,
-                    min_covar,
-                    _valid(mask, comp) if self.emission == "gmm" else None,
-                )
+                g_v = _valid(mask_tm, gamma)  # (N, K) valid positions, time-major
+                comp_v = None
+                if self.emission == "gmm":
+                    comp_v = _valid(mask_tm, comp.transpose(0, 1))  # (N, K, C)
+                stats = None if self.emission == "categorical" else (xv, xsq, center)
+                self._m_step(gamma[0].sum(0), xi, g_v, xv, stats, pseudocount, min_covar, comp_v)
                 self.n_iter_ = it + 1
         self._has_params = True
         return self
 
-    def _m_step(self, g0, xi, gamma, xv, pseudocount, min_covar, comp) -> None:
-        """Re-estimate the parameters from expected counts (no autograd)."""
+    def _m_step(self, g0, xi, gamma, xv, stats, pseudocount, min_covar, comp) -> None:
+        """Re-estimate the parameters from expected counts (no autograd). ``stats``: the
+        centred observations, their squares (diagonal) and the centre."""
         pi = g0 + pseudocount
         self.initial_logits.copy_((pi / pi.sum()).log())
         A = xi + pseudocount
@@ -1136,7 +1147,7 @@ class HMM(nn.Module):
             self.mixture_logits.copy_((w / w.sum(-1, keepdim=True)).log())
         else:
             resp = gamma  # (N, K)
-        means, covs, alive = _weighted_moments(resp, xv, self.covariance == "diag", min_covar)
+        means, covs, alive = _weighted_moments(resp, *stats, min_covar)
         lead = self.loc.shape[:-1]
         means = means.view(*lead, -1)
         covs = covs.view(*lead, *covs.shape[1:])
@@ -1251,27 +1262,27 @@ def _check_spd(name: str, S: Tensor) -> Tensor:
 
 
 def _weighted_moments(
-    resp: Tensor, xv: Tensor, diagonal: bool, min_covar: float
+    resp: Tensor, xc: Tensor, xsq: Tensor | None, center: Tensor, min_covar: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Weighted means (J, D), covariances ((J, D) variances or (J, D, D)) and a mask of the
-    components with mass, from responsibilities ``resp`` (N, J) and data ``xv`` (N, D).
-    Data are centred on their mean first to limit cancellation."""
-    N, D = xv.shape
-    center = xv.mean(0)
-    xc = xv - center  # (N, D)
+    """Weighted means (J, D), covariances ((J, D) variances when ``xsq`` is given, else
+    (J, D, D)) and a mask of the components with mass, from responsibilities ``resp``
+    (N, J), observations centred on ``center`` ``xc`` (N, D) (centring limits
+    cancellation) and their squares ``xsq`` (N, D)."""
+    N, D = xc.shape
     nk = resp.sum(0)  # (J,)
     alive = nk > 1e-10 * max(1.0, float(nk.sum()))
-    denom = nk.clamp_min(torch.finfo(xv.dtype).tiny).unsqueeze(-1)
-    mc = (resp.t() @ xc) / denom  # (J, D)
-    if diagonal:
-        var = (resp.t() @ xc.square()) / denom - mc.square()  # (J, D)
+    denom = nk.clamp_min(torch.finfo(xc.dtype).tiny).unsqueeze(-1)
+    rt = resp.t()  # (J, N)
+    mc = (rt @ xc) / denom  # (J, D)
+    if xsq is not None:
+        var = (rt @ xsq) / denom - mc.square()  # (J, D)
         covs = var.clamp_min(0) + min_covar
     else:
         outer = (xc.unsqueeze(-1) * xc.unsqueeze(-2)).reshape(N, D * D)  # (N, D*D)
-        second = (resp.t() @ outer).view(-1, D, D) / denom.unsqueeze(-1)  # (J, D, D)
+        second = (rt @ outer).view(-1, D, D) / denom.unsqueeze(-1)  # (J, D, D)
         covs = second - mc.unsqueeze(-1) * mc.unsqueeze(-2)
         covs = 0.5 * (covs + covs.transpose(-1, -2))
-        covs = covs + min_covar * torch.eye(D, dtype=xv.dtype, device=xv.device)
+        covs = covs + min_covar * torch.eye(D, dtype=xc.dtype, device=xc.device)
     return mc + center, covs, alive
 
 
