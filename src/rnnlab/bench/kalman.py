@@ -1,9 +1,10 @@
 """Kalman filter + RTS smoother vs pykalman (float64), ratios measured in one run.
 
 Cases: one sequence of T = 1,000 and 100 sequences of T = 200 (pykalman loops over the
-sequences; rnnlab runs them as one batch). State dimension 4, observation dimension 2.
-The max-abs difference of the smoothed means and covariances is printed next to the
-speed-up.
+sequences; rnnlab runs them as one batch), and the first again with rnnlab's steady-state
+gain switched off (the full covariance recursion at every step, the path masks take).
+State dimension 4, observation dimension 2. The max-abs difference of the smoothed means
+and covariances is printed next to the speed-up.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from rnnlab.bench import timeit
-from rnnlab.classic.lds import LinearDynamicalSystem
+from rnnlab.classic.lds import LinearDynamicalSystem, rts_smoother
 
 
 def _model(state_dim: int, obs_dim: int, seed: int = 0) -> LinearDynamicalSystem:
@@ -50,21 +51,27 @@ def main(quick: bool = False) -> dict:
         initial_state_mean=p["initial_mean"],
         initial_state_covariance=p["initial_cov"],
     )
-    cases = [("1 x T=1000", 1, 1000), ("100 x T=200", 100, 200)]
+    # the third case switches the steady-state gain off: the full covariance recursion at
+    # every step, as with missing observations (masks)
+    cases = [("1 x T=1000", 1, 1000, True), ("100 x T=200", 100, 200, True)]
+    cases.append(("1 x T=1000 *", 1, 1000, False))
     if quick:
-        cases = [("1 x T=200", 1, 200), ("20 x T=100", 20, 100)]
+        cases = [("1 x T=200", 1, 200, True), ("20 x T=100", 20, 100, True)]
     repeat = 2 if quick else 3
     results = {}
-    print(f"{'case':<14}{'pykalman s':>12}{'rnnlab s':>11}{'speed-up':>10}{'max |diff|':>12}")
-    for name, batch, steps in cases:
+    print(f"{'case':<16}{'pykalman s':>12}{'rnnlab s':>11}{'speed-up':>10}{'max |diff|':>12}")
+    for name, batch, steps, steady in cases:
         y = model.sample(batch, steps, seed=1).observations
         y_np = y.numpy()
 
         def run_pk(y_np=y_np):
             return [kf.smooth(seq) for seq in y_np]
 
-        def run_ours(y=y):
-            return model.smooth(y)
+        def run_ours(y=y, steady=steady):
+            if steady:
+                return model.smooth(y)
+            with torch.no_grad():
+                return rts_smoother(model.params, y, steady_state=False)
 
         t_pk = timeit(run_pk, repeat=repeat, warmup=0 if not quick else 0)
         t_ours = timeit(run_ours, repeat=repeat)
@@ -81,7 +88,10 @@ def main(quick: bool = False) -> dict:
             "speedup": ratio,
             "max_abs_diff": float(diff),
         }
-        print(f"{name:<14}{t_pk:>12.4f}{t_ours:>11.4f}{ratio:>9.1f}x{diff:>12.2e}")
+        print(f"{name:<16}{t_pk:>12.4f}{t_ours:>11.4f}{ratio:>9.1f}x{diff:>12.2e}")
+    if not quick:
+        print("* steady_state=False: the full covariance recursion at every step (the path")
+        print("  taken with missing-observation masks)")
     return results
 
 
