@@ -20,7 +20,7 @@ $(VENV)/.test: $(VENV)/.base
 	touch $@
 
 run: $(VENV)/.base
-	$(VENV)/bin/rnnlab train lm --minutes 3 --out runs/main
+	$(VENV)/bin/rnnlab train lm --minutes 3
 
 test: $(VENV)/.test
 	$(VENV)/bin/ruff format --check src tests benchmarks

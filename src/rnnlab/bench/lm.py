@@ -89,7 +89,7 @@ def main(quick: bool = False) -> dict:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as `rnnlab train lm` (its --threads default)
-    emb, hidden, layers, batch, seq, lr, clip, seed = 64, 128, 2, 32, 100, 2e-3, 5.0, 0
+    emb, hidden, layers, batch, seq, lr, clip, seed = 64, 128, 2, 32, 100, 3e-3, 5.0, 0
     steps, block = (20, 5) if quick else (400, 20)
     if quick:
         hidden = 64

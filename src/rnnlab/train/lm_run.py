@@ -55,7 +55,7 @@ class LMTrainOptions:
 
     level: str = "char"
     cell: str = "lstm"
-    hidden: int = 256
+    hidden: int = 128
     layers: int = 2
     embedding: int = 64
     dropout: float = 0.0
@@ -66,12 +66,12 @@ class LMTrainOptions:
     seq_len: int = 100
     batch: int = 32
     optimizer: str = "adam"
-    lr: float = 2e-3
+    lr: float = 3e-3
     momentum: float = 0.9
     clip: float | None = 5.0
     clip_value: float | None = None
     schedule: str = "plateau"
-    eval_every: int = 200
+    eval_every: int = 100
     patience: int | None = None
     seed: int = 0
     device: str = "cpu"
