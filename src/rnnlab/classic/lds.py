@@ -125,16 +125,21 @@ def _symmetrize(P: Tensor) -> Tensor:
 def _predict(m: Tensor, P: Tensor, A: Tensor, Q: Tensor, bu: Tensor | None):
     r"""Time update: :math:`m^- = A m + B u_t`, :math:`P^- = A P A^\top + Q`.
 
-    m: (B, 1, S) row vectors; P: (Bc, S, S); bu: (B, 1, S) or None.
+    m: (B, 1, S) row vectors; P: (Bc, S, S); A, Q: (S, S) or (Bc, S, S); bu: (B, 1, S) or
+    None.
     """
+    if A.dim() == 2:
+        A, Q = A.expand_as(P), Q.expand_as(P)
     m_pred = m @ A.mT
     if bu is not None:
         m_pred = m_pred + bu
-    P_pred = torch.matmul(A @ P, A.mT) + Q
+    P_pred = torch.baddbmm(Q, torch.bmm(A, P), A.mT)
     return m_pred, P_pred
 
 
-def _condition_on(m_pred: Tensor, P_pred: Tensor, C: Tensor, R: Tensor, y: Tensor):
+def _condition_on(
+    m_pred: Tensor, P_pred: Tensor, C: Tensor, R: Tensor, y: Tensor, eye: Tensor | None = None
+):
     r"""Measurement update in Joseph form with Cholesky solves.
 
     .. math::
@@ -144,19 +149,23 @@ def _condition_on(m_pred: Tensor, P_pred: Tensor, C: Tensor, R: Tensor, y: Tenso
 
     m_pred: (B, 1, S); P_pred: (Bc, S, S); C: (Bc, D, S); R: (Bc, D, D); y: (B, 1, D) (the
     observation minus :math:`D u_t`, zero where missing; missing rows of C are zero and
-    the missing block of R is the identity, so they change nothing). Returns the
-    filtered mean and covariance, the Cholesky factor of S (Bc, D, D), the innovation
-    (B, 1, D) and the Cholesky info (Bc,).
+    the missing block of R is the identity, so they change nothing); eye: the identity
+    (Bc, S, S), made when None. Returns the filtered mean and covariance (symmetrised),
+    the Cholesky factor of S (Bc, D, D), the innovation (B, 1, D) and the Cholesky info
+    (Bc,).
     """
-    CP = C @ P_pred  # (Bc, D, S)
-    S = torch.matmul(CP, C.mT) + R  # (Bc, D, D)
+    if eye is None:
+        eye = torch.eye(P_pred.shape[-1], dtype=P_pred.dtype, device=P_pred.device)
+        eye = eye.expand_as(P_pred)
+    CP = torch.bmm(C, P_pred)  # (Bc, D, S)
+    S = torch.baddbmm(R, CP, C.mT)  # (Bc, D, D)
     L, info = torch.linalg.cholesky_ex(S)
     Kt = torch.cholesky_solve(CP, L)  # (Bc, D, S) = S^{-1} C P^- = K^T
     r = y - m_pred @ C.mT  # (B, 1, D) innovation
     m = m_pred + r @ Kt
-    M = torch.eye(P_pred.shape[-1], dtype=P_pred.dtype, device=P_pred.device) - Kt.mT @ C
-    P = torch.matmul(M @ P_pred, M.mT) + Kt.mT @ R @ Kt
-    return m, _symmetrize(P), L, r, info
+    M = torch.baddbmm(eye, Kt.mT, C, alpha=-1.0)  # I - K C
+    P = torch.baddbmm(torch.bmm(Kt.mT, torch.bmm(R, Kt)), torch.bmm(M, P_pred), M.mT)
+    return m, (P + P.mT).mul_(0.5), L, r, info
 
 
 def _masked_emission(C: Tensor, R: Tensor, mask: Tensor):
@@ -204,14 +213,16 @@ def _filter(
     P_pred = P0.expand(1 if mask is None else batch, -1, -1)  # (Bc, S, S)
     pred_m, pred_P, filt_m, filt_P, chols, innov, infos = [], [], [], [], [], [], []
     m, P = m_pred, P_pred  # overwritten at t = 0 before use
+    A_b, Q_b = A.expand_as(P_pred), Q.expand_as(P_pred)  # (Bc, S, S) views
+    eye = torch.eye(A.shape[0], dtype=A.dtype, device=A.device).expand_as(P_pred)
     steady_from = steps
     for t in range(steps):
         if t > 0:
-            m_pred, P_pred = _predict(m, P, A, Q, None if bu is None else bu[:, t])
+            m_pred, P_pred = _predict(m, P, A_b, Q_b, None if bu is None else bu[:, t])
         if mask is not None:
             Cs, Rs = Cm[:, t], Rm[:, t]
         P_prev = P
-        m, P, L, r, info = _condition_on(m_pred, P_pred, Cs, Rs, y_rows[:, t])
+        m, P, L, r, info = _condition_on(m_pred, P_pred, Cs, Rs, y_rows[:, t], eye)
         pred_m.append(m_pred)
         pred_P.append(P_pred)
         filt_m.append(m)
