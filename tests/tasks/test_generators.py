@@ -115,7 +115,7 @@ def test_temporal_order_positions():
 
 
 def test_long_lag_2c_length():
-    bat = long_lag.generate_2c(4000, q=50, p=50, seed=0)
+    bat = long_lag.generate_2c(2000, q=50, p=20, seed=0)
     # b, x|y, q distractors, geometric(0.9) extra ones (mean 9), e
     assert abs(float(bat.lengths.double().mean()) - (50 + 3 + 9)) < 0.6
     assert int(bat.lengths.min()) == 53

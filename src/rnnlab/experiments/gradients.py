@@ -27,7 +27,7 @@ def _rel(a: float, b: float) -> float:
 @register("gradients", "vanishing/exploding gradients: scalar example, SRN vs LSTM, attractors")
 def run(config: ExperimentConfig) -> ExperimentResult:
     torch.manual_seed(config.seed)
-    T_flow, H, B = (30, 8, 4) if config.quick else (100, 32, 16)
+    T_flow, H, B = (20, 6, 4) if config.quick else (100, 32, 16)
     m: dict = {}
     checks: dict[str, bool] = {}
 
