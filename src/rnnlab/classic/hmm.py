@@ -679,10 +679,17 @@ class HMM(nn.Module):
         to what the shape of ``covs`` says. ``dtype`` defaults to the dtype of the given
         float tensors, else torch's default.
         """
-        given = [v for v in (initial_probs, transition_matrix, means) if v is not None]
-        if dtype is None:
-            floats = [v.dtype for v in given if isinstance(v, Tensor) and v.is_floating_point()]
-            dtype = floats[0] if floats else torch.get_default_dtype()
+        if dtype is None:  # the first float array given (tensor or numpy), else the default
+            dtype = torch.get_default_dtype()
+            for v in (transition_matrix, means, initial_probs):
+                if isinstance(v, (Tensor, np.ndarray)) and v.dtype in (
+                    torch.float32,
+                    torch.float64,
+                    np.float32,
+                    np.float64,
+                ):
+                    dtype = torch.as_tensor(v).dtype
+                    break
         kw = {"dtype": dtype, "device": device}
 
         def as_t(name, v):
