@@ -32,6 +32,7 @@ def test_parity_quick(tmp_path, capsys):
     assert m["test_error_rate_len100"] == 0.0
     assert m["guess_solutions"] in (0, 1)
     assert m["guessed_nets_correct_on_1000_test"] == m["guess_solutions"]
+    assert (tmp_path / "parity.png").exists()
 
 
 def test_a1_hand_built_parity_net():

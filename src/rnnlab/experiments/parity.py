@@ -132,7 +132,10 @@ def run(config: ExperimentConfig) -> ExperimentResult:
         with torch.no_grad():
             for L, n in ((100, n_test), (1000, n_test // 5)):
                 test = parity.generate(n, L, seed=config.seed + L)
-                m[f"test_error_rate_len{L}"] = parity.error_rate(torch.sigmoid(predict(test)), test)
+                probs = torch.sigmoid(predict(test))
+                m[f"test_error_rate_len{L}"] = parity.error_rate(probs, test)
+            trace = parity.generate(1, 1000, per_step=True, seed=config.seed + 3)
+            trace_out = torch.sigmoid(predict(trace))[0, :, 0]
         generalises = fit and m["test_error_rate_len100"] == 0.0
 
         found, weights, drawn = guess(n_solutions, max_guesses, seed=config.seed + 5)
@@ -198,4 +201,32 @@ def run(config: ExperimentConfig) -> ExperimentResult:
             "are our reading; A2 is not run.",
         ]
     )
-    return ExperimentResult("parity", success, m, published, report, [])
+    config.out.mkdir(parents=True, exist_ok=True)
+    plot = _plot(trace, trace_out, found, config.out / "parity.png")
+    report += f"\n\n![parity]({plot.name})\n"
+    return ExperimentResult("parity", success, m, published, report, [plot])
+
+
+def _plot(trace, trace_out, found, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    t = range(trace.inputs.shape[1])
+    ax1.plot(t, trace.targets[0, :, 0].tolist(), "k", lw=0.8, label="running parity")
+    ax1.plot(t, trace_out.tolist(), "C1", lw=0.6, label="SRN output")
+    ax1.set_xlim(900, 1000)
+    ax1.set_xlabel("step (of a length-1000 string; trained on 1-10)")
+    ax1.legend(fontsize=8, loc="center left")
+    if found:
+        ax2.bar(range(1, len(found) + 1), found, color="C0", label="this run")
+    ax2.axhline(PUBLISHED_GUESSES["A1 (n=1)"], color="k", ls="--", lw=0.8, label="published mean")
+    ax2.set_xlabel("solution")
+    ax2.set_ylabel("guesses")
+    ax2.legend(fontsize=8)
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.95, wspace=0.25)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
