@@ -1,0 +1,226 @@
+"""A small seeded trainer shared by the task reproductions (``lstm_tasks``).
+
+One loop: draw a batch from the task generator, run the model, take the loss, step the
+optimiser (optionally clipping the gradient norm), count the training sequences seen,
+and every ``eval_every`` sequences call ``evaluate``; stop when it reports success or
+when the sequence budget is spent. The paper's online protocol (one sequence per update)
+is replaced by mini-batches, so the sequence counts are comparable to the papers' only
+as orders of magnitude.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class TrainLog:
+    """What one training run did.
+
+    sequences: training sequences seen when it stopped.
+    updates: optimiser steps taken.
+    success: whether ``evaluate`` reported success before the budget ran out.
+    history: one dict per evaluation: ``sequences``, ``loss`` (mean training loss since
+        the previous evaluation) and the metrics ``evaluate`` returned.
+    best_score: the highest ``score`` ``evaluate`` returned (``-inf`` if none).
+    best_sequences: sequences seen at that evaluation.
+    """
+
+    sequences: int = 0
+    updates: int = 0
+    success: bool = False
+    history: list[dict] = field(default_factory=list)
+    best_score: float = -math.inf
+    best_sequences: int = 0
+
+
+@dataclass
+class Evaluation:
+    """What ``evaluate(model)`` returns: metrics to log, whether the success rule holds
+    (training stops), and an optional score (higher is better) for keeping the best
+    checkpoint."""
+
+    metrics: dict
+    done: bool = False
+    score: float | None = None
+
+
+@contextlib.contextmanager
+def threads(n: int = 1) -> Iterator[None]:
+    """Run torch with ``n`` intra-op threads (small nets: threads only add overhead)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def train_task(
+    model: nn.Module,
+    sample: Callable[[int, torch.Generator], object],
+    loss_fn: Callable[[nn.Module, object], torch.Tensor],
+    evaluate: Callable[[nn.Module], Evaluation],
+    *,
+    batch_size: int,
+    max_sequences: int,
+    eval_every: int,
+    lr: float = 1e-2,
+    optimiser: str = "adam",
+    momentum: float = 0.9,
+    clip: float | None = None,
+    seed: int = 0,
+    keep_best: bool = False,
+    on_batch: Callable[[nn.Module, object, torch.Tensor], None] | None = None,
+) -> TrainLog:
+    """Train ``model`` on batches ``sample(batch_size, generator)`` until ``evaluate``
+    says done or ``max_sequences`` training sequences have been seen.
+
+    loss_fn(model, batch) -> scalar loss. evaluate(model) -> :class:`Evaluation`, called
+    every ``eval_every`` sequences (in eval mode, without gradients) and once at the end.
+    optimiser: ``"adam"`` or ``"sgd"`` (with ``momentum``). clip: max gradient norm.
+    keep_best: restore the parameters of the best-scoring evaluation at the end (when
+    training did not succeed). on_batch(model, batch, loss): a hook after each update.
+    """
+    if optimiser not in ("adam", "sgd"):
+        raise ValueError(f"optimiser: expected 'adam' or 'sgd', received {optimiser!r}")
+    if batch_size < 1 or max_sequences < 1 or eval_every < 1:
+        raise ValueError(
+            "batch_size, max_sequences, eval_every: expected positive integers, received "
+            f"{batch_size}, {max_sequences}, {eval_every}"
+        )
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimiser == "adam":
+        opt = torch.optim.Adam(params, lr=lr)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
+    g = torch.Generator().manual_seed(seed)
+    log = TrainLog()
+    best_state = None
+    losses: list[float] = []
+    next_eval = eval_every
+
+    def check() -> bool:
+        nonlocal best_state
+        model.eval()
+        with torch.no_grad():
+            ev = evaluate(model)
+        model.train()
+        mean_loss = sum(losses) / len(losses) if losses else float("nan")
+        losses.clear()
+        log.history.append({"sequences": log.sequences, "loss": mean_loss, **ev.metrics})
+        if ev.score is not None and ev.score > log.best_score:
+            log.best_score, log.best_sequences = float(ev.score), log.sequences
+            if keep_best:
+                best_state = copy.deepcopy(model.state_dict())
+        return ev.done
+
+    model.train()
+    while log.sequences < max_sequences:
+        batch = sample(batch_size, g)
+        loss = loss_fn(model, batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(params, clip)
+        opt.step()
+        log.updates += 1
+        log.sequences += batch_size
+        losses.append(float(loss.detach()))
+        if on_batch is not None:
+            on_batch(model, batch, loss.detach())
+        if log.sequences >= next_eval:
+            next_eval += eval_every
+            if check():
+                log.success = True
+                break
+    else:
+        log.success = check()
+    if keep_best and not log.success and best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return log
+
+
+def plot_curves(
+    path,
+    curves: dict[str, tuple[list[float], list[float]]],
+    *,
+    xlabel: str = "training sequences",
+    ylabel: str = "",
+    title: str = "",
+    logy: bool = False,
+    hline: float | None = None,
+    hlabel: str = "",
+):
+    """Write a line plot of ``{label: (x, y)}`` to ``path`` and return it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, (x, y) in curves.items():
+        ax.plot(x, y, marker=".", label=label)
+    if hline is not None:
+        ax.axhline(hline, color="k", ls="--", lw=0.8, label=hlabel or None)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def table(rows: list[tuple], head: tuple[str, ...]) -> str:
+    """A markdown table."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+class RecurrentNet(nn.Module):
+    """A recurrent layer and a linear read-out: of the final state (``per_step=False``,
+    ``(B, O)``) or of every step (``(B, T, O)``)."""
+
+    def __init__(self, rnn: nn.Module, out_size: int, *, per_step: bool = False):
+        super().__init__()
+        self.rnn = rnn
+        self.per_step = per_step
+        hidden = getattr(rnn, "output_size", None) or rnn.hidden_size
+        self.head = nn.Linear(hidden, out_size)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        out, state = self.rnn(x, lengths=lengths)  # (B, T, H)
+        if self.per_step:
+            return self.head(out)  # (B, T, O)
+        h = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
+        return self.head(h[-1])  # (B, O)
+
+
+def init_1997(lstm: nn.Module, *, scale: float, input_gate_bias=(), output_gate_bias=()):
+    """The 1997 initialisation (TASKS.md §0) of a one-layer 1997-cell ``rnnlab.nn.LSTM``:
+    weights U[-scale, scale]; input- and output-gate biases set per cell from the given
+    lists (cycled over the cells; gates i, g, o); other biases U[-scale, scale]."""
+    H = lstm.hidden_size
+    with torch.no_grad():
+        for p in lstm.parameters():
+            p.uniform_(-scale, scale)
+        for values, off in ((input_gate_bias, 0), (output_gate_bias, 2 * H)):
+            if values:
+                b = torch.tensor([values[k % len(values)] for k in range(H)], dtype=torch.float64)
+                lstm.bias_ih_l0[off : off + H] = b.to(lstm.bias_ih_l0.dtype)
+                lstm.bias_hh_l0[off : off + H] = 0.0
+    return lstm
