@@ -301,3 +301,21 @@ def test_one_em_iteration_agrees_with_pykalman():
     assert len(model.history_) == 1
     for name, ref in pairs.items():
         np.testing.assert_allclose(getattr(model, name).detach().numpy(), ref, atol=1e-8)
+
+
+def test_em_with_lengths_equals_em_on_truncated_sequences():
+    truth = random_model(S=2, D=2, seed=19)
+    y = truth.sample(3, 20, seed=20).observations
+    lengths = torch.tensor([20, 12, 15])
+    padded = LinearDynamicalSystem(2, 2).fit(y, lengths=lengths, n_iter=3, tol=0.0)
+    # padded steps must not matter: other values there give the same fit
+    y2 = y.clone()
+    for b, n in enumerate(lengths.tolist()):
+        y2[b, n:] = 1e3
+    padded2 = LinearDynamicalSystem(2, 2).fit(y2, lengths=lengths, n_iter=3, tol=0.0)
+    for a, b in zip(padded.params, padded2.params):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    one = LinearDynamicalSystem(2, 2).fit(y[1:2, :12], n_iter=3, tol=0.0)
+    one_padded = LinearDynamicalSystem(2, 2).fit(y[1:2], lengths=lengths[1:2], n_iter=3, tol=0.0)
+    for a, b in zip(one.params, one_padded.params):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-10)
