@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnlab.nn._runner import gather_last
-from rnnlab.nn.srn import _ACT, activation_derivative, inject_final_grad
+from rnnlab.nn._runner import gather_last, inject_final_grad
+from rnnlab.nn.srn import _ACT, activation_derivative
 
 
 class RTRLRecurrence(torch.autograd.Function):

@@ -55,6 +55,16 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(1, idx)
 
 
+def steps(x: Tensor, lo: int | None = None, hi: int | None = None) -> tuple[Tensor, ...]:
+    """Views ``x[t, ..., lo:hi]`` for every ``t`` of a time-major buffer, made in one call.
+
+    The kernels' loops over time index their buffers through these lists: at small sizes,
+    indexing a tensor inside the loop costs more than the arithmetic."""
+    if lo is not None or hi is not None:
+        x = x[..., lo:hi]
+    return x.unbind(0)
+
+
 def gather_last(states: Tensor, lengths: Tensor | None) -> Tensor:
     """State after each sequence's last valid step from ``states`` (T+1, B, H), time-major
     with the initial state at index 0."""
@@ -62,6 +72,18 @@ def gather_last(states: Tensor, lengths: Tensor | None) -> Tensor:
         return states[-1].clone()
     B = states.shape[1]
     return states[lengths, torch.arange(B, device=states.device)]
+
+
+def inject_final_grad(dY: Tensor, dhT: Tensor, lengths: Tensor | None) -> None:
+    """Zero dY (T, B, H) past each length and add the final state's gradient at each
+    sequence's last step (in place)."""
+    T, B = dY.shape[:2]
+    if lengths is None:
+        dY[-1] += dhT
+        return
+    valid = torch.arange(T, device=dY.device).unsqueeze(1) < lengths  # (T, B)
+    dY.mul_(valid.unsqueeze(-1))
+    dY[lengths - 1, torch.arange(B, device=dY.device)] += dhT
 
 
 class RecurrentLayer(nn.Module):

@@ -42,8 +42,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last
-from rnnlab.nn.srn import inject_final_grad
+from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last, inject_final_grad, steps
 
 
 def gru_step(
@@ -80,13 +79,17 @@ class GRURecurrence(torch.autograd.Function):
         Hs[0] = h0
         w_t = w_hh.t()
         bias = b_hh if b_hh is not None else xp.new_zeros(G)
+        # per-step views, made once (indexing inside the loop costs more than the math)
+        hs, qs, rzs, ns = steps(Hs), steps(Q), steps(RZ), steps(N)
+        x_rz, x_n = steps(xpt, 0, 2 * H), steps(xpt, 2 * H)
+        q_rz, q_n, rs, zs = steps(Q, 0, 2 * H), steps(Q, 2 * H), steps(RZ, 0, H), steps(RZ, H)
         for t in range(T):
-            h = Hs[t]
+            h = hs[t]
             hin = h if rmask is None else h * rmask
-            torch.addmm(bias, hin, w_t, out=Q[t])
-            torch.add(xpt[t, :, : 2 * H], Q[t, :, : 2 * H], out=RZ[t]).sigmoid_()
-            torch.addcmul(xpt[t, :, 2 * H :], RZ[t, :, :H], Q[t, :, 2 * H :], out=N[t]).tanh_()
-            torch.lerp(N[t], h, RZ[t, :, H:], out=Hs[t + 1])  # n + z (h - n)
+            torch.addmm(bias, hin, w_t, out=qs[t])
+            torch.add(x_rz[t], q_rz[t], out=rzs[t]).sigmoid_()
+            torch.addcmul(x_n[t], rs[t], q_n[t], out=ns[t]).tanh_()
+            torch.lerp(ns[t], h, zs[t], out=hs[t + 1])  # n + z (h - n)
         ys = Hs[1:].transpose(0, 1)  # (B, T, H)
         if lengths is not None:
             valid = torch.arange(T, device=xp.device) < lengths.unsqueeze(1)  # (B, T)
@@ -113,16 +116,20 @@ class GRURecurrence(torch.autograd.Function):
         Kq[:, :, 2] *= r  # (T, B, 3, H)
         dA = K.view(T, B, G)  # overwritten in place: dA[t] = dh_t * K[t]
         dQ = Kq.view(T, B, G)
+        dys_, zs = steps(dY), steps(z)
+        dAs = [d.view(B, 3, H) for d in steps(dA)]
+        dQf = steps(dQ)
+        dQs = [d.view(B, 3, H) for d in dQf]
         for t in range(T - 1, -1, -1):
-            dh = dY[t]
-            dA[t].view(B, 3, H).mul_(dh.unsqueeze(1))
-            dQ[t].view(B, 3, H).mul_(dh.unsqueeze(1))
+            dh = dys_[t]
+            dAs[t].mul_(dh.unsqueeze(1))
+            dQs[t].mul_(dh.unsqueeze(1))
             if t > 0:
                 if rmask is None:
-                    dY[t - 1].addmm_(dQ[t], w_hh)
+                    dys_[t - 1].addmm_(dQf[t], w_hh)
                 else:
-                    dY[t - 1].addcmul_(dQ[t] @ w_hh, rmask)
-                dY[t - 1].addcmul_(dh, z[t])
+                    dys_[t - 1].addcmul_(dQf[t] @ w_hh, rmask)
+                dys_[t - 1].addcmul_(dh, zs[t])
         dh0 = dQ[0] @ w_hh
         hin = Hs[:-1]
         if rmask is not None:

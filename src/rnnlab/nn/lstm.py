@@ -73,7 +73,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_positive_int
-from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last
+from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last, inject_final_grad, steps
 
 _STORED = {True: "ifgo", False: "igo"}  # gate order of the stored parameters
 _INTERNAL = {True: "oifg", False: "oig"}  # gate order inside the kernels
@@ -172,34 +172,36 @@ class LSTMRecurrence(torch.autograd.Function):
         stats_c = xp.new_empty(2, T, B, 1) if ln else None  # mean, rstd of c_t
         Hs[0], Cs[0] = h0, c0
         w_hh_t = w_hh.t()
-        nsig = G - H if not peep else H  # sigmoid block: (o, i, f) or, with peepholes, o later
+        # per-step views, made once: indexing inside the loop costs more than the math
+        xs, hs, cs, As, phis = steps(xpt), steps(Hs), steps(Cs), steps(A), steps(Phi)
+        a_o, a_i, a_f, a_g = (steps(A, k * H, (k + 1) * H) for k in (0, 1, 2, G // H - 1))
+        a_sig = steps(A, H, G - H) if peep else steps(A, 0, G - H)  # sigmoid block
+        us = steps(U) if ln else None
+        ms = steps(M) if M is not None else None
         for t in range(T):
-            h, c, a = Hs[t], Cs[t], A[t]
-            hin = h if rmask is None else h * rmask
+            c, cn, a = cs[t], cs[t + 1], As[t]
+            hin = hs[t] if rmask is None else hs[t] * rmask
             if ln:
-                torch.mm(hin, w_hh_t, out=U[t])
-                rec, mean, rstd = torch.native_layer_norm(U[t], (G,), g_hh, None, eps)
+                torch.mm(hin, w_hh_t, out=us[t])
+                rec, mean, rstd = torch.native_layer_norm(us[t], (G,), g_hh, None, eps)
                 stats_h[0, t], stats_h[1, t] = mean, rstd
-                torch.add(xpt[t], rec, out=a)
+                torch.add(xs[t], rec, out=a)
             else:
-                torch.addmm(xpt[t], hin, w_hh_t, out=a)
+                torch.addmm(xs[t], hin, w_hh_t, out=a)
             if peep:
-                a[:, H : 2 * H].addcmul_(p_i, c)
+                a_i[t].addcmul_(p_i, c)
                 if fg:
-                    a[:, 2 * H : 3 * H].addcmul_(p_f, c)
-                a[:, H : G - H].sigmoid_()
-            else:
-                a[:, :nsig].sigmoid_()
-            i, g = a[:, H : 2 * H], a[:, G - H :]
-            cn = Cs[t + 1]
+                    a_f[t].addcmul_(p_f, c)
+            a_sig[t].sigmoid_()
+            g = a_g[t]
             if fg:
                 g.tanh_()
-                torch.mul(a[:, 2 * H : 3 * H], c, out=cn)
-                cn.addcmul_(i, g)
+                torch.mul(a_f[t], c, out=cn)
+                cn.addcmul_(a_i[t], g)
             else:
                 g.sigmoid_().mul_(4).sub_(2)
-                torch.addcmul(c, i, g, out=cn)
-            o = a[:, :H]
+                torch.addcmul(c, a_i[t], g, out=cn)
+            o = a_o[t]
             if peep:
                 o.addcmul_(p_o, cn).sigmoid_()
             chat = cn
@@ -207,14 +209,14 @@ class LSTMRecurrence(torch.autograd.Function):
                 chat, mean, rstd = torch.native_layer_norm(cn, (H,), g_c, b_c, eps)
                 stats_c[0, t], stats_c[1, t] = mean, rstd
             if fg:
-                torch.tanh(chat, out=Phi[t])
+                torch.tanh(chat, out=phis[t])
             else:
-                torch.sigmoid(chat, out=Phi[t]).mul_(2).sub_(1)
-            if M is None:
-                torch.mul(o, Phi[t], out=Hs[t + 1])
+                torch.sigmoid(chat, out=phis[t]).mul_(2).sub_(1)
+            if ms is None:
+                torch.mul(o, phis[t], out=hs[t + 1])
             else:
-                torch.mul(o, Phi[t], out=M[t])
-                torch.mm(M[t], w_hr.t(), out=Hs[t + 1])
+                torch.mul(o, phis[t], out=ms[t])
+                torch.mm(ms[t], w_hr.t(), out=hs[t + 1])
         ys = Hs[1:].transpose(0, 1)  # (B, T, P)
         if lengths is not None:
             valid = torch.arange(T, device=xp.device) < lengths.unsqueeze(1)  # (B, T)
@@ -240,21 +242,15 @@ class LSTMRecurrence(torch.autograd.Function):
         nc = G // H - 1  # gates driven by dc: (i, f, g) or (i, g)
         # dY[t]: total gradient w.r.t. h_t (output at t, final state, carry from t+1)
         dY = dys.transpose(0, 1).clone(memory_format=torch.contiguous_format)
-        ends: dict[int, Tensor] = {}
-        if lengths is not None:
-            valid = torch.arange(T, device=A.device).unsqueeze(1) < lengths  # (T, B)
-            dY.mul_(valid.unsqueeze(-1))
-            last = lengths - 1
-            if dhT is not None:
-                dY[last, torch.arange(B, device=A.device)] += dhT
-            if dcT is not None:
-                for t in last.unique().tolist():
-                    ends[t] = (last == t).nonzero().squeeze(1)
-        elif dhT is not None:
-            dY[-1] += dhT
+        inject_final_grad(dY, dhT, lengths)
+        # dc_T enters at each sequence's own last step
         dc = A.new_zeros(B, H)
-        if dcT is not None and lengths is None:
+        ends: dict[int, Tensor] = {}
+        if lengths is None:
             dc += dcT
+        else:
+            last = lengths - 1
+            ends = {t: (last == t).nonzero().squeeze(1) for t in last.unique().tolist()}
 
         # factors of the adjoint, for all steps at once (T, B, ·)
         o, i, g = A[..., :H], A[..., H : 2 * H], A[..., G - H :]
@@ -274,40 +270,43 @@ class LSTMRecurrence(torch.autograd.Function):
             dChat = A.new_empty(T, B, H)
         dA = A.new_empty(T, B, G)
         dU = A.new_empty(T, B, G) if ln else dA
-        w_hh_r = w_hh  # (G, P): dh_{t-1} = dU_t @ W_hh
+        dys_, dAs = steps(dY), steps(dA)
+        dUs = steps(dU) if ln else dAs
+        da_o, da_i, da_f = (steps(dA, k * H, (k + 1) * H) for k in (0, 1, 2))
+        da_c = [d.view(B, nc, H) for d in steps(dA, H, G)]  # gates driven by dc
+        K_os, K_cs, K3s, fs = steps(K_o), steps(K_c), steps(K3), steps(A, 2 * H, 3 * H)
         dh0 = None
         for t in range(T - 1, -1, -1):
             if t in ends:
                 idx = ends[t]
                 dc[idx] += dcT[idx]
-            dm = dY[t] if w_hr is None else dY[t] @ w_hr  # (B, H)
-            da = dA[t]
-            torch.mul(dm, K_o[t], out=da[:, :H])
+            dm = dys_[t] if w_hr is None else dys_[t] @ w_hr  # (B, H)
+            torch.mul(dm, K_os[t], out=da_o[t])
             if ln:
-                torch.mul(dm, K_c[t], out=dChat[t])
+                torch.mul(dm, K_cs[t], out=dChat[t])
                 dc += _ln_backward(dChat[t], Zc[t], stats_c[1, t], g_c)
             else:
-                dc.addcmul_(dm, K_c[t])
+                dc.addcmul_(dm, K_cs[t])
             if peep:
-                dc.addcmul_(da[:, :H], p_o)
-            torch.mul(dc.unsqueeze(1), K3[t], out=da[:, H:].view(B, nc, H))
+                dc.addcmul_(da_o[t], p_o)
+            torch.mul(dc.unsqueeze(1), K3s[t], out=da_c[t])
             if fg:
-                dc.mul_(A[t, :, 2 * H : 3 * H])
+                dc.mul_(fs[t])
             if peep:
-                dc.addcmul_(da[:, H : 2 * H], p_i)
+                dc.addcmul_(da_i[t], p_i)
                 if fg:
-                    dc.addcmul_(da[:, 2 * H : 3 * H], p_f)
-            du = da
+                    dc.addcmul_(da_f[t], p_f)
+            du = dAs[t]
             if ln:
-                du = dU[t]
-                du.copy_(_ln_backward(da, Zh[t], stats_h[1, t], g_hh))
+                du = dUs[t]
+                du.copy_(_ln_backward(dAs[t], Zh[t], stats_h[1, t], g_hh))
             if t > 0:
                 if rmask is None:
-                    dY[t - 1].addmm_(du, w_hh_r)
+                    dys_[t - 1].addmm_(du, w_hh)
                 else:
-                    dY[t - 1].addcmul_(du @ w_hh_r, rmask)
+                    dys_[t - 1].addcmul_(du @ w_hh, rmask)
             else:
-                dh0 = du @ w_hh_r
+                dh0 = du @ w_hh
                 if rmask is not None:
                     dh0 = dh0 * rmask
         # weight gradients: one matmul (or one reduction) each, summed over time and batch

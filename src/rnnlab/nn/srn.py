@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last
+from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last, inject_final_grad, steps
 
 NONLINEARITIES = ("tanh", "sigmoid", "relu")
 _ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
@@ -78,9 +78,10 @@ class SRNRecurrence(torch.autograd.Function):
         Hs = xp.new_empty(T + 1, B, H)  # h_0 .. h_T
         Hs[0] = h0
         act_, w_t = _ACT_[nonlinearity], w_hh.t()
+        xs, hs = steps(xpt), steps(Hs)  # per-step views, made once
         for t in range(T):
-            h = Hs[t] if rmask is None else Hs[t] * rmask
-            act_(torch.addmm(xpt[t], h, w_t, out=Hs[t + 1]))
+            h = hs[t] if rmask is None else hs[t] * rmask
+            act_(torch.addmm(xs[t], h, w_t, out=hs[t + 1]))
         ys = Hs[1:].transpose(0, 1)  # (B, T, H)
         if lengths is not None:
             valid = torch.arange(T, device=xp.device) < lengths.unsqueeze(1)  # (B, T)
@@ -100,31 +101,20 @@ class SRNRecurrence(torch.autograd.Function):
         inject_final_grad(dY, dhT, lengths)
         K = activation_derivative(Hs[1:], ctx.nonlinearity)  # (T, B, H)
         dA = K  # overwritten step by step: dA[t] = dY[t] * K[t]
+        dAs, dys_ = steps(dA), steps(dY)
         for t in range(T - 1, -1, -1):
-            dA[t].mul_(dY[t])
+            dAs[t].mul_(dys_[t])
             if t > 0:
                 if rmask is None:
-                    dY[t - 1].addmm_(dA[t], w_hh)
+                    dys_[t - 1].addmm_(dAs[t], w_hh)
                 else:
-                    dY[t - 1].addcmul_(dA[t] @ w_hh, rmask)
+                    dys_[t - 1].addcmul_(dAs[t] @ w_hh, rmask)
         dh0 = dA[0] @ w_hh
         hin = Hs[:-1]
         if rmask is not None:
             dh0, hin = dh0 * rmask, hin * rmask
         d_w_hh = dA.reshape(T * B, H).t() @ hin.reshape(T * B, H)
         return dA.transpose(0, 1), dh0, d_w_hh, None, None, None
-
-
-def inject_final_grad(dY: Tensor, dhT: Tensor, lengths: Tensor | None) -> None:
-    """Zero dY (T, B, H) past each length and add the final state's gradient at each
-    sequence's last step (in place)."""
-    T, B = dY.shape[:2]
-    if lengths is None:
-        dY[-1] += dhT
-        return
-    valid = torch.arange(T, device=dY.device).unsqueeze(1) < lengths  # (T, B)
-    dY.mul_(valid.unsqueeze(-1))
-    dY[lengths - 1, torch.arange(B, device=dY.device)] += dhT
 
 
 class SRN(RecurrentLayer):
