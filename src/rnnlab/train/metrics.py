@@ -49,7 +49,7 @@ def plot_losses(
         ax.plot(*zip(*val), "o-", lw=2, label="validation")
     if final:
         ax.plot(*zip(*final[-1:]), "s", ms=8, color="C1", label="validation (final)")
-    finite = [v for _, v in train + val if math.isfinite(v)]
+    finite = [v for _, v in train + val + final if math.isfinite(v)]
     if finite:
         ax.set_ylim(min(finite) * 0.95, min(max(finite), 3 * min(finite)) * 1.05)
     ax.set_xlabel("step")
