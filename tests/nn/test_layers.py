@@ -373,3 +373,33 @@ def test_bad_hyperparameters(kwargs, match):
         LSTM(**args)
     with pytest.raises(ValueError, match="cell: expected one of"):
         make_layer("transformer", 2, 3)
+
+
+def saved_activation_numel(layer, x):
+    """Elements autograd keeps for the backward pass of one forward (parameters excluded)."""
+    params = {p.data_ptr() for p in layer.parameters()}
+    total = 0
+
+    def pack(t):
+        nonlocal total
+        if t.data_ptr() not in params:
+            total += t.numel()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        layer(x)[0].sum()
+    return total
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "srn"])
+def test_bptt_activation_memory_is_linear_in_T_B_H(cell):
+    """The BPTT kernels keep O(T B H) activations: a few numbers per unit and step."""
+    B, F, H = 3, 2, 8
+    layer = make_layer(cell, F, H, engine="bptt")
+    per_unit_step = {"lstm": 9, "gru": 7, "srn": 2}[cell]  # buffers kept, in units of T*B*H
+    sizes = {}
+    for T in (10, 20):
+        x = torch.randn(B, T, F, requires_grad=True)
+        sizes[T] = saved_activation_numel(layer, x)
+        assert sizes[T] <= per_unit_step * (T + 1) * B * H + B * T * F
+    assert sizes[20] - sizes[10] <= per_unit_step * 10 * B * H + 10 * B * F
