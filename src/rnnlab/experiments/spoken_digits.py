@@ -38,6 +38,7 @@ from torch import nn
 
 from rnnlab.classic.hmm import HMM, _kmeans
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
+from rnnlab.nn import LSTM
 
 NUM_SPEAKERS = 6
 NUM_DIGITS = 10
@@ -126,14 +127,12 @@ class _LSTMClassifier(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, num_classes: int) -> None:
         super().__init__()
-        # TODO(rnnlab.nn.LSTM): switch to rnnlab's own LSTM layer once it exists.
-        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.lstm = LSTM(input_size, hidden_size)
         self.readout = nn.Linear(hidden_size, num_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        out, _ = self.lstm(x)  # (B, T, H); a forward LSTM's outputs up to a length ignore padding
-        last = out[torch.arange(x.shape[0]), lengths - 1]  # (B, H)
-        return self.readout(last)
+        _, (h, _) = self.lstm(x, lengths=lengths)  # h (1, B, H): each utterance's last frame
+        return self.readout(h[0])
 
 
 def _lstm_classifier(x_tr, l_tr, y_tr, x_te, l_te, hidden: int, epochs: int, seed: int):
