@@ -403,3 +403,17 @@ def test_bptt_activation_memory_is_linear_in_T_B_H(cell):
         sizes[T] = saved_activation_numel(layer, x)
         assert sizes[T] <= per_unit_step * (T + 1) * B * H + B * T * F
     assert sizes[20] - sizes[10] <= per_unit_step * 10 * B * H + 10 * B * F
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "srn"])
+def test_step_by_step_equals_sequence(cell):
+    torch.manual_seed(0)
+    layer = make_layer(cell, 2, 3, 2, learn_initial_state=True, dtype=DT)
+    x = torch.randn(4, 6, 2, dtype=DT)
+    y, s = layer(x)
+    state = layer.init_state(4)
+    for t in range(6):
+        y_t, state = layer.step(x[:, t], state)
+        torch.testing.assert_close(y_t, y[:, t])
+    for u, v in zip(as_tuple(state), as_tuple(s)):
+        torch.testing.assert_close(u, v)

@@ -268,6 +268,27 @@ class RecurrentLayer(nn.Module):
             out.append(s if batched else s.unsqueeze(1))
         return tuple(out)
 
+    def init_state(self, batch_size: int):
+        """The initial state for ``batch_size`` sequences in the public layout (zeros, or
+        the learned initial state)."""
+        check_positive_int("batch_size", batch_size)
+        ref = next(self.parameters())
+        return self._wrap_state(self._initial_state(batch_size, ref))
+
+    def step(self, x_t: Tensor, state=None):
+        """One time step through the whole stack: ``x_t`` (B, F) -> (y_t (B, H_out), state).
+
+        For generation and online use; a bidirectional stack needs the whole sequence."""
+        if self.bidirectional:
+            raise ValueError("step: a bidirectional layer needs the whole sequence")
+        x_t = check_tensor("x_t", x_t)
+        if x_t.dim() != 2:
+            raise ValueError(
+                f"x_t: expected shape (B, {self.input_size}), received {tuple(x_t.shape)}"
+            )
+        y, state = self(x_t.unsqueeze(1), state)
+        return y[:, 0], state
+
     def _initial_state(self, B: int, x: Tensor) -> State:
         LD = self.num_layers * self.num_directions
         if self.learn_initial_state:
