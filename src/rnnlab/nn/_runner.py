@@ -96,7 +96,8 @@ class RecurrentLayer(nn.Module):
     - ``_build(k, sfx, in_size, factory)``: register the parameters of one layer-direction.
     - ``_project(x, k, sfx) -> xp``: the input projection for all steps, (B, T, G).
     - ``_step(xp_t, state, k, sfx, rmask) -> (y_t, state)``: one step (the loop engine).
-    - ``_recurrence(xp, state, k, sfx, lengths, rmask) -> (ys, state_T)``: the bptt engine.
+    - ``_recurrence(xp, state, k, sfx, lengths, rmask) -> (ys, state_T)``: the bptt engine
+      (optional: a family without it runs on the loop engine).
     - ``_fused_reason() -> str | None``: why the fused engine does not apply (None: it does).
     - ``_fused(x, state, k0, k1, lengths) -> (out, state)``: layers k0..k1-1 in one call.
     - ``_rtrl(x, state, lengths) -> (out, state)``: real-time recurrent learning, where
@@ -184,8 +185,13 @@ class RecurrentLayer(nn.Module):
     # ----------------------------------------------------------------- engines
     def resolved_engine(self) -> str:
         """The engine this layer will use in its current mode ("fused", "bptt", "loop")."""
+        has_bptt = type(self)._recurrence is not RecurrentLayer._recurrence
         if self.engine == "auto":
-            return "fused" if self._fused_reason() is None else "bptt"
+            if self._fused_reason() is None:
+                return "fused"
+            return "bptt" if has_bptt else "loop"
+        if self.engine == "bptt" and not has_bptt:
+            raise ValueError(f"engine='bptt': {type(self).__name__} has no BPTT kernel; use 'loop'")
         if self.engine == "fused":
             reason = self._fused_reason()
             if reason is not None:
@@ -194,6 +200,9 @@ class RecurrentLayer(nn.Module):
                     f"({reason}); use engine='bptt' or 'auto'"
                 )
         return self.engine
+
+    def _recurrence(self, xp: Tensor, state: State, k: int, sfx: str, lengths, rmask):
+        raise NotImplementedError  # a family without a BPTT kernel runs on the loop engine
 
     def _rtrl(self, x: Tensor, state: State, lengths: Tensor | None):
         raise ValueError(f"engine='rtrl': not available for {type(self).__name__} (SRN only)")
