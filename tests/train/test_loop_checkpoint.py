@@ -167,22 +167,21 @@ def test_repeated_nan_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / "c.pt", "toy")["trainer"]["step"] == 0
 
 
-def test_sigterm_saves_checkpoint_and_stops(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_checkpoint_and_stops(tmp_path, sig):
     inner = _regression()
 
     def loss_fn(model, batch, carry):
         out = inner(model, batch, carry)
-        if batch[0].shape and trainer.step == 2:  # during the third step
-            os.kill(os.getpid(), signal.SIGTERM)
+        if trainer.step == 2:  # during the third step
+            os.kill(os.getpid(), sig)
         return out
 
     trainer = _trainer(tmp_path, loss_fn, steps=100)
     result = trainer.fit()
     assert result.stopped == "interrupted" and result.steps == 3
     assert load_checkpoint(result.checkpoint, "toy")["trainer"]["step"] == 3
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL or callable(
-        signal.getsignal(signal.SIGTERM)
-    )
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
 
 
 def test_early_stopping(tmp_path):
@@ -240,3 +239,24 @@ def test_clip_gradients_reports_norm_and_clips():
     assert w.grad.tolist() == [1.0, -1.0, 0.5, 0.0]
     w.grad = torch.tensor([1.0, float("nan"), 0, 0], dtype=torch.float64)
     assert not torch.isfinite(clip_gradients([w], max_norm=1.0))
+
+
+def test_plateau_schedule_decays_lr_when_validation_stalls(tmp_path):
+    from rnnlab.optim import make_schedule
+
+    trainer = _trainer(tmp_path, _regression(), steps=12, eval_every=2)
+    trainer.schedule = make_schedule("plateau", trainer.optimizer, gamma=0.5, patience=1)
+    trainer.eval_fn = lambda m: 1.0  # never improves after the first evaluation
+    trainer.fit()
+    # evaluations at steps 2..12: best at 2, then 5 without improvement; patience 1 ->
+    # the lr halves on every second stalled evaluation: 0.1 -> 0.05 -> 0.025
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.025)
+
+
+def test_momentum_schedule_follows_sutskever_2013():
+    from rnnlab.optim import momentum_schedule
+
+    assert momentum_schedule(0) == 0.5 and momentum_schedule(249) == 0.5
+    assert momentum_schedule(250) == pytest.approx(0.75)
+    assert momentum_schedule(750) == pytest.approx(0.875)
+    assert momentum_schedule(10**9) == 0.99

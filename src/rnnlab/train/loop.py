@@ -16,6 +16,18 @@ Safety: a non-finite loss or gradient is never trained on (the step is skipped, 
 and the carried state reset); after ``max_bad_steps`` consecutive failures the loop raises
 :class:`TrainingDiverged` without writing, so the last good checkpoint stays intact.
 SIGINT (Ctrl-C) and SIGTERM finish the current step, save a checkpoint and stop.
+
+Example (any model; ``carry`` is None when nothing is carried between batches)::
+
+    def loss_fn(model, batch, carry):
+        x, y = batch
+        return StepOutput(F.mse_loss(model(x), y), items=len(x))
+
+    trainer = Trainer(model, torch.optim.Adam(model.parameters()), batches, loss_fn,
+                      TrainConfig(steps=1000, clip_norm=1.0, eval_every=100),
+                      eval_fn=lambda m: float(F.mse_loss(m(x_val), y_val)),
+                      checkpoint="runs/x/checkpoint.pt", metrics="runs/x/metrics.jsonl")
+    result = trainer.fit()  # TrainResult; trainer.fit() again after raising steps continues
 """
 
 from __future__ import annotations
