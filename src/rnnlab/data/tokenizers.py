@@ -21,7 +21,13 @@ import numpy as np
 import torch
 
 UNK = "<unk>"
+_BMP = 0x10000  # code points below this are looked up in a dense table
 _WORD_RE = re.compile(r"\w+|[^\w\s]|\n")
+
+
+def _code_points(text: str) -> np.ndarray:
+    """The Unicode code points of ``text`` as a uint32 array (N,)."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype="<u4")
 
 
 class Encoded(NamedTuple):
@@ -72,10 +78,7 @@ class CharTokenizer:
     level = "char"
 
     def __init__(self, tokens: list[str] | None = None):
-        self.tokens: list[str] = [UNK]
-        self._codes = np.zeros(0, dtype=np.uint32)  # sorted code points of tokens[1:]
-        if tokens is not None:
-            self._set(tokens)
+        self._set([UNK] if tokens is None else tokens)
 
     def _set(self, tokens: list[str]) -> None:
         if not tokens or tokens[0] != UNK or any(len(t) != 1 for t in tokens[1:]):
@@ -88,6 +91,10 @@ class CharTokenizer:
             raise ValueError("tokens: expected characters in increasing code-point order")
         self.tokens = list(tokens)
         self._codes = codes
+        # dense lookup for the Basic Multilingual Plane: code point -> id (0 = unknown)
+        self._table = np.zeros(_BMP, dtype=np.int32)
+        bmp = codes < _BMP
+        self._table[codes[bmp]] = np.flatnonzero(bmp) + 1
 
     @property
     def vocab_size(self) -> int:
@@ -96,21 +103,29 @@ class CharTokenizer:
 
     def fit(self, blocks: Iterable[str]) -> CharTokenizer:
         """Build the vocabulary from every character in ``blocks``; returns self."""
-        seen: set[str] = set()
+        present = np.zeros(_BMP, dtype=bool)
+        astral: set[int] = set()
         for block in blocks:
-            seen.update(block)
-        self._set([UNK, *sorted(seen)])
+            codes = _code_points(block)  # (N,)
+            small = codes < _BMP
+            present[codes[small]] = True
+            if not small.all():
+                astral.update(np.unique(codes[~small]).tolist())
+        found = np.flatnonzero(present).tolist() + sorted(astral)
+        self._set([UNK, *map(chr, found)])
         return self
 
     def _encode_np(self, text: str) -> tuple[np.ndarray, int]:
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4")  # (N,)
-        if len(self._codes) == 0:
-            return np.zeros(len(codes), dtype=np.int64), len(codes)
-        pos = np.searchsorted(self._codes, codes)  # (N,)
-        pos_c = np.minimum(pos, len(self._codes) - 1)
-        known = self._codes[pos_c] == codes
-        ids = np.where(known, pos_c + 1, 0)
-        return ids, int(len(codes) - known.sum())
+        codes = _code_points(text)  # (N,)
+        ids = self._table[np.minimum(codes, _BMP - 1)]  # (N,)
+        astral = np.flatnonzero(codes >= _BMP)
+        if astral.size:  # characters outside the BMP: binary search in the sorted codes
+            ids[astral] = 0
+            c = codes[astral]
+            if len(self._codes):
+                pos = np.minimum(np.searchsorted(self._codes, c), len(self._codes) - 1)
+                ids[astral] = np.where(self._codes[pos] == c, pos + 1, 0)
+        return ids, int((ids == 0).sum())
 
     def encode(self, text: str) -> list[int]:
         """Ids of the characters of ``text`` (unknown characters -> 0)."""
