@@ -79,10 +79,11 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
 
 
 def rng_state() -> dict:
-    """The torch, numpy and Python random states (checkpoint-friendly types only)."""
+    """The torch (CPU and CUDA), numpy and Python random states (checkpoint-friendly types)."""
     np_state = np.random.get_state()  # noqa: NPY002 (the global state is saved)
     return {
         "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
         "python": random.getstate(),
     }
@@ -91,6 +92,8 @@ def rng_state() -> dict:
 def set_rng_state(state: dict) -> None:
     """Restore the states saved by :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
     kind, keys, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))  # noqa: NPY002
     py = state["python"]
