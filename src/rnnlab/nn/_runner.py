@@ -20,6 +20,7 @@ length*, then reverses the outputs back. Every engine receives only prefix masks
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -402,6 +403,20 @@ class RecurrentLayer(nn.Module):
         return torch.stack(ys, dim=1), state  # (B, T, H)
 
     # ----------------------------------------------------------------- helpers
+    def _add_params(self, k: int, sfx: str, shapes: dict, factory: dict) -> None:
+        """Register ``{name}_l{k}{sfx}`` for each ``name: shape`` (uninitialised)."""
+        for name, shape in shapes.items():
+            setattr(self, f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(*shape, **factory)))
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H)); initial states 0."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name, p in self.named_parameters():
+            if name.startswith("initial_state"):
+                nn.init.zeros_(p)
+            else:
+                nn.init.uniform_(p, -bound, bound)
+
     def _p(self, name: str, k: int, sfx: str) -> Tensor | None:
         """The parameter ``{name}_l{k}{sfx}`` (None when absent)."""
         return getattr(self, f"{name}_l{k}{sfx}", None)

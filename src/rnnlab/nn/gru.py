@@ -36,10 +36,8 @@ input projection.
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last, inject_final_grad, steps
@@ -182,17 +180,7 @@ class GRU(RecurrentLayer):
         shapes = {"weight_ih": (G, in_size), "weight_hh": (G, H)}
         if self.bias:
             shapes.update(bias_ih=(G,), bias_hh=(G,))
-        for name, shape in shapes.items():
-            setattr(self, f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(*shape, **factory)))
-
-    def reset_parameters(self) -> None:
-        """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H)); initial states 0."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in self.named_parameters():
-            if name.startswith("initial_state"):
-                nn.init.zeros_(p)
-            else:
-                nn.init.uniform_(p, -bound, bound)
+        self._add_params(k, sfx, shapes, factory)
 
     def _project(self, x: Tensor, k: int, sfx: str) -> Tensor:
         xp = x @ self._p("weight_ih", k, sfx).t()  # (B, T, 3H)

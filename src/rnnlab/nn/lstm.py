@@ -65,8 +65,6 @@ sigmoids and the cell-state-driven gates are each one contiguous block.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -416,38 +414,29 @@ class LSTM(RecurrentLayer):
     def _build(self, k: int, sfx: str, in_size: int, factory: dict) -> None:
         H, G, P = self.hidden_size, self.num_gates * self.hidden_size, self.output_size
 
-        def param(name: str, *shape: int) -> None:
-            setattr(self, f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(*shape, **factory)))
-
-        param("weight_ih", G, in_size)
-        param("weight_hh", G, P)
+        shapes = {"weight_ih": (G, in_size), "weight_hh": (G, P)}
         if self.bias:
-            param("bias_ih", G)
-            param("bias_hh", G)
+            shapes.update(bias_ih=(G,), bias_hh=(G,))
         if self.proj_size:
-            param("weight_hr", P, H)
+            shapes.update(weight_hr=(P, H))
         if self.peepholes:
-            param("weight_ci", H)
-            if self.forget_gate:
-                param("weight_cf", H)
-            param("weight_co", H)
+            shapes.update(weight_ci=(H,), weight_cf=(H,), weight_co=(H,))
+            if not self.forget_gate:
+                del shapes["weight_cf"]
         if self.layer_norm:
-            param("layer_norm_ih", G)
-            param("layer_norm_hh", G)
-            param("layer_norm_c_weight", H)
-            param("layer_norm_c_bias", H)
+            shapes.update(
+                layer_norm_ih=(G,), layer_norm_hh=(G,), layer_norm_c_weight=(H,),
+                layer_norm_c_bias=(H,),
+            )  # fmt: skip
+        self._add_params(k, sfx, shapes, factory)
 
     def reset_parameters(self) -> None:
         """torch.nn's initialisation: U(-1/sqrt(H), 1/sqrt(H)); LN gains 1, LN biases 0."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
+        super().reset_parameters()
         H = self.hidden_size
         for name, p in self.named_parameters():
             if name.startswith("layer_norm"):
                 nn.init.constant_(p, 0.0 if "bias" in name else 1.0)
-            elif name.startswith("initial_state"):
-                nn.init.zeros_(p)
-            else:
-                nn.init.uniform_(p, -bound, bound)
         if self.forget_bias is not None and self.bias:
             with torch.no_grad():
                 for k in range(self.num_layers):

@@ -32,10 +32,8 @@ out as torch.nn.RNN's.
 
 from __future__ import annotations
 
-import math
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last, inject_final_grad, steps
@@ -169,17 +167,7 @@ class SRN(RecurrentLayer):
         shapes = {"weight_ih": (H, in_size), "weight_hh": (H, H)}
         if self.bias:
             shapes.update(bias_ih=(H,), bias_hh=(H,))
-        for name, shape in shapes.items():
-            setattr(self, f"{name}_l{k}{sfx}", nn.Parameter(torch.empty(*shape, **factory)))
-
-    def reset_parameters(self) -> None:
-        """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H)); initial states 0."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for name, p in self.named_parameters():
-            if name.startswith("initial_state"):
-                nn.init.zeros_(p)
-            else:
-                nn.init.uniform_(p, -bound, bound)
+        self._add_params(k, sfx, shapes, factory)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
