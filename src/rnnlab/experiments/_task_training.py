@@ -73,6 +73,7 @@ def train_task(
     max_sequences: int,
     eval_every: int,
     lr: float = 1e-2,
+    lr_end: float | None = None,
     optimiser: str = "adam",
     momentum: float = 0.9,
     clip: float | None = None,
@@ -85,7 +86,9 @@ def train_task(
 
     loss_fn(model, batch) -> scalar loss. evaluate(model) -> :class:`Evaluation`, called
     every ``eval_every`` sequences (in eval mode, without gradients) and once at the end.
-    optimiser: ``"adam"`` or ``"sgd"`` (with ``momentum``). clip: max gradient norm.
+    lr_end: when given, the learning rate decays geometrically from ``lr`` to ``lr_end``
+    over ``max_sequences``. optimiser: ``"adam"`` or ``"sgd"`` (with ``momentum``).
+    clip: max gradient norm.
     keep_best: restore the parameters of the best-scoring evaluation at the end (when
     training did not succeed). on_batch(model, batch, loss): a hook after each update.
     """
@@ -130,6 +133,9 @@ def train_task(
         loss.backward()
         if clip is not None:
             nn.utils.clip_grad_norm_(params, clip)
+        if lr_end is not None:
+            for group in opt.param_groups:
+                group["lr"] = lr * (lr_end / lr) ** min(1.0, log.sequences / max_sequences)
         opt.step()
         log.updates += 1
         log.sequences += batch_size
@@ -193,18 +199,26 @@ def table(rows: list[tuple], head: tuple[str, ...]) -> str:
 
 class RecurrentNet(nn.Module):
     """A recurrent layer and a linear read-out: of the final state (``per_step=False``,
-    ``(B, O)``) or of every step (``(B, T, O)``)."""
+    ``(B, O)``) or of every step (``(B, T, O)``). ``shortcut``: the read-out also sees
+    the current input (input-to-output connections, per-step read-out only)."""
 
-    def __init__(self, rnn: nn.Module, out_size: int, *, per_step: bool = False):
+    def __init__(
+        self, rnn: nn.Module, out_size: int, *, per_step: bool = False, shortcut: bool = False
+    ):
         super().__init__()
+        if shortcut and not per_step:
+            raise ValueError("shortcut: valid only with per_step=True")
         self.rnn = rnn
         self.per_step = per_step
+        self.shortcut = shortcut
         hidden = getattr(rnn, "output_size", None) or rnn.hidden_size
-        self.head = nn.Linear(hidden, out_size)
+        self.head = nn.Linear(hidden + (rnn.input_size if shortcut else 0), out_size)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         out, state = self.rnn(x, lengths=lengths)  # (B, T, H)
         if self.per_step:
+            if self.shortcut:
+                out = torch.cat([out, x], dim=-1)  # (B, T, H + F)
             return self.head(out)  # (B, T, O)
         h = state[0] if isinstance(state, tuple) else state  # (L*D, B, H)
         return self.head(h[-1])  # (B, O)
