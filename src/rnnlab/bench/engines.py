@@ -40,7 +40,10 @@ def main(quick: bool = False) -> dict:
             if engine == "loop" and T * H > 64_000 and not quick:
                 continue  # minutes; the T = 1000 row is the one that matters
             ours.engine = engine
-            times[f"rnnlab {engine}"] = timeit(_fwd_bwd(ours, x), repeat=repeat)
+            slow = engine == "loop" and not quick  # tens of seconds a run: once is enough
+            times[f"rnnlab {engine}"] = timeit(
+                _fwd_bwd(ours, x), repeat=1 if slow else repeat, warmup=0 if slow else 1
+            )
         base = times["torch.nn.LSTM"]
         key = f"B={B} T={T} F={F} H={H}"
         record[key] = {name: {"ms": t * 1e3, "ratio": t / base} for name, t in times.items()}
