@@ -7,9 +7,10 @@ import itertools
 import pytest
 import torch
 
-from rnnlab.nn import GRU, LSTM, SRN, detach_state, make_layer
+from rnnlab.nn import GRU, LSTM, SRN, MultiplicativeRNN, detach_state, make_layer
 from rnnlab.nn.gru import GRURecurrence
 from rnnlab.nn.lstm import LSTMRecurrence
+from rnnlab.nn.mrnn import MRNNRecurrence
 from rnnlab.nn.srn import SRNRecurrence
 
 DT = torch.float64
@@ -22,6 +23,7 @@ FAMILIES = [(LSTM, o) for o in LSTM_OPTIONS] + [
     (SRN, {}),
     (SRN, {"nonlinearity": "sigmoid"}),
     (SRN, {"nonlinearity": "relu"}),
+    (MultiplicativeRNN, {"factor_size": 5}),
 ]
 IDS = [f"{c.__name__}-" + "-".join(f"{k}={v}" for k, v in o.items()) for c, o in FAMILIES]
 
@@ -221,7 +223,7 @@ def test_gradcheck_gru_and_srn_kernels(lengths):
         )
 
 
-@pytest.mark.parametrize("cell", ["lstm", "lstm1997", "gru", "srn"])
+@pytest.mark.parametrize("cell", ["lstm", "lstm1997", "gru", "srn", "mrnn"])
 @pytest.mark.parametrize("engine", ["loop", "bptt", "auto"])
 def test_lengths_semantics(cell, engine):
     """Outputs past each length are zero, the final state is the state at the last valid
@@ -417,3 +419,27 @@ def test_step_by_step_equals_sequence(cell):
         torch.testing.assert_close(y_t, y[:, t])
     for u, v in zip(as_tuple(state), as_tuple(s)):
         torch.testing.assert_close(u, v)
+
+
+def test_mrnn_matches_written_out_equations_and_gradcheck():
+    """Sutskever et al. 2011, eq. 3: h_t = tanh(W_hf diag(W_fx x_t) W_fh h_{t-1} + W_hx x_t
+    + b_h), each input choosing its own transition matrix."""
+    torch.manual_seed(0)
+    layer = MultiplicativeRNN(3, 4, factor_size=5, dtype=DT)
+    x = torch.randn(2, 6, 3, dtype=DT)
+    P = lambda n: getattr(layer, f"{n}_l0")  # noqa: E731
+    h, want = torch.zeros(2, 4, dtype=DT), []
+    for t in range(6):
+        W_x = P("weight_hf") @ torch.diag_embed(x[:, t] @ P("weight_fx").t()) @ P("weight_fh")
+        h = torch.tanh((W_x @ h.unsqueeze(-1)).squeeze(-1) + x[:, t] @ P("weight_hx").t()
+                       + P("bias_h"))  # fmt: skip
+        want.append(h)
+    for engine in ("loop", "bptt"):
+        layer.engine = engine
+        torch.testing.assert_close(layer(x)[0], torch.stack(want, 1))
+    xp, h0, w_fh, w_hf = _gradcheck_inputs((2, 4, 3 + 5), (2, 3), (5, 3), (3, 5))
+    rmask = torch.tensor([[2.0, 0.0, 2.0], [0.0, 2.0, 2.0]], dtype=DT)
+    for lengths, rm in ((None, None), (torch.tensor([4, 2]), rmask)):
+        assert torch.autograd.gradcheck(
+            lambda *a, ln=lengths, rm=rm: MRNNRecurrence.apply(*a, ln, rm), [xp, h0, w_fh, w_hf]
+        )

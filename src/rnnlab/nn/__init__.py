@@ -15,9 +15,10 @@ from rnnlab.nn._runner import ENGINES, RecurrentLayer
 from rnnlab.nn.fully_recurrent import FullyRecurrent
 from rnnlab.nn.gru import GRU
 from rnnlab.nn.lstm import LSTM
+from rnnlab.nn.mrnn import MultiplicativeRNN
 from rnnlab.nn.srn import SRN
 
-CELLS = ("lstm", "lstm1997", "lstm-peephole", "gru", "srn", "srn-relu", "srn-sigmoid")
+CELLS = ("lstm", "lstm1997", "lstm-peephole", "gru", "srn", "srn-relu", "srn-sigmoid", "mrnn")
 
 
 def make_layer(
@@ -26,7 +27,7 @@ def make_layer(
     """A recurrent stack by name: one of :data:`CELLS`; ``options`` go to the layer.
 
     "lstm1997" is ``LSTM(forget_gate=False)``, "lstm-peephole" ``LSTM(peepholes=True)``,
-    "srn-relu" and "srn-sigmoid" set the SRN's nonlinearity.
+    "srn-relu" and "srn-sigmoid" set the SRN's nonlinearity, "mrnn" is the multiplicative RNN.
     """
     presets = {
         "lstm": (LSTM, {}),
@@ -36,6 +37,7 @@ def make_layer(
         "srn": (SRN, {}),
         "srn-relu": (SRN, {"nonlinearity": "relu"}),
         "srn-sigmoid": (SRN, {"nonlinearity": "sigmoid"}),
+        "mrnn": (MultiplicativeRNN, {}),
     }
     if cell not in presets:
         raise ValueError(f"cell: expected one of {', '.join(CELLS)}, received {cell!r}")
@@ -60,6 +62,7 @@ __all__ = [
     "LSTM",
     "SRN",
     "FullyRecurrent",
+    "MultiplicativeRNN",
     "RecurrentLayer",
     "detach_state",
     "make_layer",
