@@ -41,11 +41,20 @@ from rnnlab.nn import LSTM
 from rnnlab.tasks import adding, copy, temporal_order
 
 
+def _bullet(name: str) -> str:
+    """This task's paragraph of the module docstring."""
+    body = (__doc__ or "").split("\n\n", 1)[1].split("\n\nDeviations")[0]
+    for item in body.split("\n- "):
+        if item.lstrip("- ").startswith(f"{name}:"):
+            return item.lstrip("- ").strip()
+    return ""
+
+
 def _report(name, title, config, setup, rows, success, curve_file, seconds):
     return "\n\n".join(
         [
             f"# {name}: {title}",
-            (__doc__ or "").split("\n\n", 1)[1].split("\n\nDeviations")[0].strip(),
+            _bullet(name),
             "Deviations: " + (__doc__ or "").split("Deviations: ", 1)[1].strip(),
             f"Preset: {'quick' if config.quick else 'full'}, seed {config.seed}. {setup} "
             f"Wall time {seconds:.0f} s.",

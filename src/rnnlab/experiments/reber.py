@@ -51,7 +51,7 @@ def _step_accuracy(pred, batch) -> float:
 def run(config: ExperimentConfig) -> ExperimentResult:
     s = config.seed
     n_strings = 64 if config.quick else 256
-    budget, eval_every = (1_500, 250) if config.quick else (60_000, 1_000)
+    budget, eval_every = (800, 200) if config.quick else (60_000, 1_000)
     cells, batch, lr = 6, 16, 1e-2
     g = torch.Generator().manual_seed(1_000 + s)
     train_strings = task.sample_strings(n_strings, generator=g)
