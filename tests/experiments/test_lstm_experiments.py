@@ -84,7 +84,7 @@ def test_trainer_is_seeded():
         net = _Const()
         train_task(net, sample, loss, lambda m: Evaluation({}), batch_size=4,
                    max_sequences=40, eval_every=20, lr=0.1, seed=7)  # fmt: skip
-        runs.append(float(net.b))
+        runs.append(float(net.b.detach()))
     assert runs[0] == runs[1]
 
 
