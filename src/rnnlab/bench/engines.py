@@ -25,8 +25,20 @@ def _fwd_bwd(layer, x):
     return run
 
 
-def main(quick: bool = False) -> dict:
-    """Run the benchmark, print the table, return {size: {engine: ms, ratio: ...}}."""
+def main(quick: bool = False, threads: int = 1) -> dict:
+    """Run the benchmark, print the table, return {size: {engine: ms, ratio: ...}}.
+
+    One thread by default: with two OpenMP threads on two cores, any other process on the
+    machine stalls torch's thread barrier and the timings swing by 10x."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run(quick)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(quick: bool) -> dict:
     torch.manual_seed(0)
     rows, record = [], {}
     repeat = 2 if quick else 5

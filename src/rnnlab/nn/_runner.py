@@ -56,6 +56,17 @@ def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.gather(1, idx)
 
 
+def project(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """All input projections ``x W^T + b`` in one matmul: (B, T, G).
+
+    The result is a (B, T, G) view of time-major memory, so that each step's row block
+    is contiguous for the recurrence and the kernels need no transposing copies."""
+    B, T, F = x.shape
+    x_tm = x.transpose(0, 1).reshape(T * B, F)  # (T*B, F)
+    out = x_tm @ weight.t() if bias is None else torch.addmm(bias, x_tm, weight.t())
+    return out.view(T, B, -1).transpose(0, 1)  # (B, T, G)
+
+
 def steps(x: Tensor, lo: int | None = None, hi: int | None = None) -> tuple[Tensor, ...]:
     """Views ``x[t, ..., lo:hi]`` for every ``t`` of a time-major buffer, made in one call.
 

@@ -40,7 +40,14 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last, inject_final_grad, steps
+from rnnlab.nn._runner import (
+    RecurrentLayer,
+    call_fused,
+    gather_last,
+    inject_final_grad,
+    project,
+    steps,
+)
 
 
 def gru_step(
@@ -69,7 +76,7 @@ class GRURecurrence(torch.autograd.Function):
     def forward(ctx, xp, h0, w_hh, b_hh, lengths, rmask):
         B, T, G = xp.shape
         H = G // 3
-        xpt = xp.transpose(0, 1)  # (T, B, 3H)
+        xpt = xp.transpose(0, 1).contiguous()  # (T, B, 3H): contiguous rows
         Hs = xp.new_empty(T + 1, B, H)  # h_0 .. h_T
         Q = xp.new_empty(T, B, G)  # W_hh h~ + b_hh
         RZ = xp.new_empty(T, B, 2 * H)  # gates r, z
@@ -183,8 +190,7 @@ class GRU(RecurrentLayer):
         self._add_params(k, sfx, shapes, factory)
 
     def _project(self, x: Tensor, k: int, sfx: str) -> Tensor:
-        xp = x @ self._p("weight_ih", k, sfx).t()  # (B, T, 3H)
-        return xp + self._p("bias_ih", k, sfx) if self.bias else xp
+        return project(x, self._p("weight_ih", k, sfx), self._p("bias_ih", k, sfx))  # (B, T, 3H)
 
     def _step(self, xp_t, state, k, sfx, rmask):
         w_hh, b_hh = self._p("weight_hh", k, sfx), self._p("bias_hh", k, sfx)

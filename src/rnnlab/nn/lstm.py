@@ -71,7 +71,14 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_positive_int
-from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last, inject_final_grad, steps
+from rnnlab.nn._runner import (
+    RecurrentLayer,
+    call_fused,
+    gather_last,
+    inject_final_grad,
+    project,
+    steps,
+)
 
 _STORED = {True: "ifgo", False: "igo"}  # gate order of the stored parameters
 _INTERNAL = {True: "oifg", False: "oig"}  # gate order inside the kernels
@@ -159,10 +166,11 @@ class LSTMRecurrence(torch.autograd.Function):
         B, T, G = xp.shape
         H, P = c0.shape[-1], h0.shape[-1]
         peep, ln = p_i is not None, g_hh is not None
-        xpt = xp.transpose(0, 1)  # (T, B, G)
         Hs = xp.new_empty(T + 1, B, P)  # h_0 .. h_T
         Cs = xp.new_empty(T + 1, B, H)  # c_0 .. c_T
-        A = xp.new_empty(T, B, G)  # gate activations (o, i, f, g)
+        # gate pre-activations, then activations (o, i, f, g), in place: starts as a
+        # time-major copy of the input projections, the recurrent term is added per step
+        A = xp.transpose(0, 1).clone(memory_format=torch.contiguous_format)  # (T, B, G)
         Phi = xp.new_empty(T, B, H)  # phi(c_hat_t)
         M = xp.new_empty(T, B, H) if w_hr is not None else None  # o * phi before W_hr
         U = xp.new_empty(T, B, G) if ln else None  # recurrent projections before LN
@@ -171,7 +179,7 @@ class LSTMRecurrence(torch.autograd.Function):
         Hs[0], Cs[0] = h0, c0
         w_hh_t = w_hh.t()
         # per-step views, made once: indexing inside the loop costs more than the math
-        xs, hs, cs, As, phis = steps(xpt), steps(Hs), steps(Cs), steps(A), steps(Phi)
+        hs, cs, As, phis = steps(Hs), steps(Cs), steps(A), steps(Phi)
         a_o, a_i, a_f, a_g = (steps(A, k * H, (k + 1) * H) for k in (0, 1, 2, G // H - 1))
         a_sig = steps(A, H, G - H) if peep else steps(A, 0, G - H)  # sigmoid block
         us = steps(U) if ln else None
@@ -183,9 +191,9 @@ class LSTMRecurrence(torch.autograd.Function):
                 torch.mm(hin, w_hh_t, out=us[t])
                 rec, mean, rstd = torch.native_layer_norm(us[t], (G,), g_hh, None, eps)
                 stats_h[0, t], stats_h[1, t] = mean, rstd
-                torch.add(xs[t], rec, out=a)
+                a.add_(rec)
             else:
-                torch.addmm(xs[t], hin, w_hh_t, out=a)
+                a.addmm_(hin, w_hh_t)
             if peep:
                 a_i[t].addcmul_(p_i, c)
                 if fg:
@@ -256,12 +264,12 @@ class LSTMRecurrence(torch.autograd.Function):
         K_o = Phi * o * (1 - o)  # da_o = dm * K_o
         K_c = o * dphi  # dc_hat = dm * K_c
         dg = 1 - g * g if fg else (4 - g * g) / 4  # tanh' or (4 sigma - 2)'
-        parts = [g * i * (1 - i)]  # da_i = dc * K_i
+        K3 = A.new_empty(T, B, nc, H)  # da_{i,f,g} = dc * K_{i,f,g}
+        torch.mul(g, i * (1 - i), out=K3[:, :, 0])
         if fg:
             f = A[..., 2 * H : 3 * H]
-            parts.append(Cs[:-1] * f * (1 - f))  # da_f = dc * K_f
-        parts.append(i * dg)  # da_g = dc * K_g
-        K3 = torch.stack(parts, dim=2)  # (T, B, nc, H)
+            torch.mul(Cs[:-1], f * (1 - f), out=K3[:, :, 1])
+        torch.mul(i, dg, out=K3[:, :, -1])
         if ln:
             Zh = (U - stats_h[0]) * stats_h[1]  # normalised recurrent projections
             Zc = (Cs[1:] - stats_c[0]) * stats_c[1]
@@ -459,14 +467,14 @@ class LSTM(RecurrentLayer):
         """All input projections at once, gates in internal order: (B, T, G)."""
         perm = self._perm
         w_ih = self._p("weight_ih", k, sfx).index_select(0, perm)
-        xp = x @ w_ih.t()  # (B, T, G)
-        if self.layer_norm:
-            g = self._p("layer_norm_ih", k, sfx).index_select(0, perm)
-            xp = F.layer_norm(xp, xp.shape[-1:], g, None, self.eps)
+        b = None
         if self.bias:
-            b = self._p("bias_ih", k, sfx) + self._p("bias_hh", k, sfx)
-            xp = xp + b.index_select(0, perm)
-        return xp
+            b = (self._p("bias_ih", k, sfx) + self._p("bias_hh", k, sfx)).index_select(0, perm)
+        if not self.layer_norm:
+            return project(x, w_ih, b)  # (B, T, G)
+        g = self._p("layer_norm_ih", k, sfx).index_select(0, perm)
+        xp = F.layer_norm(project(x, w_ih), (w_ih.shape[0],), g, None, self.eps)
+        return xp if b is None else xp + b
 
     def _weights(self, k: int, sfx: str):
         perm = self._perm

@@ -41,7 +41,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_positive_int
-from rnnlab.nn._runner import RecurrentLayer, gather_last, inject_final_grad, steps
+from rnnlab.nn._runner import RecurrentLayer, gather_last, inject_final_grad, project, steps
 
 
 def mrnn_step(
@@ -65,7 +65,7 @@ class MRNNRecurrence(torch.autograd.Function):
     def forward(ctx, xp, h0, w_fh, w_hf, lengths, rmask):
         B, T, _ = xp.shape
         H, Fc = h0.shape[-1], w_fh.shape[0]
-        xpt = xp.transpose(0, 1)  # (T, B, H + F')
+        xpt = xp.transpose(0, 1).contiguous()  # (T, B, H + F'): contiguous rows
         Hs = xp.new_empty(T + 1, B, H)  # h_0 .. h_T
         U = xp.new_empty(T, B, Fc)  # W_fh h~_{t-1}
         Fs = xp.new_empty(T, B, Fc)  # factors f_t
@@ -178,11 +178,10 @@ class MultiplicativeRNN(RecurrentLayer):
 
     def _project(self, x: Tensor, k: int, sfx: str) -> Tensor:
         w = torch.cat([self._p("weight_hx", k, sfx), self._p("weight_fx", k, sfx)])
-        xp = x @ w.t()  # (B, T, H + F')
-        if self.bias:
-            xp = torch.cat([xp[..., : self.hidden_size] + self._p("bias_h", k, sfx),
-                            xp[..., self.hidden_size :]], dim=-1)  # fmt: skip
-        return xp
+        b = None
+        if self.bias:  # the factors have no bias
+            b = torch.cat([self._p("bias_h", k, sfx), w.new_zeros(self.factor_size)])
+        return project(x, w, b)  # (B, T, H + F')
 
     def _step(self, xp_t, state, k, sfx, rmask):
         w_fh, w_hf = self._p("weight_fh", k, sfx), self._p("weight_hf", k, sfx)

@@ -36,7 +36,14 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnlab.nn._runner import RecurrentLayer, call_fused, gather_last, inject_final_grad, steps
+from rnnlab.nn._runner import (
+    RecurrentLayer,
+    call_fused,
+    gather_last,
+    inject_final_grad,
+    project,
+    steps,
+)
 
 NONLINEARITIES = ("tanh", "sigmoid", "relu")
 _ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
@@ -72,7 +79,7 @@ class SRNRecurrence(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xp, h0, w_hh, lengths, rmask, nonlinearity):
         B, T, H = xp.shape
-        xpt = xp.transpose(0, 1)  # (T, B, H)
+        xpt = xp.transpose(0, 1).contiguous()  # (T, B, H): contiguous rows for addmm
         Hs = xp.new_empty(T + 1, B, H)  # h_0 .. h_T
         Hs[0] = h0
         act_, w_t = _ACT_[nonlinearity], w_hh.t()
@@ -173,10 +180,8 @@ class SRN(RecurrentLayer):
         return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
 
     def _project(self, x: Tensor, k: int, sfx: str) -> Tensor:
-        xp = x @ self._p("weight_ih", k, sfx).t()  # (B, T, H)
-        if self.bias:
-            xp = xp + (self._p("bias_ih", k, sfx) + self._p("bias_hh", k, sfx))
-        return xp
+        b = self._p("bias_ih", k, sfx) + self._p("bias_hh", k, sfx) if self.bias else None
+        return project(x, self._p("weight_ih", k, sfx), b)  # (B, T, H)
 
     def _step(self, xp_t, state, k, sfx, rmask):
         h = srn_step(xp_t, state[0], self._p("weight_hh", k, sfx), self.nonlinearity, rmask)
