@@ -33,6 +33,7 @@ from rnnlab.experiments._task_training import (
 from rnnlab.nn import LSTM
 from rnnlab.tasks import reber as task
 
+CELLS, LR, FULL_BUDGET = 6, 1e-2, 150_000
 PUBLISHED = {"success_percent": 100, "sequences": 8_440, "sequences_range": "3.8k-39.7k"}
 
 
@@ -51,8 +52,8 @@ def _step_accuracy(pred, batch) -> float:
 def run(config: ExperimentConfig) -> ExperimentResult:
     s = config.seed
     n_strings = 64 if config.quick else 256
-    budget, eval_every = (800, 200) if config.quick else (60_000, 1_000)
-    cells, batch, lr = 6, 16, 1e-2
+    budget, eval_every = (800, 200) if config.quick else (FULL_BUDGET, 1_000)
+    cells, batch, lr = CELLS, 16, LR
     g = torch.Generator().manual_seed(1_000 + s)
     train_strings = task.sample_strings(n_strings, generator=g)
     test_strings = task.sample_strings(n_strings, exclude=train_strings, generator=g)
