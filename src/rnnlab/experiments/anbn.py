@@ -59,7 +59,7 @@ def _setup(quick: bool, with_c: bool) -> dict:
         if quick:
             return dict(cells=3, n_train=5, val=20, test=40, search=600, refine=640, restarts=1)
         return dict(cells=3, n_train=10, val=60, test=500, search=28_800, refine=96_000,
-                    restarts=3)  # fmt: skip
+                    restarts=6)  # fmt: skip
     if quick:
         return dict(cells=2, n_train=10, val=30, test=60, search=600, refine=640, restarts=1)
     return dict(cells=2, n_train=10, val=150, test=1000, search=28_800, refine=192_000,
