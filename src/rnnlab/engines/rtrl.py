@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from rnnlab.nn._runner import gather_last, inject_final_grad
+from rnnlab.nn._runner import batch_first_outputs, gather_last, inject_final_grad
 from rnnlab.nn.srn import _ACT, activation_derivative
 
 
@@ -61,12 +61,7 @@ class RTRLRecurrence(torch.autograd.Function):
             P.mul_(dphi.unsqueeze(-1))
             Q = dphi * torch.matmul(w_hh, Q)
             Ps[t], Qs[t] = P.reshape(B, H, H * M), Q
-        ys = Hs[1:].transpose(0, 1)  # (B, T, H)
-        if lengths is not None:
-            valid = torch.arange(T, device=u.device) < lengths.unsqueeze(1)  # (B, T)
-            ys = torch.where(valid.unsqueeze(-1), ys, 0.0)
-        else:
-            ys = ys.contiguous()
+        ys = batch_first_outputs(Hs, lengths)  # (B, T, H)
         ctx.save_for_backward(Ps, Qs, lengths)
         ctx.sizes = (F, H, M)
         return ys, gather_last(Hs, lengths)

@@ -77,6 +77,15 @@ def steps(x: Tensor, lo: int | None = None, hi: int | None = None) -> tuple[Tens
     return x.unbind(0)
 
 
+def batch_first_outputs(states: Tensor, lengths: Tensor | None) -> Tensor:
+    """Outputs (B, T, H) from the states (T+1, B, H) of a kernel, zero past each length."""
+    ys = states[1:].transpose(0, 1)  # (B, T, H)
+    if lengths is None:
+        return ys.contiguous()
+    valid = torch.arange(ys.shape[1], device=ys.device) < lengths.unsqueeze(1)  # (B, T)
+    return torch.where(valid.unsqueeze(-1), ys, 0.0)
+
+
 def gather_last(states: Tensor, lengths: Tensor | None) -> Tensor:
     """State after each sequence's last valid step from ``states`` (T+1, B, H), time-major
     with the initial state at index 0."""
@@ -104,7 +113,8 @@ class RecurrentLayer(nn.Module):
     Subclasses define the family through these methods (all per layer ``k`` and
     direction suffix ``sfx`` in ``("", "_reverse")``):
 
-    - ``_state_sizes() -> tuple[int, ...]``: the size of each state variable.
+    - ``_state_sizes() -> tuple[int, ...]``: the size of each state variable (default:
+      one state of hidden_size).
     - ``_build(k, sfx, in_size, factory)``: register the parameters of one layer-direction.
     - ``_project(x, k, sfx) -> xp``: the input projection for all steps, (B, T, G).
     - ``_step(xp_t, state, k, sfx, rmask) -> (y_t, state)``: one step (the loop engine).
@@ -178,7 +188,7 @@ class RecurrentLayer(nn.Module):
         return ("", "_reverse") if self.bidirectional else ("",)
 
     def _state_sizes(self) -> tuple[int, ...]:
-        raise NotImplementedError
+        return (self.hidden_size,)
 
     def _wrap_state(self, state: State):
         """Public form of the state: a tensor, or a tuple (LSTM's (h, c))."""

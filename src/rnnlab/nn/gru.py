@@ -42,6 +42,7 @@ from torch.autograd.function import once_differentiable
 
 from rnnlab.nn._runner import (
     RecurrentLayer,
+    batch_first_outputs,
     call_fused,
     gather_last,
     inject_final_grad,
@@ -95,12 +96,7 @@ class GRURecurrence(torch.autograd.Function):
             torch.add(x_rz[t], q_rz[t], out=rzs[t]).sigmoid_()
             torch.addcmul(x_n[t], rs[t], q_n[t], out=ns[t]).tanh_()
             torch.lerp(ns[t], h, zs[t], out=hs[t + 1])  # n + z (h - n)
-        ys = Hs[1:].transpose(0, 1)  # (B, T, H)
-        if lengths is not None:
-            valid = torch.arange(T, device=xp.device) < lengths.unsqueeze(1)  # (B, T)
-            ys = torch.where(valid.unsqueeze(-1), ys, 0.0)
-        else:
-            ys = ys.contiguous()
+        ys = batch_first_outputs(Hs, lengths)  # (B, T, H)
         ctx.save_for_backward(Hs, Q, RZ, N, w_hh, lengths, rmask)
         ctx.has_bias = b_hh is not None
         return ys, gather_last(Hs, lengths)
@@ -178,9 +174,6 @@ class GRU(RecurrentLayer):
             learn_initial_state=learn_initial_state, engine=engine, device=device, dtype=dtype,
         )  # fmt: skip
         self.reset_parameters()
-
-    def _state_sizes(self) -> tuple[int, ...]:
-        return (self.hidden_size,)
 
     def _build(self, k: int, sfx: str, in_size: int, factory: dict) -> None:
         G, H = 3 * self.hidden_size, self.hidden_size

@@ -73,6 +73,7 @@ from torch.autograd.function import once_differentiable
 from rnnlab._validation import check_positive_int
 from rnnlab.nn._runner import (
     RecurrentLayer,
+    batch_first_outputs,
     call_fused,
     gather_last,
     inject_final_grad,
@@ -223,12 +224,7 @@ class LSTMRecurrence(torch.autograd.Function):
             else:
                 torch.mul(o, phis[t], out=ms[t])
                 torch.mm(ms[t], w_hr.t(), out=hs[t + 1])
-        ys = Hs[1:].transpose(0, 1)  # (B, T, P)
-        if lengths is not None:
-            valid = torch.arange(T, device=xp.device) < lengths.unsqueeze(1)  # (B, T)
-            ys = torch.where(valid.unsqueeze(-1), ys, 0.0)
-        else:
-            ys = ys.contiguous()
+        ys = batch_first_outputs(Hs, lengths)  # (B, T, H)
         ctx.save_for_backward(
             Hs, Cs, A, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
             b_c, lengths, rmask,

@@ -41,7 +41,14 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_positive_int
-from rnnlab.nn._runner import RecurrentLayer, gather_last, inject_final_grad, project, steps
+from rnnlab.nn._runner import (
+    RecurrentLayer,
+    batch_first_outputs,
+    gather_last,
+    inject_final_grad,
+    project,
+    steps,
+)
 
 
 def mrnn_step(
@@ -77,12 +84,7 @@ class MRNNRecurrence(torch.autograd.Function):
             torch.mm(hin, w_fh_t, out=us[t])
             torch.mul(xs_f[t], us[t], out=fs[t])
             torch.addmm(xs_h[t], fs[t], w_hf_t, out=hs[t + 1]).tanh_()
-        ys = Hs[1:].transpose(0, 1)  # (B, T, H)
-        if lengths is not None:
-            valid = torch.arange(T, device=xp.device) < lengths.unsqueeze(1)  # (B, T)
-            ys = torch.where(valid.unsqueeze(-1), ys, 0.0)
-        else:
-            ys = ys.contiguous()
+        ys = batch_first_outputs(Hs, lengths)  # (B, T, H)
         ctx.save_for_backward(xp, Hs, U, Fs, w_fh, w_hf, lengths, rmask)
         return ys, gather_last(Hs, lengths)
 
@@ -157,9 +159,6 @@ class MultiplicativeRNN(RecurrentLayer):
             learn_initial_state=learn_initial_state, engine=engine, device=device, dtype=dtype,
         )  # fmt: skip
         self.reset_parameters()
-
-    def _state_sizes(self) -> tuple[int, ...]:
-        return (self.hidden_size,)
 
     def _build(self, k: int, sfx: str, in_size: int, factory: dict) -> None:
         H, Fc = self.hidden_size, self.factor_size

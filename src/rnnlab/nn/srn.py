@@ -38,6 +38,7 @@ from torch.autograd.function import once_differentiable
 
 from rnnlab.nn._runner import (
     RecurrentLayer,
+    batch_first_outputs,
     call_fused,
     gather_last,
     inject_final_grad,
@@ -87,12 +88,7 @@ class SRNRecurrence(torch.autograd.Function):
         for t in range(T):
             h = hs[t] if rmask is None else hs[t] * rmask
             act_(torch.addmm(xs[t], h, w_t, out=hs[t + 1]))
-        ys = Hs[1:].transpose(0, 1)  # (B, T, H)
-        if lengths is not None:
-            valid = torch.arange(T, device=xp.device) < lengths.unsqueeze(1)  # (B, T)
-            ys = torch.where(valid.unsqueeze(-1), ys, 0.0)
-        else:
-            ys = ys.contiguous()
+        ys = batch_first_outputs(Hs, lengths)  # (B, T, H)
         ctx.save_for_backward(Hs, w_hh, lengths, rmask)
         ctx.nonlinearity = nonlinearity
         return ys, gather_last(Hs, lengths)
@@ -165,9 +161,6 @@ class SRN(RecurrentLayer):
             learn_initial_state=learn_initial_state, engine=engine, device=device, dtype=dtype,
         )  # fmt: skip
         self.reset_parameters()
-
-    def _state_sizes(self) -> tuple[int, ...]:
-        return (self.hidden_size,)
 
     def _build(self, k: int, sfx: str, in_size: int, factory: dict) -> None:
         H = self.hidden_size
