@@ -33,9 +33,8 @@ from torch import nn
 
 from rnnlab._validation import check_positive_int
 from rnnlab.data.streams import StreamBatch, StreamBatcher
+from rnnlab.nn import CELLS, make_layer
 from rnnlab.train.loop import StepOutput
-
-CELLS = ("lstm", "lstm1997", "gru", "srn", "srn-relu", "srn-sigmoid")
 
 
 @dataclass(frozen=True)
@@ -72,42 +71,6 @@ class LMConfig:
         return asdict(self)
 
 
-def make_recurrent(
-    cell: str,
-    input_size: int,
-    hidden_size: int,
-    num_layers: int,
-    *,
-    dropout: float = 0.0,
-    device=None,
-    dtype=None,
-) -> nn.Module:
-    """A batch-first recurrent stack ``(B, T, F) -> ((B, T, H), state)``.
-
-    Uses ``rnnlab.nn.make_layer`` when it exists; otherwise the equivalent ``torch.nn``
-    layer with ``batch_first=True`` (same parameter names, so checkpoints move between).
-    """
-    try:
-        from rnnlab.nn import make_layer
-    except ImportError:
-        make_layer = None
-    if make_layer is not None:
-        return make_layer(
-            cell, input_size, hidden_size, num_layers, dropout=dropout, device=device, dtype=dtype
-        )
-    kw = dict(
-        batch_first=True, dropout=dropout if num_layers > 1 else 0.0, device=device, dtype=dtype
-    )
-    if cell == "lstm":
-        return nn.LSTM(input_size, hidden_size, num_layers, **kw)
-    if cell == "gru":
-        return nn.GRU(input_size, hidden_size, num_layers, **kw)
-    if cell in ("srn", "srn-relu"):
-        nl = "relu" if cell == "srn-relu" else "tanh"
-        return nn.RNN(input_size, hidden_size, num_layers, nonlinearity=nl, **kw)
-    raise ValueError(f"--cell {cell!r} needs rnnlab.nn (not available in this build)")
-
-
 class LMOutput(NamedTuple):
     """logits: (B, T, V) unnormalised next-token scores. state: the recurrent state."""
 
@@ -127,7 +90,7 @@ class LanguageModel(nn.Module):
         self.config = config
         emb = config.embedding_size or config.hidden_size
         self.embedding = nn.Embedding(config.vocab_size, emb, device=device, dtype=dtype)
-        self.rnn = make_recurrent(
+        self.rnn = make_layer(
             config.cell,
             emb,
             config.hidden_size,
