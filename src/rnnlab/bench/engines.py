@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from rnnlab._threads import torch_threads
 from rnnlab.bench import timeit
 from rnnlab.nn import LSTM
 
@@ -30,12 +31,8 @@ def main(quick: bool = False, threads: int = 1) -> dict:
 
     One thread by default: with two OpenMP threads on two cores, any other process on the
     machine stalls torch's thread barrier and the timings swing by 10x."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(threads):
         return _run(quick)
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run(quick: bool) -> dict:

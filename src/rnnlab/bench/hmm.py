@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnnlab._threads import torch_threads
 from rnnlab.bench import timeit
 from rnnlab.classic.hmm import HMM
 
@@ -146,12 +147,8 @@ def main(quick: bool = False) -> dict:
     K, D = 10, 13
     sizes = [(50, 100), (200, 1000)] if not quick else [(50, 100), (50, 200)]
     repeat = 5 if not quick else 2
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         rows = [_measure(hl, B, T, K, D, repeat) for B, T in sizes]
-    finally:
-        torch.set_num_threads(threads)
     print("HMM (K=10, Gaussian diag, D=13, float64, 1 torch thread) vs hmmlearn")
     print("ratio = hmmlearn seconds / rnnlab seconds (higher is better for rnnlab)")
     head = (

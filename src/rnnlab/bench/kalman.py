@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnnlab._threads import torch_threads
 from rnnlab.bench import timeit
 from rnnlab.classic.lds import LinearDynamicalSystem, rts_smoother
 
@@ -34,13 +35,17 @@ def _model(state_dim: int, obs_dim: int, seed: int = 0) -> LinearDynamicalSystem
 
 
 def main(quick: bool = False) -> dict:
-    """Print and return the speed-ups over pykalman (filter + smoother)."""
+    """Print and return the speed-ups over pykalman (filter + smoother), one torch thread."""
+    with torch_threads(1):
+        return _main(quick)
+
+
+def _main(quick: bool) -> dict:
     try:
         from pykalman import KalmanFilter
     except ImportError:
         print("kalman: pykalman is not installed (pip install pykalman); skipped")
         return {"skipped": "pykalman not installed"}
-    torch.set_num_threads(1)
     model = _model(4, 2)
     p = {k: v.detach().numpy() for k, v in model.params._asdict().items()}
     kf = KalmanFilter(

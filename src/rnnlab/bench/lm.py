@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rnnlab._threads import torch_threads
+
 
 class _PlainLM(nn.Module):
     def __init__(self, vocab: int, emb: int, hidden: int, layers: int):
@@ -84,12 +86,15 @@ def _plain_trainer(train_ids, vocab, *, emb, hidden, layers, batch, seq, lr, cli
 
 def main(quick: bool = False) -> dict:
     """Train both for the same steps; print and return bits/char and throughput."""
+    with torch_threads(1):  # as `rnnlab train lm` (its --threads default)
+        return _main(quick)
+
+
+def _main(quick: bool) -> dict:
     from rnnlab.data import CharTokenizer, StreamBatcher, topics_corpus
     from rnnlab.optim import make_optimizer
     from rnnlab.train import LanguageModel, LMConfig, TrainConfig, Trainer, lm_loss
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as `rnnlab train lm` (its --threads default)
     emb, hidden, layers, batch, seq, lr, clip, seed = 64, 128, 2, 32, 100, 3e-3, 5.0, 0
     steps, block = (20, 5) if quick else (400, 20)
     if quick:
@@ -146,7 +151,6 @@ def main(quick: bool = False) -> dict:
         tok_rnnlab, tok_plain = tok_rnnlab + block * batch * seq, tok_plain + block * batch * seq
         ratios.append(tp / tr)
     bpc_r, bpc_p = _plain_eval(trainer.model, val_ids), _plain_eval(plain, val_ids)
-    torch.set_num_threads(threads)
     rec = {
         "steps": steps,
         "hidden": hidden,

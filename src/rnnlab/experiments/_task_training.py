@@ -10,10 +10,9 @@ as orders of magnitude.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -50,17 +49,6 @@ class Evaluation:
     metrics: dict
     done: bool = False
     score: float | None = None
-
-
-@contextlib.contextmanager
-def threads(n: int = 1) -> Iterator[None]:
-    """Run torch with ``n`` intra-op threads (small nets: threads only add overhead)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def train_task(

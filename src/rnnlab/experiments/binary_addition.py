@@ -17,6 +17,7 @@ from collections import Counter
 import torch
 from torch import nn
 
+from rnnlab._threads import torch_threads
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
 from rnnlab.tasks import binary_addition as ba
 
@@ -139,9 +140,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:
     steps, consolidate, restarts, n_test = (
         (600, 100, 3, 100) if config.quick else (2000, 500, 8, 1000)
     )
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 3 hidden units: threads only add overhead
-    try:
+    with torch_threads(1):
         trials = []
         for r in range(restarts):
             net, seen, ok = _train(config.seed * 100 + r + 1, steps, consolidate, 8, LR)
@@ -152,8 +151,6 @@ def run(config: ExperimentConfig) -> ExperimentResult:
         test = ba.generate(n_test, 64, seed=config.seed + 777)
         with torch.no_grad():
             logits, h = net(test.inputs)
-    finally:
-        torch.set_num_threads(threads)
     probs = torch.sigmoid(logits)
     wrong = ba.error_rate(probs, test)
     a = ba.from_bits(test.inputs[:, :64, 0])

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rnnlab._threads import torch_threads
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
 from rnnlab.tasks import parity
 
@@ -126,9 +127,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:
     quick = config.quick
     hidden, consolidate = 8, (100 if quick else 300)
     n_test, n_solutions, max_guesses = (200, 1, 8192) if quick else (1000, 10, 262_144)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny nets: threads only add overhead
-    try:
+    with torch_threads(1):
         runs = []
         for r in range(5):
             predict, seen, fit = _train_srn(
@@ -152,8 +151,6 @@ def run(config: ExperimentConfig) -> ExperimentResult:
         gen_ok = [
             bool(_solves(w[None], test.inputs[..., 0], test.targets[:, 0])[0]) for w in weights
         ]
-    finally:
-        torch.set_num_threads(threads)
     mean_guesses = sum(found) / len(found) if found else float("nan")
     m.update(
         {

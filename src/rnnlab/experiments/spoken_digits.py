@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rnnlab._threads import torch_threads
 from rnnlab.classic.hmm import HMM, _kmeans
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
 from rnnlab.nn import LSTM
@@ -162,14 +163,8 @@ def _lstm_classifier(x_tr, l_tr, y_tr, x_te, l_te, hidden: int, epochs: int, see
 def run(config: ExperimentConfig) -> ExperimentResult:
     """One HMM per digit vs an LSTM classifier, accuracy on two held-out speakers."""
     preset = _QUICK if config.quick else _FULL
-    torch_threads = torch.get_num_threads()
-    # many small ops (k-means, the HMM and LSTM steps): one thread is fastest, and on a
-    # shared machine far faster than two; the caller's setting is restored at the end
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         return _run(config, preset)
-    finally:
-        torch.set_num_threads(torch_threads)
 
 
 def _run(config: ExperimentConfig, preset: dict) -> ExperimentResult:
