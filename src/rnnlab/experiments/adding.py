@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from rnnlab._threads import torch_threads
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
 from rnnlab.experiments._task_training import (
     Evaluation,
@@ -25,7 +26,6 @@ from rnnlab.experiments._task_training import (
     init_1997,
     plot_curves,
     table,
-    threads,
     train_task,
 )
 from rnnlab.nn import LSTM, SRN
@@ -89,7 +89,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:
     test = task.generate(n_test, T, seed=20_000 + s)
     lstm, srn = _nets(s, cells, srn_hidden)
     t0 = time.perf_counter()
-    with threads(1):
+    with torch_threads(1):
         st3 = _ST3Tracker() if track_st3 else None
         log_l = _train(lstm, T, s, budget, val, batch, lr, 0.005, eval_every, st3)
         # the SRN: same optimiser, same number of training sequences

@@ -26,13 +26,13 @@ import time
 
 import torch
 
+from rnnlab._threads import torch_threads
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
 from rnnlab.experiments._task_training import (
     Evaluation,
     RecurrentNet,
     plot_curves,
     table,
-    threads,
     train_task,
 )
 from rnnlab.nn import LSTM
@@ -97,7 +97,7 @@ def _run(config: ExperimentConfig, with_c: bool) -> ExperimentResult:
 
     t0 = time.perf_counter()
     trials = []  # (log, net) per restart
-    with threads(1):
+    with torch_threads(1):
         # search: a few initialisations, each trained briefly; keep the best on validation
         for r in range(p["restarts"]):
             seed = 1_000 * config.seed + r

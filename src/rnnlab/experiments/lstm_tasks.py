@@ -27,6 +27,7 @@ import time
 
 import torch
 
+from rnnlab._threads import torch_threads
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
 from rnnlab.experiments._task_training import (
     Evaluation,
@@ -34,7 +35,6 @@ from rnnlab.experiments._task_training import (
     init_1997,
     plot_curves,
     table,
-    threads,
     train_task,
 )
 from rnnlab.nn import LSTM
@@ -85,7 +85,7 @@ def run_temporal_order(config: ExperimentConfig) -> ExperimentResult:
         return Evaluation({"val_wrong": wrong}, done=wrong < 0.002)
 
     t0 = time.perf_counter()
-    with threads(1):
+    with torch_threads(1):
         log = train_task(
             net,
             lambda b, g: temporal_order.generate(b, 4, generator=g),
@@ -173,7 +173,7 @@ def run_multiplication(config: ExperimentConfig) -> ExperimentResult:
         )
 
     t0 = time.perf_counter()
-    with threads(1):
+    with torch_threads(1):
         log = train_task(
             net,
             lambda b, g: adding.multiplication(b, T, generator=g),
@@ -262,7 +262,7 @@ def run_copy(config: ExperimentConfig) -> ExperimentResult:
         return Evaluation({"val_ce": ce, "val_symbol_accuracy": acc}, done=acc > 0.99, score=-ce)
 
     t0 = time.perf_counter()
-    with threads(1):
+    with torch_threads(1):
         log = train_task(
             net,
             lambda b, g: copy.generate(b, T, generator=g),

@@ -20,6 +20,7 @@ import time
 
 import torch
 
+from rnnlab._threads import torch_threads
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
 from rnnlab.experiments._task_training import (
     Evaluation,
@@ -27,7 +28,6 @@ from rnnlab.experiments._task_training import (
     init_1997,
     plot_curves,
     table,
-    threads,
     train_task,
 )
 from rnnlab.nn import LSTM
@@ -81,7 +81,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:
         return _rows(train, torch.randint(0, n_strings, (b,), generator=gen))
 
     t0 = time.perf_counter()
-    with threads(1):
+    with torch_threads(1):
         log = train_task(
             net,
             sample,
