@@ -274,7 +274,9 @@ class LSTMRecurrence(torch.autograd.Function):
         dU = A.new_empty(T, B, G) if ln else dA
         dys_, dAs = steps(dY), steps(dA)
         dUs = steps(dU) if ln else dAs
-        da_o, da_i, da_f = (steps(dA, k * H, (k + 1) * H) for k in (0, 1, 2))
+        da_o = steps(dA, 0, H)
+        if peep:  # the peepholes' own gradient paths
+            da_i, da_f = steps(dA, H, 2 * H), steps(dA, 2 * H, 3 * H)
         da_c = [d.view(B, nc, H) for d in steps(dA, H, G)]  # gates driven by dc
         K_os, K_cs, K3s, fs = steps(K_o), steps(K_c), steps(K3), steps(A, 2 * H, 3 * H)
         dh0 = None
