@@ -77,6 +77,19 @@ def steps(x: Tensor, lo: int | None = None, hi: int | None = None) -> tuple[Tens
     return x.unbind(0)
 
 
+def carry_back(dh_prev: Tensor, da: Tensor, w_hh: Tensor, rmask: Tensor | None) -> None:
+    """The recurrent term of every adjoint, in place: dh_{t-1} += r * (da_t @ W_hh)."""
+    if rmask is None:
+        dh_prev.addmm_(da, w_hh)
+    else:
+        dh_prev.addcmul_(da @ w_hh, rmask)
+
+
+def recurrent_input(Hs: Tensor, rmask: Tensor | None) -> Tensor:
+    """The states the recurrent weights saw, r * h_{t-1} for t = 1..T: (T, B, H)."""
+    return Hs[:-1] if rmask is None else Hs[:-1] * rmask
+
+
 def batch_first_outputs(states: Tensor, lengths: Tensor | None) -> Tensor:
     """Outputs (B, T, H) from the states (T+1, B, H) of a kernel, zero past each length."""
     ys = states[1:].transpose(0, 1)  # (B, T, H)

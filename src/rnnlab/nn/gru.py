@@ -44,9 +44,11 @@ from rnnlab.nn._runner import (
     RecurrentLayer,
     batch_first_outputs,
     call_fused,
+    carry_back,
     gather_last,
     inject_final_grad,
     project,
+    recurrent_input,
     steps,
 )
 
@@ -126,15 +128,10 @@ class GRURecurrence(torch.autograd.Function):
             dAs[t].mul_(dh.unsqueeze(1))
             dQs[t].mul_(dh.unsqueeze(1))
             if t > 0:
-                if rmask is None:
-                    dys_[t - 1].addmm_(dQf[t], w_hh)
-                else:
-                    dys_[t - 1].addcmul_(dQf[t] @ w_hh, rmask)
+                carry_back(dys_[t - 1], dQf[t], w_hh, rmask)
                 dys_[t - 1].addcmul_(dh, zs[t])
-        dh0 = dQ[0] @ w_hh
-        hin = Hs[:-1]
-        if rmask is not None:
-            dh0, hin = dh0 * rmask, hin * rmask
+        dh0 = dQ[0] @ w_hh if rmask is None else (dQ[0] @ w_hh) * rmask
+        hin = recurrent_input(Hs, rmask)
         dh0 += dY[0] * z[0]
         d_w_hh = dQ.reshape(T * B, G).t() @ hin.reshape(T * B, H)
         d_b_hh = dQ.sum((0, 1)) if ctx.has_bias else None

@@ -75,9 +75,11 @@ from rnnlab.nn._runner import (
     RecurrentLayer,
     batch_first_outputs,
     call_fused,
+    carry_back,
     gather_last,
     inject_final_grad,
     project,
+    recurrent_input,
     steps,
 )
 
@@ -305,16 +307,11 @@ class LSTMRecurrence(torch.autograd.Function):
                 du = dUs[t]
                 du.copy_(_ln_backward(dAs[t], Zh[t], stats_h[1, t], g_hh))
             if t > 0:
-                if rmask is None:
-                    dys_[t - 1].addmm_(du, w_hh)
-                else:
-                    dys_[t - 1].addcmul_(du @ w_hh, rmask)
+                carry_back(dys_[t - 1], du, w_hh, rmask)
             else:
-                dh0 = du @ w_hh
-                if rmask is not None:
-                    dh0 = dh0 * rmask
+                dh0 = du @ w_hh if rmask is None else (du @ w_hh) * rmask
         # weight gradients: one matmul (or one reduction) each, summed over time and batch
-        hin = Hs[:-1] if rmask is None else Hs[:-1] * rmask  # (T, B, P)
+        hin = recurrent_input(Hs, rmask)  # (T, B, P)
         d_w_hh = dU.reshape(T * B, G).t() @ hin.reshape(T * B, P)
         d_w_hr = None if w_hr is None else dY.reshape(T * B, P).t() @ M.reshape(T * B, H)
         d_pi = d_pf = d_po = d_ghh = d_gc = d_bc = None

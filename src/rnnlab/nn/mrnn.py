@@ -44,9 +44,11 @@ from rnnlab._validation import check_positive_int
 from rnnlab.nn._runner import (
     RecurrentLayer,
     batch_first_outputs,
+    carry_back,
     gather_last,
     inject_final_grad,
     project,
+    recurrent_input,
     steps,
 )
 
@@ -106,14 +108,9 @@ class MRNNRecurrence(torch.autograd.Function):
             torch.mm(dAs[t], w_hf, out=dFs[t])
             torch.mul(dFs[t], x_f[t], out=dUs[t])
             if t > 0:
-                if rmask is None:
-                    dys_[t - 1].addmm_(dUs[t], w_fh)
-                else:
-                    dys_[t - 1].addcmul_(dUs[t] @ w_fh, rmask)
-        dh0 = dU[0] @ w_fh
-        hin = Hs[:-1]
-        if rmask is not None:
-            dh0, hin = dh0 * rmask, hin * rmask
+                carry_back(dys_[t - 1], dUs[t], w_fh, rmask)
+        dh0 = dU[0] @ w_fh if rmask is None else (dU[0] @ w_fh) * rmask
+        hin = recurrent_input(Hs, rmask)
         d_w_hf = dA.reshape(T * B, H).t() @ Fs.reshape(T * B, Fc)
         d_w_fh = dU.reshape(T * B, Fc).t() @ hin.reshape(T * B, H)
         dxp = torch.cat([dA, dF * U], dim=-1).transpose(0, 1)  # (B, T, H + F')

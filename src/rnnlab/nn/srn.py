@@ -40,9 +40,11 @@ from rnnlab.nn._runner import (
     RecurrentLayer,
     batch_first_outputs,
     call_fused,
+    carry_back,
     gather_last,
     inject_final_grad,
     project,
+    recurrent_input,
     steps,
 )
 
@@ -106,14 +108,9 @@ class SRNRecurrence(torch.autograd.Function):
         for t in range(T - 1, -1, -1):
             dAs[t].mul_(dys_[t])
             if t > 0:
-                if rmask is None:
-                    dys_[t - 1].addmm_(dAs[t], w_hh)
-                else:
-                    dys_[t - 1].addcmul_(dAs[t] @ w_hh, rmask)
-        dh0 = dA[0] @ w_hh
-        hin = Hs[:-1]
-        if rmask is not None:
-            dh0, hin = dh0 * rmask, hin * rmask
+                carry_back(dys_[t - 1], dAs[t], w_hh, rmask)
+        dh0 = dA[0] @ w_hh if rmask is None else (dA[0] @ w_hh) * rmask
+        hin = recurrent_input(Hs, rmask)
         d_w_hh = dA.reshape(T * B, H).t() @ hin.reshape(T * B, H)
         return dA.transpose(0, 1), dh0, d_w_hh, None, None, None
 
