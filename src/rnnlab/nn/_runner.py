@@ -21,7 +21,6 @@ length*, then reverses the outputs back. Every engine receives only prefix masks
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -134,7 +133,7 @@ class RecurrentLayer(nn.Module):
     - ``_recurrence(xp, state, k, sfx, lengths, rmask) -> (ys, state_T)``: the bptt engine
       (optional: a family without it runs on the loop engine).
     - ``_fused_reason() -> str | None``: why the fused engine does not apply (None: it does).
-    - ``_fused(x, state, k0, k1, lengths) -> (out, state)``: layers k0..k1-1 in one call.
+    - ``_fused_mode``: the ``torch._VF`` kernel, where torch has one (``_fused`` runs it).
     - ``_rtrl(x, state, lengths) -> (out, state)``: real-time recurrent learning, where
       the family has it (one layer).
     """
@@ -455,15 +454,19 @@ class RecurrentLayer(nn.Module):
         """The parameter ``{name}_l{k}{sfx}`` (None when absent)."""
         return getattr(self, f"{name}_l{k}{sfx}", None)
 
-    def _fused_weights(self, k0: int, k1: int, names: Sequence[str]) -> list[Tensor]:
-        """torch's flat weight list for layers k0..k1-1 (names in torch's order)."""
-        return [
+    def _fused(self, x: Tensor, state: State, k0: int, k1: int, lengths) -> tuple:
+        """Layers k0..k1-1 in one call of torch's fused kernel (torch.nn's flat weights)."""
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+        weights = [
             self._p(n, k, sfx)
             for k in range(k0, k1)
             for sfx in self._suffixes()
             for n in names
             if self._p(n, k, sfx) is not None
         ]
+        hx = state if len(state) > 1 else state[0]
+        out, final = call_fused(self._fused_mode, self, x, hx, weights, k1 - k0, lengths)
+        return out, tuple(final)
 
 
 def call_fused(
@@ -488,10 +491,11 @@ def call_fused(
         x, lengths.cpu(), batch_first=True, enforce_sorted=False
     )
     order, unorder = packed.sorted_indices, packed.unsorted_indices
-    hx_sorted = tuple(h.index_select(1, order) for h in hx) if isinstance(hx, tuple) else None
-    res = fn(
-        packed.data, packed.batch_sizes, hx_sorted or hx.index_select(1, order), weights, *args
-    )
+    if isinstance(hx, tuple):
+        hx = tuple(h.index_select(1, order) for h in hx)
+    else:
+        hx = hx.index_select(1, order)
+    res = fn(packed.data, packed.batch_sizes, hx, weights, *args)
     out_packed = nn.utils.rnn.PackedSequence(res[0], packed.batch_sizes, order, unorder)
     out, _ = nn.utils.rnn.pad_packed_sequence(out_packed, batch_first=True, total_length=x.shape[1])
     return out, tuple(h.index_select(1, unorder) for h in res[1:])

@@ -43,7 +43,6 @@ from torch.autograd.function import once_differentiable
 from rnnlab.nn._runner import (
     RecurrentLayer,
     batch_first_outputs,
-    call_fused,
     carry_back,
     gather_last,
     inject_final_grad,
@@ -191,9 +190,3 @@ class GRU(RecurrentLayer):
         w_hh, b_hh = self._p("weight_hh", k, sfx), self._p("bias_hh", k, sfx)
         ys, h = GRURecurrence.apply(xp, state[0], w_hh, b_hh, lengths, rmask)
         return ys, (h,)
-
-    def _fused(self, x, state, k0, k1, lengths):
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        weights = self._fused_weights(k0, k1, names)
-        out, (h,) = call_fused("gru", self, x, state[0], weights, k1 - k0, lengths)
-        return out, (h,)

@@ -74,7 +74,6 @@ from rnnlab._validation import check_positive_int
 from rnnlab.nn._runner import (
     RecurrentLayer,
     batch_first_outputs,
-    call_fused,
     carry_back,
     gather_last,
     inject_final_grad,
@@ -498,9 +497,3 @@ class LSTM(RecurrentLayer):
             xp, *state, w_hh, w_hr, *peep, *ln, lengths, rmask, self.forget_gate, self.eps
         )
         return ys, (h, c)
-
-    def _fused(self, x, state, k0, k1, lengths):
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
-        weights = self._fused_weights(k0, k1, names)
-        out, (h, c) = call_fused("lstm", self, x, state, weights, k1 - k0, lengths)
-        return out, (h, c)

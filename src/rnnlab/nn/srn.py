@@ -39,7 +39,6 @@ from torch.autograd.function import once_differentiable
 from rnnlab.nn._runner import (
     RecurrentLayer,
     batch_first_outputs,
-    call_fused,
     carry_back,
     gather_last,
     inject_final_grad,
@@ -194,9 +193,3 @@ class SRN(RecurrentLayer):
         b = self.bias_ih_l0 + self.bias_hh_l0 if self.bias else w_ih.new_zeros(w_ih.shape[0])
         y, h = rtrl(x, state[0][0], w_ih, w_hh, b, lengths, self.nonlinearity)
         return y, (h.unsqueeze(0),)
-
-    def _fused(self, x, state, k0, k1, lengths):
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        weights = self._fused_weights(k0, k1, names)
-        out, (h,) = call_fused(self._fused_mode, self, x, state[0], weights, k1 - k0, lengths)
-        return out, (h,)
