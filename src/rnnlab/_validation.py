@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import torch
 
+from rnnlab.errors import InputError, InputTypeError
+
 
 def describe(x: object) -> str:
     """A short description of a value for an error message."""
@@ -18,7 +20,7 @@ def describe(x: object) -> str:
 def check_tensor(name: str, x: object) -> torch.Tensor:
     """Raise TypeError unless ``x`` is a tensor."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, received {describe(x)}")
+        raise InputTypeError(f"{name}: expected a torch.Tensor, received {describe(x)}")
     return x
 
 
@@ -27,7 +29,7 @@ def check_rank(name: str, x: torch.Tensor, ranks: Sequence[int], meaning: str = 
     if x.dim() not in ranks:
         want = " or ".join(str(r) for r in ranks)
         extra = f" {meaning}" if meaning else ""
-        raise ValueError(
+        raise InputError(
             f"{name}: expected a {want}-D tensor{extra}, received shape {tuple(x.shape)}"
         )
 
@@ -37,15 +39,17 @@ def check_shape(name: str, x: torch.Tensor, shape: Sequence[int | None]) -> None
     ok = x.dim() == len(shape) and all(s is None or s == d for s, d in zip(shape, x.shape))
     if not ok:
         want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-        raise ValueError(f"{name}: expected shape {want}, received shape {tuple(x.shape)}")
+        raise InputError(f"{name}: expected shape {want}, received shape {tuple(x.shape)}")
 
 
 def check_like(name: str, x: torch.Tensor, ref: torch.Tensor, ref_name: str) -> None:
     """Raise TypeError when ``x`` and ``ref`` differ in dtype or device (no silent casts)."""
     if x.dtype != ref.dtype:
-        raise TypeError(f"{name}: expected dtype {ref.dtype} (as {ref_name}), received {x.dtype}")
+        raise InputTypeError(
+            f"{name}: expected dtype {ref.dtype} (as {ref_name}), received {x.dtype}"
+        )
     if x.device != ref.device:
-        raise TypeError(
+        raise InputTypeError(
             f"{name}: expected device {ref.device} (as {ref_name}), received {x.device}"
         )
 
@@ -53,14 +57,14 @@ def check_like(name: str, x: torch.Tensor, ref: torch.Tensor, ref_name: str) -> 
 def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
     """Raise ValueError unless ``value`` is an int >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an integer >= {minimum}, received {value!r}")
+        raise InputError(f"{name}: expected an integer >= {minimum}, received {value!r}")
     return value
 
 
 def check_probability(name: str, value: object) -> float:
     """Raise ValueError unless ``0 <= value < 1``."""
     if not isinstance(value, (int, float)) or not 0.0 <= float(value) < 1.0:
-        raise ValueError(f"{name}: expected a number in [0, 1), received {value!r}")
+        raise InputError(f"{name}: expected a number in [0, 1), received {value!r}")
     return float(value)
 
 
@@ -69,14 +73,14 @@ def check_lengths(lengths: object, batch_size: int, max_len: int, device) -> tor
     if not isinstance(lengths, torch.Tensor):
         lengths = torch.as_tensor(lengths)
     if lengths.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-        raise TypeError(f"lengths: expected an integer tensor, received dtype {lengths.dtype}")
+        raise InputTypeError(f"lengths: expected an integer tensor, received dtype {lengths.dtype}")
     if lengths.shape != (batch_size,):
-        raise ValueError(
+        raise InputError(
             f"lengths: expected shape ({batch_size},) (one length per sequence), "
             f"received shape {tuple(lengths.shape)}"
         )
     if batch_size and (int(lengths.min()) < 1 or int(lengths.max()) > max_len):
-        raise ValueError(
+        raise InputError(
             f"lengths: expected values in [1, {max_len}] (T = {max_len}), received "
             f"min {int(lengths.min())}, max {int(lengths.max())}"
         )

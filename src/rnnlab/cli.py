@@ -2,9 +2,10 @@
 
 Each subcommand lives beside the code it drives and adds itself through an
 ``add_parser(subparsers)`` function listed in :data:`COMMANDS`. A subcommand's handler
-receives the parsed arguments and returns an exit status. Bad input (``ValueError``,
-``TypeError``, ``OSError``, :class:`UsageError`) becomes one line on stderr and exit
-status 2; set ``RNNLAB_TRACEBACK=1`` to see the traceback instead.
+receives the parsed arguments and returns an exit status. Bad input
+(:class:`rnnlab.errors.InputError`, which :class:`UsageError` is, and ``OSError``) becomes
+one line on stderr and exit status 2; set ``RNNLAB_TRACEBACK=1`` to see the traceback
+instead. Any other exception is a bug: it keeps its traceback and exits with status 1.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from rnnlab.errors import InputError
+
 # module path of each subcommand group; each defines add_parser(subparsers)
 COMMANDS = (
     "rnnlab.train.cli",  # train, sample, eval
@@ -24,7 +27,7 @@ COMMANDS = (
 )
 
 
-class UsageError(Exception):
+class UsageError(InputError):
     """Bad input from the command line; printed as one line, exit status 2."""
 
 
@@ -66,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnlab: interrupted", file=sys.stderr)
         return 130
-    except (UsageError, ValueError, TypeError, OSError) as exc:
+    except (InputError, OSError) as exc:
         if os.environ.get("RNNLAB_TRACEBACK"):
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

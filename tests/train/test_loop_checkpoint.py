@@ -260,3 +260,46 @@ def test_momentum_schedule_follows_sutskever_2013():
     assert momentum_schedule(250) == pytest.approx(0.75)
     assert momentum_schedule(750) == pytest.approx(0.875)
     assert momentum_schedule(10**9) == 0.99
+
+
+def test_gradients_hook_equals_backprop_of_the_same_loss():
+    """An update that writes .grad itself (as contrastive divergence does) trains exactly
+    as loss.backward() of a loss with that gradient: 0.5 ||W x - y||^2 by hand."""
+    torch.manual_seed(0)
+    xs, ys = torch.randn(20, 8, 3, dtype=torch.float64), torch.randn(20, 8, 2, dtype=torch.float64)
+
+    def batches():
+        i = 0
+        while True:
+            yield xs[i % 20], ys[i % 20]
+            i += 1
+
+    def loss_fn(model, batch, carry):
+        x, y = batch
+        return StepOutput(0.5 * ((x @ model.weight.t() - y) ** 2).sum(), items=len(x))
+
+    def gradients(model, batch, carry):
+        x, y = batch
+        with torch.no_grad():
+            r = x @ model.weight.t() - y  # (N, 2)
+            model.weight.grad = r.t() @ x  # d/dW 0.5 ||W x - y||^2
+        return StepOutput(0.5 * (r**2).sum(), items=len(x))
+
+    finals = []
+    for kw in ({"loss_fn": loss_fn}, {"loss_fn": None, "gradients": gradients}):
+        model = nn.Linear(3, 2, bias=False).double()
+        nn.init.constant_(model.weight, 0.1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        cfg = TrainConfig(steps=30, clip_norm=5.0, progress=False)
+        trainer = Trainer(model, opt, batches(), config=cfg, **kw)
+        result = trainer.fit()
+        finals.append((model.weight.detach().clone(), result.train_loss))
+    assert torch.equal(finals[0][0], finals[1][0])
+    assert finals[0][1] == finals[1][1]
+
+
+def test_trainer_needs_exactly_one_of_loss_fn_and_gradients():
+    model = nn.Linear(1, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="exactly one of loss_fn and gradients"):
+        Trainer(model, opt, iter([]), None, TrainConfig(steps=1))

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from rnnlab._validation import check_rank, check_tensor
+from rnnlab.errors import InputError
 
 
 class StepGradients(NamedTuple):
@@ -64,7 +65,7 @@ def run_with_state_probes(
     check_tensor("x", x)
     check_rank("x", x, (3,), "(B, T, F)")
     if getattr(layer, "bidirectional", False):
-        raise ValueError("layer: expected a unidirectional layer, received bidirectional=True")
+        raise InputError("layer: expected a unidirectional layer, received bidirectional=True")
     outs, probes = [], []
     for t in range(x.shape[1]):
         out, state = layer(x[:, t : t + 1], state)  # (B, 1, H)
@@ -94,7 +95,7 @@ def hidden_jacobian_norms(
     At ``t = T - 1`` the Jacobian contains the identity block of ``h_T`` itself.
     """
     if ord not in ("fro", "2"):
-        raise ValueError(f"ord: expected 'fro' or '2', received {ord!r}")
+        raise InputError(f"ord: expected 'fro' or '2', received {ord!r}")
     with torch.enable_grad():
         outputs, probes = run_with_state_probes(layer, x, state)
         hT = outputs[:, -1]  # (B, H)

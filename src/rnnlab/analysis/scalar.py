@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from rnnlab._validation import check_positive_int
+from rnnlab.errors import InputError
 
 PUBLISHED = {1.1: 117.4, 0.9: 0.00515}  # T = 50
 
@@ -40,7 +41,7 @@ def measured_gain(w: float, T: int, *, layer: str = "linear") -> float:
     """
     check_positive_int("T", T)
     if layer not in ("linear", "srn"):
-        raise ValueError(f"layer: expected 'linear' or 'srn', received {layer!r}")
+        raise InputError(f"layer: expected 'linear' or 'srn', received {layer!r}")
     h0 = torch.ones((), dtype=torch.float64, requires_grad=True)
     if layer == "linear":
         hT = linear_rnn(

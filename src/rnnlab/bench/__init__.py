@@ -13,6 +13,8 @@ import pkgutil
 import time
 from collections.abc import Callable
 
+from rnnlab.errors import InputError
+
 
 def available() -> list[str]:
     """Names of the benchmarks in this package."""
@@ -46,7 +48,7 @@ def _bench(args: argparse.Namespace) -> int:
     names = available() if args.name == "all" else [args.name]
     for name in names:
         if name not in available():
-            raise ValueError(f"unknown benchmark {name!r}; valid: all, {', '.join(available())}")
+            raise InputError(f"unknown benchmark {name!r}; valid: all, {', '.join(available())}")
     records = {n: importlib.import_module(f"{__name__}.{n}").main(quick=args.quick) for n in names}
     if args.json:
         print_json(records if len(names) > 1 else records[names[0]])

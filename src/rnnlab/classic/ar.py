@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab._validation import check_lengths, check_positive_int, check_rank
+from rnnlab.errors import InputError, InputTypeError
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -100,9 +101,9 @@ class LinearAR(nn.Module):
             lags = range(1, order + 1)
         lags = sorted(int(lag) for lag in lags)
         if not lags or lags[0] < 1 or len(set(lags)) != len(lags):
-            raise ValueError(f"lags: expected distinct integers >= 1, received {lags!r}")
+            raise InputError(f"lags: expected distinct integers >= 1, received {lags!r}")
         if not ridge >= 0:
-            raise ValueError(f"ridge: expected a number >= 0, received {ridge!r}")
+            raise InputError(f"ridge: expected a number >= 0, received {ridge!r}")
         self.lags = tuple(lags)
         self.order = max(lags)
         self.obs_dim = obs_dim
@@ -131,23 +132,25 @@ class LinearAR(nn.Module):
             if rank == 2:
                 y = y.unsqueeze(0)
         if y.shape[-1] != self.obs_dim:
-            raise ValueError(
+            raise InputError(
                 f"y: expected {self.obs_dim} features (last dim), received shape {tuple(y.shape)}"
             )
         if y.dtype != ref.dtype:
-            raise TypeError(f"y: expected dtype {ref.dtype} (as the model), received {y.dtype}")
+            raise InputTypeError(
+                f"y: expected dtype {ref.dtype} (as the model), received {y.dtype}"
+            )
         need = self.order + 1 if min_steps is None else min_steps
         if y.shape[1] < need:
-            raise ValueError(
+            raise InputError(
                 f"y: expected at least {need} time steps (order {self.order}), received "
                 f"shape {tuple(y.shape)}"
             )
         if not torch.isfinite(y).all():
-            raise ValueError("y: expected finite values, received NaN or inf")
+            raise InputError("y: expected finite values, received NaN or inf")
         if lengths is not None:
             lengths = check_lengths(lengths, y.shape[0], y.shape[1], y.device)
             if int(lengths.min()) < need:
-                raise ValueError(
+                raise InputError(
                     f"lengths: expected every length >= {need} (order {self.order}), "
                     f"received {lengths.tolist()}"
                 )
@@ -272,7 +275,7 @@ class LinearAR(nn.Module):
         if history is None:
             history = torch.zeros(B, p, F, dtype=ref.dtype, device=ref.device)
         elif tuple(history.shape) != (B, p, F):
-            raise ValueError(
+            raise InputError(
                 f"history: expected shape ({B}, {p}, {F}), received {tuple(history.shape)}"
             )
         gen = torch.Generator(device=ref.device)

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_lengths, check_positive_int, check_tensor, describe
+from rnnlab.errors import InputError, InputTypeError
 
 __all__ = [
     "HMM",
@@ -343,18 +344,18 @@ def _check_kernel_inputs(
 ) -> Tensor | None:
     check_tensor("log_emission", log_emission)
     if log_emission.dim() != 3:
-        raise ValueError(
+        raise InputError(
             f"log_emission: expected a (B, T, K) tensor, received shape {tuple(log_emission.shape)}"
         )
     B, T, K = log_emission.shape
     if T < 1:
-        raise ValueError("log_emission: expected at least one time step, received T = 0")
+        raise InputError("log_emission: expected at least one time step, received T = 0")
     if tuple(log_transition.shape) != (K, K):
-        raise ValueError(
+        raise InputError(
             f"log_transition: expected shape ({K}, {K}), received {tuple(log_transition.shape)}"
         )
     if log_initial is not None and tuple(log_initial.shape) != (K,):
-        raise ValueError(f"log_initial: expected shape ({K},), received {tuple(log_initial.shape)}")
+        raise InputError(f"log_initial: expected shape ({K},), received {tuple(log_initial.shape)}")
     if lengths is None:
         return None
     return check_lengths(lengths, B, T, log_emission.device)
@@ -531,9 +532,9 @@ class HMM(nn.Module):
         super().__init__()
         K = check_positive_int("num_states", num_states)
         if emission not in _EMISSIONS:
-            raise ValueError(f"emission: expected one of {_EMISSIONS}, received {emission!r}")
+            raise InputError(f"emission: expected one of {_EMISSIONS}, received {emission!r}")
         if covariance not in ("full", "diag"):
-            raise ValueError(f"covariance: expected 'full' or 'diag', received {covariance!r}")
+            raise InputError(f"covariance: expected 'full' or 'diag', received {covariance!r}")
         self.num_states = K
         self.emission = emission
         self.covariance = covariance
@@ -542,12 +543,12 @@ class HMM(nn.Module):
         self.num_mixtures = None
         kw = {"dtype": dtype or torch.get_default_dtype(), "device": device}
         if not kw["dtype"].is_floating_point:
-            raise TypeError(f"dtype: expected a floating-point dtype, received {dtype}")
+            raise InputTypeError(f"dtype: expected a floating-point dtype, received {dtype}")
         self.initial_logits = nn.Parameter(torch.zeros(K, **kw))
         self.transition_logits = nn.Parameter(torch.randn(K, K, **kw) * 0.1)
         if emission == "categorical":
             if obs_dim is not None or num_mixtures is not None:
-                raise ValueError(
+                raise InputError(
                     "obs_dim / num_mixtures: not used by categorical emissions, received "
                     f"obs_dim={obs_dim!r}, num_mixtures={num_mixtures!r}"
                 )
@@ -555,7 +556,7 @@ class HMM(nn.Module):
             self.emission_logits = nn.Parameter(torch.randn(K, num_symbols, **kw) * 0.1)
         else:
             if num_symbols is not None:
-                raise ValueError(
+                raise InputError(
                     f"num_symbols: not used by {emission} emissions, received {num_symbols!r}"
                 )
             D = self.obs_dim = check_positive_int("obs_dim", obs_dim)
@@ -565,7 +566,7 @@ class HMM(nn.Module):
                 lead = (K, C)
                 self.mixture_logits = nn.Parameter(torch.zeros(K, C, **kw))
             elif num_mixtures is not None:
-                raise ValueError(
+                raise InputError(
                     f"num_mixtures: only for emission='gmm', received {num_mixtures!r}"
                 )
             self.loc = nn.Parameter(torch.randn(*lead, D, **kw))
@@ -696,15 +697,15 @@ class HMM(nn.Module):
             try:
                 return torch.as_tensor(v, **kw).clone()
             except (TypeError, ValueError, RuntimeError) as e:
-                raise TypeError(f"{name}: expected a tensor, received {describe(v)}") from e
+                raise InputTypeError(f"{name}: expected a tensor, received {describe(v)}") from e
 
         pi = as_t("initial_probs", initial_probs)
         A = as_t("transition_matrix", transition_matrix)
         if pi.dim() != 1:
-            raise ValueError(f"initial_probs: expected shape (K,), received {tuple(pi.shape)}")
+            raise InputError(f"initial_probs: expected shape (K,), received {tuple(pi.shape)}")
         K = pi.shape[0]
         if tuple(A.shape) != (K, K):
-            raise ValueError(
+            raise InputError(
                 f"transition_matrix: expected shape ({K}, {K}) (K from initial_probs), "
                 f"received {tuple(A.shape)}"
             )
@@ -712,10 +713,10 @@ class HMM(nn.Module):
         _check_stochastic("transition_matrix", A)
         if emission_probs is not None:
             if means is not None or covs is not None or weights is not None:
-                raise ValueError("emission_probs: give either emission_probs or means/covs")
+                raise InputError("emission_probs: give either emission_probs or means/covs")
             B = as_t("emission_probs", emission_probs)
             if B.dim() != 2 or B.shape[0] != K:
-                raise ValueError(
+                raise InputError(
                     f"emission_probs: expected shape ({K}, M), received {tuple(B.shape)}"
                 )
             _check_stochastic("emission_probs", B)
@@ -724,7 +725,7 @@ class HMM(nn.Module):
                 model.emission_logits.copy_(B.log())
         else:
             if means is None or covs is None:
-                raise ValueError(
+                raise InputError(
                     "means/covs: expected emission_probs (categorical) or means and covs "
                     f"(gaussian), received means={describe(means)}, covs={describe(covs)}"
                 )
@@ -734,22 +735,22 @@ class HMM(nn.Module):
             lead = 2 if gmm else 1
             if mu.dim() != lead + 1 or mu.shape[0] != K:
                 want = f"({K}, C, D)" if gmm else f"({K}, D)"
-                raise ValueError(f"means: expected shape {want}, received {tuple(mu.shape)}")
+                raise InputError(f"means: expected shape {want}, received {tuple(mu.shape)}")
             D = mu.shape[-1]
             if covariance is None:
                 covariance = "diag" if S.dim() == lead + 1 else "full"
             if covariance not in ("full", "diag"):
-                raise ValueError(f"covariance: expected 'full' or 'diag', received {covariance!r}")
+                raise InputError(f"covariance: expected 'full' or 'diag', received {covariance!r}")
             full_shape = (*mu.shape, D)
             if tuple(S.shape) == tuple(mu.shape):  # variances given
                 variances = S
                 if (variances <= 0).any() or not torch.isfinite(variances).all():
-                    raise ValueError(
+                    raise InputError(
                         f"covs: expected positive variances, received min {variances.min():.3g}"
                     )
                 S = torch.diag_embed(variances)
             elif tuple(S.shape) != full_shape:
-                raise ValueError(
+                raise InputError(
                     f"covs: expected shape {full_shape} or {tuple(mu.shape)}, "
                     f"received {tuple(S.shape)}"
                 )
@@ -757,7 +758,7 @@ class HMM(nn.Module):
             if covariance == "diag":
                 off = S - torch.diag_embed(torch.diagonal(S, dim1=-2, dim2=-1))
                 if off.abs().max() > 0:
-                    raise ValueError(
+                    raise InputError(
                         "covs: covariance='diag' needs diagonal matrices, received "
                         f"off-diagonal entries up to {off.abs().max():.3g}"
                     )
@@ -767,7 +768,7 @@ class HMM(nn.Module):
                 w = as_t("weights", weights)
                 C = mu.shape[1]
                 if tuple(w.shape) != (K, C):
-                    raise ValueError(
+                    raise InputError(
                         f"weights: expected shape ({K}, {C}), received {tuple(w.shape)}"
                     )
                 _check_stochastic("weights", w)
@@ -806,38 +807,38 @@ class HMM(nn.Module):
         check_tensor(name, x)
         if self.emission == "categorical":
             if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
-                raise TypeError(
+                raise InputTypeError(
                     f"{name}: expected an integer (long) tensor of symbols, received {x.dtype}"
                 )
             if x.dim() not in (1, 2):
-                raise ValueError(
+                raise InputError(
                     f"{name}: expected (B, T) or (T,) symbols, received shape {tuple(x.shape)}"
                 )
             unbatched = x.dim() == 1
         else:
             if not x.is_floating_point():
-                raise TypeError(f"{name}: expected a float tensor, received {x.dtype}")
+                raise InputTypeError(f"{name}: expected a float tensor, received {x.dtype}")
             if x.dim() not in (2, 3) or x.shape[-1] != self.obs_dim:
-                raise ValueError(
+                raise InputError(
                     f"{name}: expected shape (B, T, {self.obs_dim}) or (T, {self.obs_dim}), "
                     f"received {tuple(x.shape)}"
                 )
             if x.dtype != self.dtype:
-                raise TypeError(
+                raise InputTypeError(
                     f"{name}: expected dtype {self.dtype} (the model's), received {x.dtype}"
                 )
             unbatched = x.dim() == 2
         if x.device != self.device:
-            raise TypeError(f"{name}: expected device {self.device}, received {x.device}")
+            raise InputTypeError(f"{name}: expected device {self.device}, received {x.device}")
         if unbatched:
             x = x.unsqueeze(0)
             if lengths is not None:
-                raise ValueError(
+                raise InputError(
                     f"lengths: not used with an unbatched {name}, received {describe(lengths)}"
                 )
         B, T = x.shape[:2]
         if T < 1:
-            raise ValueError(f"{name}: expected at least one time step, received T = 0")
+            raise InputError(f"{name}: expected at least one time step, received T = 0")
         if lengths is not None:
             lengths = check_lengths(lengths, B, T, x.device)
             if bool((lengths == T).all()):
@@ -849,7 +850,7 @@ class HMM(nn.Module):
             bad = _masked(mask, (x < 0) | (x >= self.num_symbols))
             if bad.any():
                 b, t = (int(i) for i in bad.nonzero()[0])
-                raise ValueError(
+                raise InputError(
                     f"{name}: expected symbols in 0..{self.num_symbols - 1}, received "
                     f"{int(x[b, t])} at sequence {b}, time {t}"
                 )
@@ -859,7 +860,7 @@ class HMM(nn.Module):
             bad = _masked(mask, ~torch.isfinite(x).all(-1))
             if bad.any():
                 b, t = (int(i) for i in bad.nonzero()[0])
-                raise ValueError(
+                raise InputError(
                     f"{name}: expected finite observations, received {x[b, t].tolist()} at "
                     f"sequence {b}, time {t} (missing values are not supported)"
                 )
@@ -976,7 +977,7 @@ class HMM(nn.Module):
         if isinstance(generator, int) and not isinstance(generator, bool):
             generator = torch.Generator(device=self.device).manual_seed(generator)
         elif generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(
+            raise InputTypeError(
                 f"generator: expected a torch.Generator, an int seed or None, received "
                 f"{describe(generator)}"
             )
@@ -1058,9 +1059,9 @@ class HMM(nn.Module):
             ("min_covar", min_covar),
         ):
             if not isinstance(v, (int, float)) or not v >= 0:
-                raise ValueError(f"{name}: expected a number >= 0, received {v!r}")
+                raise InputError(f"{name}: expected a number >= 0, received {v!r}")
         if init not in ("auto", "kmeans", "random", "none"):
-            raise ValueError(
+            raise InputError(
                 f"init: expected 'auto', 'kmeans', 'random' or 'none', received {init!r}"
             )
         x, lengths, _ = self._prepare(x, lengths)
@@ -1072,7 +1073,7 @@ class HMM(nn.Module):
             else:
                 init = "random" if self.emission == "categorical" else "kmeans"
         if init == "kmeans" and self.emission == "categorical":
-            raise ValueError("init: 'kmeans' needs Gaussian emissions; use 'random' or 'none'")
+            raise InputError("init: 'kmeans' needs Gaussian emissions; use 'random' or 'none'")
         with torch.no_grad():
             if init != "none":
                 self._initialize(_valid(mask, x), init, seed)
@@ -1115,7 +1116,7 @@ class HMM(nn.Module):
                         self.converged_ = True
                         break
                 if not math.isfinite(ll):
-                    raise ValueError(
+                    raise InputError(
                         f"x: log-likelihood is {ll} under the current parameters "
                         "(an observation impossible under every state)"
                     )
@@ -1229,7 +1230,7 @@ class HMM(nn.Module):
 def _check_stochastic(name: str, p: Tensor) -> None:
     """ValueError unless ``p`` has finite, non-negative entries and rows summing to 1."""
     if not torch.isfinite(p).all() or (p < 0).any():
-        raise ValueError(
+        raise InputError(
             f"{name}: expected non-negative finite probabilities, received min "
             f"{float(p.nan_to_num(nan=-1.0).min()):.3g}"
         )
@@ -1239,7 +1240,7 @@ def _check_stochastic(name: str, p: Tensor) -> None:
     if bad.any():
         idx = bad.nonzero()[0].tolist()
         where = f" (row {idx[0]})" if p.dim() > 1 else ""
-        raise ValueError(
+        raise InputError(
             f"{name}: expected rows summing to 1, received a sum of "
             f"{float(sums[tuple(idx)]):.6g}{where}"
         )
@@ -1249,11 +1250,11 @@ def _check_spd(name: str, S: Tensor) -> Tensor:
     """ValueError unless every matrix in ``S`` (..., D, D) is symmetric positive definite;
     returns the Cholesky factors."""
     if not torch.isfinite(S).all():
-        raise ValueError(f"{name}: expected finite covariances, received non-finite entries")
+        raise InputError(f"{name}: expected finite covariances, received non-finite entries")
     asym = (S - S.transpose(-1, -2)).abs().amax()
     scale = S.abs().amax().clamp_min(1e-300)
     if asym > math.sqrt(torch.finfo(S.dtype).eps) * scale:
-        raise ValueError(
+        raise InputError(
             f"{name}: expected symmetric matrices, received an asymmetry of {float(asym):.3g}"
         )
     S = 0.5 * (S + S.transpose(-1, -2))
@@ -1261,7 +1262,7 @@ def _check_spd(name: str, S: Tensor) -> Tensor:
     if (info != 0).any():
         idx = tuple((info != 0).nonzero()[0].tolist())
         eig = torch.linalg.eigvalsh(S[idx]).min()
-        raise ValueError(
+        raise InputError(
             f"{name}: expected positive definite matrices, received one (index {list(idx)}) "
             f"with smallest eigenvalue {float(eig):.3g}"
         )

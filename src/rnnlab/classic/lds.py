@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab._validation import check_lengths, check_positive_int, check_rank, check_tensor
+from rnnlab.errors import InputError, InputTypeError
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -236,7 +237,7 @@ def _filter(
     info = torch.stack(infos, 1)  # (Bc, T)
     if bool((info != 0).any()):
         t_bad = int((info != 0).any(0).nonzero()[0, 0])
-        raise ValueError(
+        raise InputError(
             f"emission_cov: the innovation covariance C P C^T + R is not positive definite "
             f"at time step {t_bad}; check that emission_cov and the covariances are SPD"
         )
@@ -297,7 +298,7 @@ def _smooth(params: LDSParams, trace: _FilterTrace, steady_state: bool = True):
         return mf, Pf, Pf[:, :0]
     Lp, info = torch.linalg.cholesky_ex(Pp[:, 1:])  # (Bc, T-1, S, S)
     if bool((info != 0).any()):
-        raise ValueError(
+        raise InputError(
             "transition_cov: a predicted state covariance is not positive definite; "
             "the smoother needs A P A^T + Q to be SPD"
         )
@@ -367,15 +368,15 @@ def rts_smoother(
 
 def _check_spd(name: str, P: Tensor) -> None:
     if not torch.isfinite(P).all():
-        raise ValueError(
+        raise InputError(
             f"{name}: expected a finite symmetric positive definite matrix, received {P.tolist()}"
         )
     scale = float(P.abs().max()) if P.numel() else 1.0
     if not torch.allclose(P, P.mT, rtol=0.0, atol=1e-8 * max(scale, 1.0)):
-        raise ValueError(f"{name}: expected a symmetric matrix, received {P.tolist()}")
+        raise InputError(f"{name}: expected a symmetric matrix, received {P.tolist()}")
     if int(torch.linalg.cholesky_ex(P).info) != 0:
         eig = torch.linalg.eigvalsh(P).min().item()
-        raise ValueError(
+        raise InputError(
             f"{name}: expected a positive definite matrix, received {P.tolist()} "
             f"(smallest eigenvalue {eig:.3g})"
         )
@@ -487,11 +488,11 @@ class LinearDynamicalSystem(nn.Module):
         shapes = self._shapes()
         for name, value in values.items():
             if name not in shapes:
-                raise ValueError(f"{name}: not a parameter; valid: {', '.join(shapes)}")
+                raise InputError(f"{name}: not a parameter; valid: {', '.join(shapes)}")
             value = check_tensor(name, value)
             value = value.to(dtype=self.transition_matrix.dtype)
             if tuple(value.shape) != shapes[name]:
-                raise ValueError(
+                raise InputError(
                     f"{name}: expected shape {shapes[name]}, received shape {tuple(value.shape)}"
                 )
             if name in COV_NAMES:
@@ -530,12 +531,14 @@ class LinearDynamicalSystem(nn.Module):
         if unbatched:
             y = y.unsqueeze(0)
         if y.shape[-1] != self.obs_dim or y.shape[1] == 0:
-            raise ValueError(
+            raise InputError(
                 f"y: expected shape (B, T, {self.obs_dim}) with T >= 1, "
                 f"received shape {tuple(y.shape)}"
             )
         if y.dtype != ref.dtype:
-            raise TypeError(f"y: expected dtype {ref.dtype} (as the model), received {y.dtype}")
+            raise InputTypeError(
+                f"y: expected dtype {ref.dtype} (as the model), received {y.dtype}"
+            )
         batch, steps, _ = y.shape
         if inputs is not None:
             if not isinstance(inputs, Tensor):
@@ -543,14 +546,14 @@ class LinearDynamicalSystem(nn.Module):
             if unbatched and inputs.dim() == 2:
                 inputs = inputs.unsqueeze(0)
             if inputs.shape[:2] != (batch, steps) or inputs.shape[-1] != self.input_dim:
-                raise ValueError(
+                raise InputError(
                     f"inputs: expected shape ({batch}, {steps}, {self.input_dim}), "
                     f"received shape {tuple(inputs.shape)}"
                 )
             if not torch.isfinite(inputs).all():
-                raise ValueError("inputs: expected finite values, received NaN or inf")
+                raise InputError("inputs: expected finite values, received NaN or inf")
         elif self.input_dim > 0:
-            raise ValueError(
+            raise InputError(
                 f"inputs: the model has input_dim={self.input_dim}, received inputs=None"
             )
         if mask is not None:
@@ -560,7 +563,7 @@ class LinearDynamicalSystem(nn.Module):
             if mask.dim() == 2:
                 mask = mask.unsqueeze(-1).expand(batch, steps, self.obs_dim)
             if tuple(mask.shape) != (batch, steps, self.obs_dim):
-                raise ValueError(
+                raise InputError(
                     f"mask: expected shape ({batch}, {steps}) or ({batch}, {steps}, "
                     f"{self.obs_dim}), received shape {tuple(mask.shape)}"
                 )
@@ -574,20 +577,20 @@ class LinearDynamicalSystem(nn.Module):
         if mask is None:
             if bool(nan.any()):
                 b, t, d = (int(i) for i in nan.nonzero()[0])
-                raise ValueError(
+                raise InputError(
                     f"y: contains NaN (first at batch {b}, step {t}, coordinate {d}) and no "
                     f"mask was given; pass mask=~torch.isnan(y) to treat them as missing"
                 )
         else:
             if bool((nan & mask).any()):
-                raise ValueError("y: contains NaN where mask says observed")
+                raise InputError("y: contains NaN where mask says observed")
             y = torch.where(mask, y, torch.zeros((), dtype=y.dtype, device=y.device))
             if bool(mask.all()):
                 mask = None
             else:
                 mask = mask.to(y.dtype)
         if not torch.isfinite(y).all():
-            raise ValueError("y: expected finite observations, received inf")
+            raise InputError("y: expected finite observations, received inf")
         return y, inputs, mask, lengths, unbatched
 
     @staticmethod
@@ -661,7 +664,7 @@ class LinearDynamicalSystem(nn.Module):
         if inputs is not None:
             inputs = torch.as_tensor(inputs, dtype=self.transition_matrix.dtype)
             if inputs.shape[-2] != T + steps:
-                raise ValueError(
+                raise InputError(
                     f"inputs: expected {T + steps} steps (observed + forecast), "
                     f"received shape {tuple(inputs.shape)}"
                 )
@@ -702,9 +705,9 @@ class LinearDynamicalSystem(nn.Module):
         gen.manual_seed(int(torch.randint(0, 2**62, (1,))) if seed is None else seed)
         B, S, D = num_sequences, self.state_dim, self.obs_dim
         if self.input_dim and inputs is None:
-            raise ValueError(f"inputs: the model has input_dim={self.input_dim}, got None")
+            raise InputError(f"inputs: the model has input_dim={self.input_dim}, got None")
         if inputs is not None and tuple(inputs.shape) != (B, length, self.input_dim):
-            raise ValueError(
+            raise InputError(
                 f"inputs: expected shape ({B}, {length}, {self.input_dim}), "
                 f"received shape {tuple(inputs.shape)}"
             )
@@ -752,10 +755,10 @@ class LinearDynamicalSystem(nn.Module):
         check_positive_int("n_iter", n_iter)
         for n in fixed:
             if n not in PARAMETER_NAMES:
-                raise ValueError(f"fixed: unknown parameter {n!r}; valid: {PARAMETER_NAMES}")
+                raise InputError(f"fixed: unknown parameter {n!r}; valid: {PARAMETER_NAMES}")
         for n in diagonal_covs:
             if n not in COV_NAMES:
-                raise ValueError(f"diagonal_covs: unknown covariance {n!r}; valid: {COV_NAMES}")
+                raise InputError(f"diagonal_covs: unknown covariance {n!r}; valid: {COV_NAMES}")
         y, inputs, mask, lengths, _ = self._prepare(y, inputs, mask, lengths)
         self.history_ = []
         with torch.no_grad():

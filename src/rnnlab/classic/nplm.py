@@ -15,6 +15,7 @@ import torch.nn.functional as F_
 from torch import Tensor, nn
 
 from rnnlab._validation import check_lengths, check_positive_int, check_rank
+from rnnlab.errors import InputError, InputTypeError
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -99,12 +100,12 @@ class NeuralAR(nn.Module):
         check_positive_int("order", order)
         check_positive_int("hidden_size", hidden_size)
         if (vocab_size is None) == (obs_dim is None):
-            raise ValueError(
+            raise InputError(
                 f"vocab_size, obs_dim: expected exactly one of them (tokens or values), "
                 f"received vocab_size={vocab_size!r}, obs_dim={obs_dim!r}"
             )
         if not noise_var > 0:
-            raise ValueError(f"noise_var: expected a number > 0, received {noise_var!r}")
+            raise InputError(f"noise_var: expected a number > 0, received {noise_var!r}")
         kw = {"device": device, "dtype": dtype}
         self.order = order
         self.discrete = vocab_size is not None
@@ -138,11 +139,11 @@ class NeuralAR(nn.Module):
                 x = torch.as_tensor(x, device=ref.device)
             check_rank("x", x, (1, 2), "(B, T) or (T,) of token ids")
             if x.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-                raise TypeError(f"x: expected integer token ids, received dtype {x.dtype}")
+                raise InputTypeError(f"x: expected integer token ids, received dtype {x.dtype}")
             rank = x.dim()
             x = x.long().reshape(-1, x.shape[-1])
             if x.numel() and (int(x.min()) < 0 or int(x.max()) >= self.vocab_size):
-                raise ValueError(
+                raise InputError(
                     f"x: expected token ids in 0..{self.vocab_size - 1}, received min "
                     f"{int(x.min())}, max {int(x.max())}"
                 )
@@ -153,22 +154,22 @@ class NeuralAR(nn.Module):
             rank = x.dim() - 1
             x = x.reshape(-1, *x.shape[-2:])
             if x.shape[-1] != self.obs_dim:
-                raise ValueError(
+                raise InputError(
                     f"x: expected {self.obs_dim} features, received shape {tuple(x.shape)}"
                 )
             if x.dtype != ref.dtype:
-                raise TypeError(f"x: expected dtype {ref.dtype} (as the model), got {x.dtype}")
+                raise InputTypeError(f"x: expected dtype {ref.dtype} (as the model), got {x.dtype}")
             if not torch.isfinite(x).all():
-                raise ValueError("x: expected finite values, received NaN or inf")
+                raise InputError("x: expected finite values, received NaN or inf")
         if x.shape[1] <= self.order:
-            raise ValueError(
+            raise InputError(
                 f"x: expected more than order={self.order} time steps, received shape "
                 f"{tuple(x.shape)}"
             )
         if lengths is not None:
             lengths = check_lengths(lengths, x.shape[0], x.shape[1], x.device)
             if int(lengths.min()) <= self.order:
-                raise ValueError(
+                raise InputError(
                     f"lengths: expected every length > order={self.order}, received "
                     f"{lengths.tolist()}"
                 )
@@ -212,7 +213,7 @@ class NeuralAR(nn.Module):
         """Discrete: (B, T - n, V) log P(w_t = . | context) for t = n..T-1 (unbatched:
         (T - n, V))."""
         if not self.discrete:
-            raise TypeError("log_probs: only for a discrete model (vocab_size=...)")
+            raise InputTypeError("log_probs: only for a discrete model (vocab_size=...)")
         x, _, rank = self._prepare(x)
         ctx, _ = context_windows(x, self.order)
         lp = torch.log_softmax(self._output(ctx), -1)
@@ -310,7 +311,7 @@ class NeuralAR(nn.Module):
         check_positive_int("num_sequences", num_sequences)
         check_positive_int("length", length)
         if not temperature > 0:
-            raise ValueError(f"temperature: expected a number > 0, received {temperature!r}")
+            raise InputError(f"temperature: expected a number > 0, received {temperature!r}")
         ref = self.hidden.weight
         B, n = num_sequences, self.order
         shape = (B, n) if self.discrete else (B, n, self.obs_dim)
@@ -318,7 +319,7 @@ class NeuralAR(nn.Module):
             kw = {"dtype": torch.long} if self.discrete else {"dtype": ref.dtype}
             context = torch.zeros(shape, device=ref.device, **kw)
         elif tuple(context.shape) != shape:
-            raise ValueError(f"context: expected shape {shape}, received {tuple(context.shape)}")
+            raise InputError(f"context: expected shape {shape}, received {tuple(context.shape)}")
         gen = torch.Generator(device=ref.device)
         gen.manual_seed(int(torch.randint(0, 2**62, (1,))) if seed is None else seed)
         buf = context.clone()  # oldest first

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnnlab.errors import InputError
+
 BLOCK_BYTES = 1 << 22  # 4 MiB per read
 CORPORA = ("topics", "stdlib")
 
@@ -95,7 +97,7 @@ def stdlib_corpus(root: str | os.PathLike | None = None) -> Corpus:
     """The standard library's source code (files that are not valid UTF-8 are skipped)."""
     files = stdlib_files(root)
     if not files:
-        raise ValueError(f"--corpus stdlib: no .py files found under {root or 'the stdlib'}")
+        raise InputError(f"--corpus stdlib: no .py files found under {root or 'the stdlib'}")
 
     def blocks() -> Iterator[str]:
         def pieces() -> Iterator[str]:
@@ -116,13 +118,13 @@ def check_text_file(path: str | os.PathLike, argument: str = "--data") -> Path:
     """Raise ValueError unless ``path`` is an existing, non-empty, readable file."""
     p = Path(path)
     if not p.exists():
-        raise ValueError(f"{argument}: no such file: {str(p)!r}")
+        raise InputError(f"{argument}: no such file: {str(p)!r}")
     if p.is_dir():
-        raise ValueError(f"{argument}: expected a text file, received a directory: {str(p)!r}")
+        raise InputError(f"{argument}: expected a text file, received a directory: {str(p)!r}")
     if not p.is_file():
-        raise ValueError(f"{argument}: expected a regular file, received {str(p)!r}")
+        raise InputError(f"{argument}: expected a regular file, received {str(p)!r}")
     if p.stat().st_size == 0:
-        raise ValueError(f"{argument}: the file is empty: {str(p)!r}")
+        raise InputError(f"{argument}: the file is empty: {str(p)!r}")
     return p
 
 
@@ -137,7 +139,7 @@ def read_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES) -> Iter
             try:
                 text = decoder.decode(raw, final=final)
             except UnicodeDecodeError as exc:
-                raise ValueError(
+                raise InputError(
                     f"--data: {str(path)!r} is not UTF-8 text (bad byte at offset "
                     f"{offset + exc.start})"
                 ) from None
@@ -167,4 +169,4 @@ def load_corpus(corpus: str = "topics", data: str | os.PathLike | None = None) -
         return topics_corpus()
     if corpus == "stdlib":
         return stdlib_corpus()
-    raise ValueError(f"--corpus: expected one of {', '.join(CORPORA)}, received {corpus!r}")
+    raise InputError(f"--corpus: expected one of {', '.join(CORPORA)}, received {corpus!r}")

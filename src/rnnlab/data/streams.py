@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 
 from rnnlab._validation import check_positive_int
+from rnnlab.errors import InputError
 
 
 class StreamBatch(NamedTuple):
@@ -41,7 +42,7 @@ def stream_layout(tokens: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, 
     n = tokens.numel()
     length = (n - 1) // batch_size
     if length < 1:
-        raise ValueError(
+        raise InputError(
             f"data: expected at least batch_size + 1 = {batch_size + 1} tokens, received {n} "
             "(use a smaller --batch or more text)"
         )
@@ -68,7 +69,7 @@ class StreamBatcher:
     ):
         check_positive_int("seq_len", seq_len)
         if tokens.dim() != 1:
-            raise ValueError(f"tokens: expected a 1-D tensor, received shape {tuple(tokens.shape)}")
+            raise InputError(f"tokens: expected a 1-D tensor, received shape {tuple(tokens.shape)}")
         self.inputs, self.targets = stream_layout(tokens, batch_size)
         self.batch_size = batch_size
         self.seq_len = seq_len
@@ -116,7 +117,7 @@ class StreamBatcher:
         """Continue from a saved data position (the layout must be the same)."""
         for key in ("batch_size", "seq_len", "stream_length"):
             if state.get(key) != getattr(self, key):
-                raise ValueError(
+                raise InputError(
                     f"data position: the checkpoint has {key}={state.get(key)}, this data "
                     f"has {key}={getattr(self, key)} (different data or --batch/--seq-len)"
                 )

@@ -20,6 +20,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from rnnlab.errors import InputError
+
 UNK = "<unk>"
 _BMP = 0x10000  # code points below this are looked up in a dense table
 _WORD_RE = re.compile(r"\w+|[^\w\s]|\n")
@@ -82,13 +84,13 @@ class CharTokenizer:
 
     def _set(self, tokens: list[str]) -> None:
         if not tokens or tokens[0] != UNK or any(len(t) != 1 for t in tokens[1:]):
-            raise ValueError(
+            raise InputError(
                 "tokens: expected ['<unk>', c1, c2, ...] with single characters, "
                 f"received {tokens[:5]!r}..."
             )
         codes = np.array([ord(t) for t in tokens[1:]], dtype=np.uint32)
         if len(codes) > 1 and not np.all(np.diff(codes.astype(np.int64)) > 0):
-            raise ValueError("tokens: expected characters in increasing code-point order")
+            raise InputError("tokens: expected characters in increasing code-point order")
         self.tokens = list(tokens)
         self._codes = codes
         # dense lookup for the Basic Multilingual Plane: code point -> id (0 = unknown)
@@ -170,7 +172,7 @@ class WordTokenizer:
         self, tokens: list[str] | None = None, *, max_size: int = 10000, min_count: int = 1
     ):
         if max_size < 2:
-            raise ValueError(f"max_size: expected an integer >= 2, received {max_size!r}")
+            raise InputError(f"max_size: expected an integer >= 2, received {max_size!r}")
         self.max_size = max_size
         self.min_count = min_count
         self.tokens: list[str] = [UNK]
@@ -180,7 +182,7 @@ class WordTokenizer:
 
     def _set(self, tokens: list[str]) -> None:
         if not tokens or tokens[0] != UNK:
-            raise ValueError(f"tokens: expected ['<unk>', ...], received {tokens[:5]!r}...")
+            raise InputError(f"tokens: expected ['<unk>', ...], received {tokens[:5]!r}...")
         self.tokens = list(tokens)
         self._index = {t: i for i, t in enumerate(tokens) if i > 0}
 
@@ -246,15 +248,15 @@ def make_tokenizer(level: str, *, max_size: int = 10000) -> Tokenizer:
         return CharTokenizer()
     if level == "word":
         return WordTokenizer(max_size=max_size)
-    raise ValueError(f"level: expected 'char' or 'word', received {level!r}")
+    raise InputError(f"level: expected 'char' or 'word', received {level!r}")
 
 
 def tokenizer_from_dict(d: dict) -> Tokenizer:
     """Restore a tokenizer saved with ``to_dict``."""
     if not isinstance(d, dict) or "level" not in d or "tokens" not in d:
-        raise ValueError(f"vocabulary: expected a dict with 'level' and 'tokens', received {d!r}")
+        raise InputError(f"vocabulary: expected a dict with 'level' and 'tokens', received {d!r}")
     if d["level"] == "char":
         return CharTokenizer(list(d["tokens"]))
     if d["level"] == "word":
         return WordTokenizer(list(d["tokens"]), max_size=max(len(d["tokens"]), 2))
-    raise ValueError(f"vocabulary level: expected 'char' or 'word', received {d['level']!r}")
+    raise InputError(f"vocabulary level: expected 'char' or 'word', received {d['level']!r}")

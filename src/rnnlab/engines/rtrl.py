@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rnnlab.errors import InputError
 from rnnlab.nn._runner import batch_first_outputs, gather_last, inject_final_grad
 from rnnlab.nn.srn import _ACT, activation_derivative
 
@@ -93,7 +94,7 @@ def rtrl(
 ) -> tuple[Tensor, Tensor]:
     """Run one recurrent layer with RTRL gradients; see :class:`RTRLRecurrence`."""
     if u.requires_grad:
-        raise ValueError(
+        raise InputError(
             "input: engine='rtrl' gives parameter gradients only, so the input must not "
             "require grad (use engine='bptt' inside a stack)"
         )

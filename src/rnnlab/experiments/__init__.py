@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rnnlab.errors import InputError
+
 
 @dataclass(frozen=True)
 class ExperimentConfig:
@@ -85,5 +87,5 @@ def get(name: str) -> Experiment:
     experiments = registry()
     if name not in experiments:
         valid = ", ".join(experiments) or "(none)"
-        raise ValueError(f"unknown experiment {name!r}; valid: {valid}")
+        raise InputError(f"unknown experiment {name!r}; valid: {valid}")
     return experiments[name]

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from rnnlab.errors import InputError
+
 
 @dataclass
 class TrainLog:
@@ -81,9 +83,9 @@ def train_task(
     training did not succeed). on_batch(model, batch, loss): a hook after each update.
     """
     if optimiser not in ("adam", "sgd"):
-        raise ValueError(f"optimiser: expected 'adam' or 'sgd', received {optimiser!r}")
+        raise InputError(f"optimiser: expected 'adam' or 'sgd', received {optimiser!r}")
     if batch_size < 1 or max_sequences < 1 or eval_every < 1:
-        raise ValueError(
+        raise InputError(
             "batch_size, max_sequences, eval_every: expected positive integers, received "
             f"{batch_size}, {max_sequences}, {eval_every}"
         )
@@ -195,7 +197,7 @@ class RecurrentNet(nn.Module):
     ):
         super().__init__()
         if shortcut and not per_step:
-            raise ValueError("shortcut: valid only with per_step=True")
+            raise InputError("shortcut: valid only with per_step=True")
         self.rnn = rnn
         self.per_step = per_step
         self.shortcut = shortcut

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from rnnlab.errors import InputError
 from rnnlab.nn._runner import ENGINES, RecurrentLayer
 from rnnlab.nn.fully_recurrent import FullyRecurrent
 from rnnlab.nn.gru import GRU
@@ -40,7 +41,7 @@ def make_layer(
         "mrnn": (MultiplicativeRNN, {}),
     }
     if cell not in presets:
-        raise ValueError(f"cell: expected one of {', '.join(CELLS)}, received {cell!r}")
+        raise InputError(f"cell: expected one of {', '.join(CELLS)}, received {cell!r}")
     cls, preset = presets[cell]
     return cls(input_size, hidden_size, num_layers, **preset, **options)
 

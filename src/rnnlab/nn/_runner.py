@@ -33,6 +33,7 @@ from rnnlab._validation import (
     check_tensor,
     describe,
 )
+from rnnlab.errors import InputError, InputTypeError
 
 ENGINES = ("auto", "fused", "bptt", "loop", "rtrl")
 
@@ -170,7 +171,7 @@ class RecurrentLayer(nn.Module):
         # size of each direction's output (LSTM with proj_size: the projection size)
         self.output_size = hidden_size if output_size is None else output_size
         if engine not in ENGINES:
-            raise ValueError(f"engine: expected one of {ENGINES}, received {engine!r}")
+            raise InputError(f"engine: expected one of {ENGINES}, received {engine!r}")
         self.engine = engine
         if self.dropout > 0 and num_layers == 1:
             import warnings
@@ -225,11 +226,11 @@ class RecurrentLayer(nn.Module):
                 return "fused"
             return "bptt" if has_bptt else "loop"
         if self.engine == "bptt" and not has_bptt:
-            raise ValueError(f"engine='bptt': {type(self).__name__} has no BPTT kernel; use 'loop'")
+            raise InputError(f"engine='bptt': {type(self).__name__} has no BPTT kernel; use 'loop'")
         if self.engine == "fused":
             reason = self._fused_reason()
             if reason is not None:
-                raise ValueError(
+                raise InputError(
                     f"engine='fused': torch has no fused kernel for this configuration "
                     f"({reason}); use engine='bptt' or 'auto'"
                 )
@@ -239,7 +240,7 @@ class RecurrentLayer(nn.Module):
         raise NotImplementedError  # a family without a BPTT kernel runs on the loop engine
 
     def _rtrl(self, x: Tensor, state: State, lengths: Tensor | None):
-        raise ValueError(f"engine='rtrl': not available for {type(self).__name__} (SRN only)")
+        raise InputError(f"engine='rtrl': not available for {type(self).__name__} (SRN only)")
 
     def _fused_reason(self) -> str | None:
         if self._fused_mode is None:
@@ -252,15 +253,15 @@ class RecurrentLayer(nn.Module):
     def _check_input(self, x: object, state, lengths) -> tuple[Tensor, State | None, bool]:
         x = check_tensor("input", x)
         if x.dim() not in (2, 3):
-            raise ValueError(
+            raise InputError(
                 f"input: expected a 3-D tensor (B, T, {self.input_size}) or an unbatched 2-D "
                 f"tensor (T, {self.input_size}), received shape {tuple(x.shape)}"
             )
         if not x.is_floating_point():
-            raise TypeError(f"input: expected a floating-point tensor, received {x.dtype}")
+            raise InputTypeError(f"input: expected a floating-point tensor, received {x.dtype}")
         ref = next(self.parameters())
         if x.dtype != ref.dtype or x.device != ref.device:
-            raise TypeError(
+            raise InputTypeError(
                 f"input: expected dtype {ref.dtype} on {ref.device} (as the layer's "
                 f"parameters), received {x.dtype} on {x.device}"
             )
@@ -268,16 +269,16 @@ class RecurrentLayer(nn.Module):
         if not batched:
             x = x.unsqueeze(0)
         if x.shape[-1] != self.input_size:
-            raise ValueError(
+            raise InputError(
                 f"input: expected {self.input_size} features in the last dimension "
                 f"(input_size), received shape {tuple(x.shape if batched else x.shape[1:])}"
             )
         if x.shape[1] == 0:
-            raise ValueError("input: expected at least one time step, received T = 0")
+            raise InputError("input: expected at least one time step, received T = 0")
         B, T = x.shape[:2]
         if lengths is not None:
             if not batched:
-                raise ValueError("lengths: only for batched (B, T, F) input")
+                raise InputError("lengths: only for batched (B, T, F) input")
             lengths = check_lengths(lengths, B, T, x.device)
         if state is not None:
             state = self._check_state(state, B, batched, x)
@@ -289,7 +290,7 @@ class RecurrentLayer(nn.Module):
         if len(sizes) == 1 and isinstance(state, Tensor):
             state = (state,)
         if not isinstance(state, (tuple, list)) or len(state) != len(sizes):
-            raise TypeError(
+            raise InputTypeError(
                 f"state: expected {'a tensor' if len(sizes) == 1 else 'a tuple (h_0, c_0)'}, "
                 f"received {describe(state)}"
             )
@@ -299,12 +300,12 @@ class RecurrentLayer(nn.Module):
             s = check_tensor(f"state {name}", s)
             want = (LD, B, size) if batched else (LD, size)
             if tuple(s.shape) != want:
-                raise ValueError(
+                raise InputError(
                     f"state {name}: expected shape {want} (num_layers * num_directions, "
                     f"{'B, ' if batched else ''}{size}), received shape {tuple(s.shape)}"
                 )
             if s.dtype != x.dtype or s.device != x.device:
-                raise TypeError(
+                raise InputTypeError(
                     f"state {name}: expected dtype {x.dtype} on {x.device} (as input), "
                     f"received {s.dtype} on {s.device}"
                 )
@@ -323,10 +324,10 @@ class RecurrentLayer(nn.Module):
 
         For generation and online use; a bidirectional stack needs the whole sequence."""
         if self.bidirectional:
-            raise ValueError("step: a bidirectional layer needs the whole sequence")
+            raise InputError("step: a bidirectional layer needs the whole sequence")
         x_t = check_tensor("x_t", x_t)
         if x_t.dim() != 2:
-            raise ValueError(
+            raise InputError(
                 f"x_t: expected shape (B, {self.input_size}), received {tuple(x_t.shape)}"
             )
         y, state = self(x_t.unsqueeze(1), state)

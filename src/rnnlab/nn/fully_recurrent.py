@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab._validation import check_positive_int
+from rnnlab.errors import InputError
 from rnnlab.nn.srn import NONLINEARITIES, SRN
 
 
@@ -71,17 +72,17 @@ class FullyRecurrent(nn.Module):
         self.num_units = check_positive_int("num_units", num_units)
         output_size = num_units if output_size is None else output_size
         if not isinstance(output_size, int) or not 1 <= output_size <= num_units:
-            raise ValueError(
+            raise InputError(
                 f"output_size: expected an integer in [1, num_units = {num_units}], "
                 f"received {output_size!r}"
             )
         self.output_size = output_size
         if engine not in ("auto", "bptt", "loop", "rtrl"):
-            raise ValueError(
+            raise InputError(
                 f"engine: expected one of ('auto', 'bptt', 'loop', 'rtrl'), received {engine!r}"
             )
         if nonlinearity not in NONLINEARITIES:
-            raise ValueError(
+            raise InputError(
                 f"nonlinearity: expected one of {NONLINEARITIES}, received {nonlinearity!r}"
             )
         # the computing units are an SRN over the delayed input: W = [W_x | W_y]
@@ -122,7 +123,7 @@ class FullyRecurrent(nn.Module):
         B = x.shape[0] if isinstance(x, Tensor) and x.dim() == 3 else 0
         if state is not None and (not isinstance(state, Tensor) or state.shape != (B, F + N)):
             got = tuple(state.shape) if isinstance(state, Tensor) else type(state).__name__
-            raise ValueError(f"state: expected shape ({B}, {F + N}) (B, F + N), received {got}")
+            raise InputError(f"state: expected shape ({B}, {F + N}) (B, F + N), received {got}")
         if state is None:
             prev_x = y0 = None
         else:

@@ -71,6 +71,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_positive_int
+from rnnlab.errors import InputError
 from rnnlab.nn._runner import (
     RecurrentLayer,
     batch_first_outputs,
@@ -383,12 +384,12 @@ class LSTM(RecurrentLayer):
     ) -> None:
         check_positive_int("hidden_size", hidden_size)
         if not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
-            raise ValueError(
+            raise InputError(
                 f"proj_size: expected an integer in [0, hidden_size = {hidden_size}), "
                 f"received {proj_size!r}"
             )
         if forget_bias is not None and not forget_gate:
-            raise ValueError("forget_bias: the 1997 cell (forget_gate=False) has no forget gate")
+            raise InputError("forget_bias: the 1997 cell (forget_gate=False) has no forget gate")
         self.forget_gate = bool(forget_gate)
         self.peepholes = bool(peepholes)
         self.layer_norm = bool(layer_norm)

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rnnlab.errors import InputError
 from rnnlab.nn._runner import (
     RecurrentLayer,
     batch_first_outputs,
@@ -146,7 +147,7 @@ class SRN(RecurrentLayer):
         dtype=None,
     ) -> None:
         if nonlinearity not in NONLINEARITIES:
-            raise ValueError(
+            raise InputError(
                 f"nonlinearity: expected one of {NONLINEARITIES}, received {nonlinearity!r}"
             )
         self.nonlinearity = nonlinearity
@@ -183,7 +184,7 @@ class SRN(RecurrentLayer):
 
     def _rtrl(self, x, state, lengths):
         if self.num_layers != 1 or self.bidirectional or self.recurrent_dropout:
-            raise ValueError(
+            raise InputError(
                 "engine='rtrl': one unidirectional layer without recurrent_dropout only, "
                 f"received num_layers={self.num_layers}, bidirectional={self.bidirectional}"
             )

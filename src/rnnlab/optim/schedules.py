@@ -13,6 +13,8 @@ from collections.abc import Iterable
 
 import torch
 
+from rnnlab.errors import InputError
+
 OPTIMIZERS = ("sgd", "nesterov", "rmsprop", "adam")
 SCHEDULES = ("constant", "step", "exponential", "cosine", "plateau")
 
@@ -35,16 +37,16 @@ def make_optimizer(
         weight_decay: L2 penalty coefficient, >= 0.
     """
     if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr: expected a positive number, received {lr!r}")
+        raise InputError(f"lr: expected a positive number, received {lr!r}")
     if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"momentum: expected a number in [0, 1), received {momentum!r}")
+        raise InputError(f"momentum: expected a number in [0, 1), received {momentum!r}")
     if weight_decay < 0:
-        raise ValueError(f"weight_decay: expected a number >= 0, received {weight_decay!r}")
+        raise InputError(f"weight_decay: expected a number >= 0, received {weight_decay!r}")
     params = list(parameters)
     if name in ("sgd", "nesterov"):
         nesterov = nesterov or name == "nesterov"
         if nesterov and momentum == 0:
-            raise ValueError("momentum: Nesterov SGD needs momentum > 0, received 0")
+            raise InputError("momentum: Nesterov SGD needs momentum > 0, received 0")
         return torch.optim.SGD(
             params, lr=lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
         )
@@ -54,7 +56,7 @@ def make_optimizer(
         )
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, received {name!r}")
+    raise InputError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, received {name!r}")
 
 
 def make_schedule(
@@ -75,7 +77,7 @@ def make_schedule(
     when the validation loss has not improved for ``patience`` evaluations.
     """
     if not 0.0 < gamma <= 1.0:
-        raise ValueError(f"gamma: expected a number in (0, 1], received {gamma!r}")
+        raise InputError(f"gamma: expected a number in (0, 1], received {gamma!r}")
     if name == "constant":
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     if name == "step":
@@ -84,7 +86,7 @@ def make_schedule(
         return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=gamma ** (1 / step_size))
     if name == "cosine":
         if not total_steps:
-            raise ValueError("schedule 'cosine' needs a step budget (--steps), not --minutes")
+            raise InputError("schedule 'cosine' needs a step budget (--steps), not --minutes")
         return torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=total_steps, eta_min=min_lr
         )
@@ -92,7 +94,7 @@ def make_schedule(
         return torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, factor=gamma, patience=patience, min_lr=min_lr
         )
-    raise ValueError(f"schedule: expected one of {', '.join(SCHEDULES)}, received {name!r}")
+    raise InputError(f"schedule: expected one of {', '.join(SCHEDULES)}, received {name!r}")
 
 
 def momentum_schedule(step: int, *, start: float = 0.5, final: float = 0.99, ramp: int = 250):

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from rnnlab._validation import check_tensor, describe
+from rnnlab.errors import InputError, InputTypeError
 
 
 class TaskBatch(NamedTuple):
@@ -52,18 +53,18 @@ def make_generator(generator: torch.Generator | None = None, seed: int | None = 
     """
     if generator is not None:
         if not isinstance(generator, torch.Generator):
-            raise TypeError(
+            raise InputTypeError(
                 f"generator: expected a torch.Generator, received {describe(generator)}"
             )
         if generator.device.type != "cpu":
-            raise ValueError(
+            raise InputError(
                 f"generator: expected a CPU generator (data are drawn on the CPU, then moved), "
                 f"received one on {generator.device}"
             )
         return generator
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int):
-            raise TypeError(f"seed: expected an int or None, received {describe(seed)}")
+            raise InputTypeError(f"seed: expected an int or None, received {describe(seed)}")
         return torch.Generator().manual_seed(seed)
     return torch.default_generator
 
@@ -82,7 +83,7 @@ def float_dtype(dtype: torch.dtype | None) -> torch.dtype:
     """The float dtype of a batch (torch's default when None)."""
     dtype = dtype or torch.get_default_dtype()
     if not dtype.is_floating_point:
-        raise TypeError(f"dtype: expected a floating-point dtype, received {dtype}")
+        raise InputTypeError(f"dtype: expected a floating-point dtype, received {dtype}")
     return dtype
 
 
@@ -115,14 +116,14 @@ def check_range(name: str, value, lo: int, hi: int | None = None) -> int:
     ok = ok and (hi is None or value <= hi)
     if not ok:
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name}: expected an integer {rng}, received {value!r}")
+        raise InputError(f"{name}: expected an integer {rng}, received {value!r}")
     return value
 
 
 def check_choice(name: str, value, choices) -> str:
     """One of ``choices``; ValueError listing them otherwise."""
     if value not in choices:
-        raise ValueError(
+        raise InputError(
             f"{name}: expected one of {', '.join(map(repr, choices))}, received {value!r}"
         )
     return value
@@ -135,7 +136,7 @@ def final_step(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The output at each sequence's last valid step: ``(B, T, O) -> (B, O)``."""
     check_tensor("outputs", outputs)
     if outputs.dim() != 3:
-        raise ValueError(f"outputs: expected (B, T, O), received shape {tuple(outputs.shape)}")
+        raise InputError(f"outputs: expected (B, T, O), received shape {tuple(outputs.shape)}")
     idx = (lengths.to(outputs.device) - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])
     return outputs.gather(1, idx).squeeze(1)  # (B, O)
 
@@ -150,7 +151,7 @@ def end_prediction(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
     elif pred.dim() == 1:
         pred = pred.unsqueeze(-1)
     if pred.dim() != 2 or pred.shape[0] != B:
-        raise ValueError(
+        raise InputError(
             f"pred: expected (B, O) or (B, T, O) with B = {B}, received shape {tuple(pred.shape)}"
         )
     return pred
@@ -160,7 +161,7 @@ def abs_correct(pred: torch.Tensor, targets: torch.Tensor, beta: float) -> torch
     """ABS(beta), Hochreiter & Schmidhuber (1997), §5: a sequence is correct when every
     output's absolute error is below ``beta``. ``pred, targets: (B, O)`` -> bool ``(B,)``."""
     if pred.shape != targets.shape:
-        raise ValueError(
+        raise InputError(
             f"pred: expected shape {tuple(targets.shape)} (as targets), "
             f"received {tuple(pred.shape)}"
         )
@@ -222,7 +223,7 @@ class ST3:
 
     def __init__(self, beta: float, window: int = 2000):
         if not beta > 0:
-            raise ValueError(f"beta: expected a positive number, received {beta!r}")
+            raise InputError(f"beta: expected a positive number, received {beta!r}")
         self.beta = float(beta)
         self.window = check_range("window", window, 1)
         self._errors: deque[float] = deque(maxlen=window)
@@ -234,7 +235,7 @@ class ST3:
         errors = torch.as_tensor(errors).detach().reshape(-1).double().cpu().tolist()
         correct = torch.as_tensor(correct).detach().reshape(-1).bool().cpu().tolist()
         if len(errors) != len(correct):
-            raise ValueError(
+            raise InputError(
                 f"errors and correct: expected the same length, received {len(errors)} "
                 f"and {len(correct)}"
             )

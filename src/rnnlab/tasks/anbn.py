@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import torch
 
+from rnnlab.errors import InputError
 from rnnlab.tasks._common import (
     TaskBatch,
     check_range,
@@ -69,7 +70,7 @@ def encode(ns: Sequence[int], with_c: bool = False, *, device=None, dtype=None) 
     """
     ns = [check_range("n", int(n), 1) for n in ns]
     if not ns:
-        raise ValueError("ns: expected at least one n >= 1, received none")
+        raise InputError("ns: expected at least one n >= 1, received none")
     voc = vocab(with_c)
     V = len(voc)
     index = {s: i for i, s in enumerate(voc)}

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
+from rnnlab.errors import InputError
 from rnnlab.tasks._common import (
     TaskBatch,
     check_range,
@@ -41,7 +42,7 @@ def to_bits(values: Sequence[int], n_bits: int) -> torch.Tensor:
     """Long ``(B, n_bits)``: the binary digits of each value, least significant first."""
     v = torch.as_tensor(list(values), dtype=torch.long)
     if (v < 0).any() or (v >= 2**n_bits).any():
-        raise ValueError(f"values: expected integers in [0, 2**{n_bits}), received {v.tolist()}")
+        raise InputError(f"values: expected integers in [0, 2**{n_bits}), received {v.tolist()}")
     return (v[:, None] >> torch.arange(n_bits)) & 1
 
 
@@ -53,7 +54,7 @@ def from_bits(bits: torch.Tensor) -> list[int]:
 def encode_bits(a_bits: torch.Tensor, b_bits: torch.Tensor, *, device=None, dtype=None):
     """One batch from two ``(B, n)`` 0/1 tensors (least significant bit first)."""
     if a_bits.shape != b_bits.shape or a_bits.dim() != 2:
-        raise ValueError(
+        raise InputError(
             f"a_bits, b_bits: expected two (B, n) tensors of one shape, received "
             f"{tuple(a_bits.shape)} and {tuple(b_bits.shape)}"
         )

@@ -29,6 +29,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from rnnlab.errors import InputError
 from rnnlab.tasks._common import (
     TaskBatch,
     check_choice,
@@ -107,7 +108,7 @@ def memorization(
     )
     if all_patterns:
         if variant != "5bit" or batch_size != 2**n:
-            raise ValueError(
+            raise InputError(
                 f"all_patterns: valid only with variant '5bit' and batch_size {2**n}, "
                 f"received variant {variant!r}, batch_size {batch_size}"
             )

@@ -33,6 +33,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from rnnlab.errors import InputError
 from rnnlab.tasks._common import (
     check_range,
     float_dtype,
@@ -111,7 +112,7 @@ def sample_strings(
         if s not in exclude:
             out.append(s)
         elif tries > 1000 * n:
-            raise ValueError("exclude: it holds nearly every string the grammar produces")
+            raise InputError("exclude: it holds nearly every string the grammar produces")
     return out
 
 
@@ -143,14 +144,14 @@ def legal_next(string: str, embedded: bool = True) -> list[frozenset[str]]:
         ok = ok and string[-2] == string[1] and string[-1] == "E"
         inner = _inner_legal(string[2:-2]) if ok else None
         if inner is None:
-            raise ValueError(f"string: expected an embedded Reber string, received {string!r}")
+            raise InputError(f"string: expected an embedded Reber string, received {string!r}")
         branch = string[1]
         # after B: T|P; after the branch: B; inner sets; after inner E: the branch; then E
         sets = [frozenset("TP"), frozenset("B"), *inner[:-1], frozenset(branch), frozenset("E")]
     else:
         inner = _inner_legal(string)
         if inner is None:
-            raise ValueError(f"string: expected a Reber string, received {string!r}")
+            raise InputError(f"string: expected a Reber string, received {string!r}")
         sets = inner[:-1]
     return [*sets, frozenset("B")]
 
@@ -176,7 +177,7 @@ def encode(strings: Sequence[str], *, embedded: bool = True, device=None, dtype=
     """One :class:`ReberBatch` from whole strings: the net reads every symbol but the last
     and predicts the next one at every step (all steps scored)."""
     if not strings:
-        raise ValueError("strings: expected at least one string, received none")
+        raise InputError("strings: expected at least one string, received none")
     B = len(strings)
     Tmax = max(len(s) for s in strings) - 1
     inputs = torch.zeros(B, Tmax, V, dtype=torch.float64)

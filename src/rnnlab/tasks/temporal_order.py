@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from rnnlab.errors import InputError
 from rnnlab.tasks._common import (
     TaskBatch,
     check_choice,
@@ -71,7 +72,7 @@ def generate(
     """
     check_range("batch_size", batch_size, 1)
     if classes not in (4, 8):
-        raise ValueError(f"classes: expected 4 or 8, received {classes!r}")
+        raise InputError(f"classes: expected 4 or 8, received {classes!r}")
     check_choice("convention", convention, ("1997", "hf"))
     g = make_generator(generator, seed)
     if convention == "1997":

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnlab.errors import InputError
+
 FORMAT = "rnnlab-checkpoint"
 VERSION = 1
 
@@ -54,25 +56,25 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
     """Read a checkpoint; ValueError (one line) when missing, corrupt or of another kind."""
     p = Path(path)
     if not p.exists():
-        raise ValueError(f"checkpoint: no such file: {str(p)!r}")
+        raise InputError(f"checkpoint: no such file: {str(p)!r}")
     if p.is_dir():
-        raise ValueError(f"checkpoint: expected a file, received a directory: {str(p)!r}")
+        raise InputError(f"checkpoint: expected a file, received a directory: {str(p)!r}")
     try:
         record = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(
+        raise InputError(
             f"checkpoint: {str(p)!r} is not a readable rnnlab checkpoint ({first[:120]})"
         ) from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise ValueError(f"checkpoint: {str(p)!r} is not an rnnlab checkpoint")
+        raise InputError(f"checkpoint: {str(p)!r} is not an rnnlab checkpoint")
     if record.get("version") != VERSION:
-        raise ValueError(
+        raise InputError(
             f"checkpoint: {str(p)!r} has format version {record.get('version')}, "
             f"this rnnlab reads version {VERSION}"
         )
     if kind is not None and record.get("kind") != kind:
-        raise ValueError(
+        raise InputError(
             f"checkpoint: {str(p)!r} holds a {record.get('kind')!r} model, expected {kind!r}"
         )
     return record

@@ -6,6 +6,7 @@ import argparse
 import math
 import sys
 
+from rnnlab.errors import InputError
 from rnnlab.optim.schedules import OPTIMIZERS, SCHEDULES
 from rnnlab.train.lm import CELLS
 
@@ -96,15 +97,15 @@ def _train_lm(args: argparse.Namespace) -> int:
     if args.steps is None and args.minutes is None:
         args.minutes = 3.0 if args.resume is None else None
         if args.minutes is None:
-            raise ValueError("--resume needs a budget: --steps N (total) or --minutes M")
+            raise InputError("--resume needs a budget: --steps N (total) or --minutes M")
     if args.steps is not None and args.steps < 1:
-        raise ValueError(f"--steps: expected an integer >= 1, received {args.steps}")
+        raise InputError(f"--steps: expected an integer >= 1, received {args.steps}")
     if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
-        raise ValueError(f"--minutes: expected a positive number, received {args.minutes}")
+        raise InputError(f"--minutes: expected a positive number, received {args.minutes}")
     if args.threads < 0:
-        raise ValueError(f"--threads: expected an integer >= 0, received {args.threads}")
+        raise InputError(f"--threads: expected an integer >= 0, received {args.threads}")
     if args.samples < 0:
-        raise ValueError(f"--samples: expected an integer >= 0, received {args.samples}")
+        raise InputError(f"--samples: expected an integer >= 0, received {args.samples}")
     given = {k: getattr(args, k) for k in option_names() if getattr(args, k, None) is not None}
     options = None if args.resume else LMTrainOptions(**given)
     try:
@@ -161,15 +162,15 @@ def _sample(args: argparse.Namespace) -> int:
     from rnnlab.train.lm_run import generate_text, load_lm
 
     if args.length < 0:
-        raise ValueError(f"--length: expected an integer >= 0, received {args.length}")
+        raise InputError(f"--length: expected an integer >= 0, received {args.length}")
     if not (math.isfinite(args.temperature) and args.temperature >= 0):
-        raise ValueError(f"--temperature: expected a number >= 0, received {args.temperature}")
+        raise InputError(f"--temperature: expected a number >= 0, received {args.temperature}")
     if args.top_k is not None and args.top_k < 1:
-        raise ValueError(f"--top-k: expected an integer >= 1, received {args.top_k}")
+        raise InputError(f"--top-k: expected an integer >= 1, received {args.top_k}")
     if args.top_p is not None and not 0 < args.top_p <= 1:
-        raise ValueError(f"--top-p: expected a number in (0, 1], received {args.top_p}")
+        raise InputError(f"--top-p: expected a number in (0, 1], received {args.top_p}")
     if args.beam is not None and args.beam < 1:
-        raise ValueError(f"--beam: expected an integer >= 1, received {args.beam}")
+        raise InputError(f"--beam: expected an integer >= 1, received {args.beam}")
     model, tokenizer, _ = load_lm(args.checkpoint)
     text = generate_text(
         model,

@@ -15,6 +15,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from rnnlab.errors import InputError
+
 
 def filter_logits(
     logits: torch.Tensor, *, top_k: int | None = None, top_p: float | None = None
@@ -31,13 +33,13 @@ def filter_logits(
     out = logits.clone()
     if top_k is not None:
         if top_k < 1:
-            raise ValueError(f"top_k: expected an integer >= 1, received {top_k!r}")
+            raise InputError(f"top_k: expected an integer >= 1, received {top_k!r}")
         k = min(top_k, out.shape[-1])
         kth = torch.topk(out, k, dim=-1).values[..., -1:]  # (..., 1)
         out = out.masked_fill(out < kth, -math.inf)
     if top_p is not None:
         if not 0.0 < top_p <= 1.0:
-            raise ValueError(f"top_p: expected a number in (0, 1], received {top_p!r}")
+            raise InputError(f"top_p: expected a number in (0, 1], received {top_p!r}")
         probs = torch.softmax(out, dim=-1)
         sorted_p, order = torch.sort(probs, dim=-1, descending=True)  # (..., V)
         mass_before = torch.cumsum(sorted_p, dim=-1) - sorted_p  # mass of more probable ones
@@ -60,7 +62,7 @@ def next_token(
     """Choose the next token from ``logits`` (B, V): argmax when greedy or temperature 0,
     else a draw from softmax(filtered logits / temperature). Returns (B,) int64."""
     if temperature < 0:
-        raise ValueError(f"temperature: expected a number >= 0, received {temperature!r}")
+        raise InputError(f"temperature: expected a number >= 0, received {temperature!r}")
     if greedy or temperature == 0:
         return logits.argmax(dim=-1)
     scores = filter_logits(logits.float() / temperature, top_k=top_k, top_p=top_p)
@@ -85,9 +87,9 @@ def sample(
     Returns the generated ids (without the prime).
     """
     if not prime:
-        raise ValueError("prime: expected at least one token to start from, received none")
+        raise InputError("prime: expected at least one token to start from, received none")
     if length < 0:
-        raise ValueError(f"length: expected an integer >= 0, received {length!r}")
+        raise InputError(f"length: expected an integer >= 0, received {length!r}")
     was = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -135,9 +137,9 @@ def beam_search(model: nn.Module, prime: list[int], length: int, beam: int = 4) 
     ``beam >= V ** (length - 1)`` it is exact.
     """
     if not prime:
-        raise ValueError("prime: expected at least one token to start from, received none")
+        raise InputError("prime: expected at least one token to start from, received none")
     if beam < 1:
-        raise ValueError(f"beam: expected an integer >= 1, received {beam!r}")
+        raise InputError(f"beam: expected an integer >= 1, received {beam!r}")
     was = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -33,6 +33,7 @@ from torch import nn
 
 from rnnlab._validation import check_positive_int
 from rnnlab.data.streams import StreamBatch, StreamBatcher
+from rnnlab.errors import InputError
 from rnnlab.nn import CELLS, make_layer
 from rnnlab.train.loop import StepOutput
 
@@ -56,15 +57,15 @@ class LMConfig:
 
     def __post_init__(self):
         if self.level not in ("char", "word"):
-            raise ValueError(f"--level: expected 'char' or 'word', received {self.level!r}")
+            raise InputError(f"--level: expected 'char' or 'word', received {self.level!r}")
         if self.cell not in CELLS:
-            raise ValueError(f"--cell: expected one of {', '.join(CELLS)}, received {self.cell!r}")
+            raise InputError(f"--cell: expected one of {', '.join(CELLS)}, received {self.cell!r}")
         check_positive_int("vocab_size", self.vocab_size, 2)
         check_positive_int("--hidden", self.hidden_size)
         check_positive_int("--layers", self.num_layers)
         check_positive_int("--embedding", self.embedding_size, 0)
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"--dropout: expected a number in [0, 1), received {self.dropout!r}")
+            raise InputError(f"--dropout: expected a number in [0, 1), received {self.dropout!r}")
 
     def to_dict(self) -> dict:
         """Plain dict (for checkpoints and JSON)."""

@@ -20,6 +20,7 @@ import torch
 from rnnlab.data.corpora import Corpus, load_corpus
 from rnnlab.data.streams import StreamBatcher
 from rnnlab.data.tokenizers import Tokenizer, make_tokenizer, tokenizer_from_dict
+from rnnlab.errors import InputError
 from rnnlab.optim.schedules import make_optimizer, make_schedule
 from rnnlab.train.checkpoint import load_checkpoint, seed_everything
 from rnnlab.train.generate import beam_search, sample
@@ -86,15 +87,15 @@ class LMTrainOptions:
         check_positive_int("--embedding", self.embedding, 0)
         check_positive_int("--eval-every", self.eval_every, 0)
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise ValueError(f"--lr: expected a positive number, received {self.lr!r}")
+            raise InputError(f"--lr: expected a positive number, received {self.lr!r}")
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(
+            raise InputError(
                 f"--val-fraction: expected a number in (0, 1), received {self.val_fraction!r}"
             )
         for name in ("clip", "clip_value"):
             v = getattr(self, name)
             if v is not None and not v > 0:
-                raise ValueError(
+                raise InputError(
                     f"--{name.replace('_', '-')}: expected a positive number, received {v!r}"
                 )
 
@@ -147,12 +148,12 @@ def prepare_data(opts: LMTrainOptions, tokenizer: Tokenizer | None = None) -> LM
     enc = tokenizer.encode_blocks(corpus.blocks(), corpus.size_bytes)
     n = enc.ids.numel()
     if n == 0:
-        raise ValueError(f"data: {corpus.source!r} holds no {opts.level} tokens")
+        raise InputError(f"data: {corpus.source!r} holds no {opts.level} tokens")
     if not fitted:
         check_vocabulary_fits(tokenizer, corpus, enc.unknown, n)
     n_val = max(2, min(int(n * opts.val_fraction), MAX_VAL_TOKENS))
     if n - n_val < opts.batch + 1:
-        raise ValueError(
+        raise InputError(
             f"data: {corpus.source!r} has {n} tokens, too few for --batch {opts.batch} plus a "
             f"validation split of {n_val} (use a smaller --batch or more text)"
         )
@@ -163,7 +164,7 @@ def check_vocabulary_fits(tokenizer: Tokenizer, corpus: Corpus, unknown: int, n:
     """ValueError when too many tokens of the data are outside the checkpoint's vocabulary."""
     limit = UNKNOWN_LIMIT[tokenizer.level]
     if n and unknown / n > limit:
-        raise ValueError(
+        raise InputError(
             f"the checkpoint's vocabulary does not fit the data: {unknown / n:.1%} of the "
             f"{tokenizer.level} tokens of {corpus.source!r} are outside its "
             f"{tokenizer.vocab_size}-token vocabulary (limit {limit:.0%}; e.g. "
@@ -177,9 +178,9 @@ def _device(name: str) -> torch.device:
     try:
         dev = torch.device(name)
     except RuntimeError as exc:
-        raise ValueError(f"--device: {exc}") from None
+        raise InputError(f"--device: {exc}") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device: {name!r} requested but CUDA is not available")
+        raise InputError(f"--device: {name!r} requested but CUDA is not available")
     return dev
 
 
@@ -201,10 +202,10 @@ def _new_run_dir(root: Path = Path("runs")) -> Path:
 
 def _check_out(out: Path, resume: Path | None) -> None:
     if out.exists() and not out.is_dir():
-        raise ValueError(f"--out: expected a folder, received a file: {str(out)!r}")
+        raise InputError(f"--out: expected a folder, received a file: {str(out)!r}")
     ckpt = out / CHECKPOINT
     if ckpt.exists() and (resume is None or ckpt.resolve() != resume.resolve()):
-        raise ValueError(
+        raise InputError(
             f"--out: {str(out)!r} already holds a checkpoint; pass --resume {ckpt} to continue "
             "it, or choose another --out (nothing was overwritten)"
         )
@@ -246,11 +247,11 @@ def train_lm(
             checkpoint's, the others (lr, clip, eval_every, ...) replace them.
     """
     if steps is None and minutes is None:
-        raise ValueError("give a budget: --steps N or --minutes M")
+        raise InputError("give a budget: --steps N or --minutes M")
     if steps is not None and steps < 1:
-        raise ValueError(f"--steps: expected an integer >= 1, received {steps!r}")
+        raise InputError(f"--steps: expected an integer >= 1, received {steps!r}")
     if minutes is not None and not minutes > 0:
-        raise ValueError(f"--minutes: expected a positive number, received {minutes!r}")
+        raise InputError(f"--minutes: expected a positive number, received {minutes!r}")
     if threads:
         torch.set_num_threads(threads)
     state = None
@@ -260,7 +261,7 @@ def train_lm(
         saved = LMTrainOptions(**state["options"])
         for key, value in (overrides or {}).items():
             if key in LMTrainOptions.FIXED and value != getattr(saved, key):
-                raise ValueError(
+                raise InputError(
                     f"--{key.replace('_', '-')}: the checkpoint was trained with "
                     f"{getattr(saved, key)!r}, received {value!r} (it cannot change on resume)"
                 )
@@ -276,7 +277,7 @@ def train_lm(
     tokenizer = tokenizer_from_dict(state["vocab"]) if state is not None else None
     data = prepare_data(opts, tokenizer)
     if state is not None and state["data_tokens"] != data.train.numel() + data.val.numel():
-        raise ValueError(
+        raise InputError(
             f"--resume: the checkpoint was trained on {state['data_tokens']} tokens, the data "
             f"{data.corpus.source!r} now has {data.train.numel() + data.val.numel()}"
         )
@@ -394,7 +395,7 @@ def load_lm(path: str | os.PathLike, device: str = "cpu") -> tuple[LanguageModel
         model.load_state_dict(state["model"])
     except (KeyError, TypeError, RuntimeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(
+        raise InputError(
             f"checkpoint: {str(path)!r} is damaged or incompatible ({first})"
         ) from None
     model.eval()
@@ -414,7 +415,7 @@ def eval_lm(path: str | os.PathLike, data: str | os.PathLike | None = None) -> d
         corpus = load_corpus(data=data)
         enc = tokenizer.encode_blocks(corpus.blocks(), corpus.size_bytes)
         if enc.ids.numel() < 2:
-            raise ValueError(f"--data: {str(data)!r} holds fewer than 2 {level} tokens")
+            raise InputError(f"--data: {str(data)!r} holds fewer than 2 {level} tokens")
         check_vocabulary_fits(tokenizer, corpus, enc.unknown, enc.ids.numel())
         ids, source, unknown = enc.ids, str(data), enc.unknown
     loss = evaluate_lm(model, ids, batch_size=16, seq_len=256)
@@ -432,17 +433,17 @@ def eval_lm(path: str | os.PathLike, data: str | os.PathLike | None = None) -> d
 def encode_prime(tokenizer: Tokenizer, prime: str) -> list[int]:
     """Ids of a priming text; ValueError naming the symbols outside the vocabulary."""
     if prime == "":
-        raise ValueError("--prime: expected a non-empty text")
+        raise InputError("--prime: expected a non-empty text")
     bad = tokenizer.unknown_symbols(prime)
     if bad:
         shown = ", ".join(repr(s) for s in bad[:5])
-        raise ValueError(
+        raise InputError(
             f"--prime: {len(bad)} {tokenizer.level} symbol(s) outside the model's vocabulary: "
             f"{shown}"
         )
     ids = tokenizer.encode(prime)
     if not ids:
-        raise ValueError(f"--prime: {prime!r} holds no {tokenizer.level} tokens")
+        raise InputError(f"--prime: {prime!r} holds no {tokenizer.level} tokens")
     return ids
 
 

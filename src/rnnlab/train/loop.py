@@ -47,6 +47,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
+from rnnlab.errors import InputError
 from rnnlab.optim.clipping import clip_gradients
 from rnnlab.train.checkpoint import rng_state, save_checkpoint, set_rng_state
 
@@ -65,6 +66,9 @@ class StepOutput(NamedTuple):
 
 
 LossFn = Callable[[nn.Module, Any, Any], StepOutput]
+# a step that is not loss.backward(): it writes every parameter's .grad itself (contrastive
+# divergence, the Boltzmann learning rule) and returns what to report
+GradientsFn = Callable[[nn.Module, Any, Any], StepOutput]
 EvalFn = Callable[[nn.Module], float]
 
 
@@ -101,15 +105,15 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.steps is None and self.minutes is None:
-            raise ValueError("training needs a budget: steps or minutes")
+            raise InputError("training needs a budget: steps or minutes")
         if self.steps is not None and (isinstance(self.steps, bool) or self.steps < 0):
-            raise ValueError(f"steps: expected an integer >= 0, received {self.steps!r}")
+            raise InputError(f"steps: expected an integer >= 0, received {self.steps!r}")
         if self.minutes is not None and not self.minutes > 0:
-            raise ValueError(f"minutes: expected a positive number, received {self.minutes!r}")
+            raise InputError(f"minutes: expected a positive number, received {self.minutes!r}")
         for name in ("clip_norm", "clip_value"):
             v = getattr(self, name)
             if v is not None and not v > 0:
-                raise ValueError(f"{name}: expected a positive number or None, received {v!r}")
+                raise InputError(f"{name}: expected a positive number or None, received {v!r}")
 
 
 @dataclass
@@ -144,7 +148,15 @@ class Trainer:
         optimizer: a torch optimizer over ``model``'s parameters.
         batches: an endless iterator of batches (``state_dict``/``load_state_dict``
             optional: without them a resumed run does not continue at the same data).
-        loss_fn: ``loss_fn(model, batch, carry) -> StepOutput``.
+        loss_fn: ``loss_fn(model, batch, carry) -> StepOutput``; the loop backpropagates
+            its loss. None when ``gradients`` is given.
+        gradients: for updates that are not ``loss.backward()`` (contrastive divergence,
+            the Boltzmann machine's learning rule): ``gradients(model, batch, carry) ->
+            StepOutput`` writes each parameter's ``.grad`` (the direction to descend, i.e.
+            minus the log-likelihood gradient estimate) and returns the loss to report
+            (e.g. reconstruction error). The loop zeroes the gradients before the call,
+            then clips, checks them for non-finite values, steps the optimizer and the
+            schedule exactly as for ``loss_fn``.
         config: :class:`TrainConfig`.
         schedule: a ``torch.optim.lr_scheduler`` (ReduceLROnPlateau is stepped with the
             validation loss, every other schedule once per step), or None.
@@ -160,9 +172,10 @@ class Trainer:
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
         batches: Iterator,
-        loss_fn: LossFn,
+        loss_fn: LossFn | None,
         config: TrainConfig,
         *,
+        gradients: GradientsFn | None = None,
         schedule: Any = None,
         eval_fn: EvalFn | None = None,
         checkpoint: str | Path | None = None,
@@ -173,7 +186,10 @@ class Trainer:
         self.model = model
         self.optimizer = optimizer
         self.batches = batches
+        if (loss_fn is None) == (gradients is None):
+            raise InputError("Trainer: expected exactly one of loss_fn and gradients")
         self.loss_fn = loss_fn
+        self.gradients = gradients
         self.config = config
         self.schedule = schedule
         self.eval_fn = eval_fn
@@ -266,15 +282,19 @@ class Trainer:
     def _train_step(self, batch: Any) -> tuple[float | None, float | None]:
         """One step; returns (loss, grad norm), or (None, None) when skipped as non-finite."""
         cfg = self.config
-        out = self.loss_fn(self.model, batch, self.carry)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.gradients is not None:
+            out = self.gradients(self.model, batch, self.carry)
+        else:
+            out = self.loss_fn(self.model, batch, self.carry)
         loss = out.loss
         self.last_items = int(out.items)
         if not torch.isfinite(loss.detach()):
             self.optimizer.zero_grad(set_to_none=True)
             self.carry = None
             return None, None
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.gradients is None:
+            loss.backward()
         norm = clip_gradients(self.model.parameters(), cfg.clip_norm, cfg.clip_value)
         if not torch.isfinite(norm):
             self.optimizer.zero_grad(set_to_none=True)
