@@ -6,4 +6,32 @@ Each model file holds pure tensor kernels (energies, update rules, samplers) bes
 readable ``nn.Module`` class whose docstring states the energy and the update rule.
 """
 
-__all__: list[str] = []
+from rnnlab.energy.hopfield import Hopfield, RecallResult
+from rnnlab.energy.ising import (
+    CRITICAL_TEMPERATURE,
+    IsingEstimate,
+    IsingModel,
+    IsingObservables,
+    IsingRun,
+    Measurement,
+    estimate_observables,
+    onsager_energy,
+    onsager_magnetization,
+)
+from rnnlab.energy.modern_hopfield import HopfieldLayer, ModernHopfield
+
+__all__ = [
+    "CRITICAL_TEMPERATURE",
+    "Hopfield",
+    "HopfieldLayer",
+    "IsingEstimate",
+    "IsingModel",
+    "IsingObservables",
+    "IsingRun",
+    "Measurement",
+    "ModernHopfield",
+    "RecallResult",
+    "estimate_observables",
+    "onsager_energy",
+    "onsager_magnetization",
+]
