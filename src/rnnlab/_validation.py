@@ -1,5 +1,5 @@
 """Input checks shared by every model: errors name the argument, what was expected and
-what was received (STYLE.md, rule 10)."""
+what was received (docs/design.md#errors)."""
 
 from __future__ import annotations
 

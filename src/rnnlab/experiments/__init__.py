@@ -38,7 +38,7 @@ class ExperimentResult:
 
     success: the paper's success rule applied to this run.
     metrics: this run's numbers (sequences seen, error rates, ...), JSON-serialisable.
-    published: the published numbers the run is compared with (TASKS.md), same keys where
+    published: the published numbers the run is compared with (docs/tasks.md), same keys where
         they correspond.
     report: markdown text for report.md (setup, deviations from the paper, the table).
     plots: paths of the figures written under ``config.out``.

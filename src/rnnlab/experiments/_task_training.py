@@ -215,7 +215,8 @@ class RecurrentNet(nn.Module):
 
 
 def init_1997(lstm: nn.Module, *, scale: float, input_gate_bias=(), output_gate_bias=()):
-    """The 1997 initialisation (TASKS.md §0) of a one-layer 1997-cell ``rnnlab.nn.LSTM``:
+    """The 1997 initialisation (docs/tasks.md#lstm-1997-conventions) of a one-layer
+    1997-cell ``rnnlab.nn.LSTM``:
     weights U[-scale, scale]; input- and output-gate biases set per cell from the given
     lists (cycled over the cells; gates i, g, o); other biases U[-scale, scale]."""
     H = lstm.hidden_size

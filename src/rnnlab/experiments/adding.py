@@ -1,5 +1,5 @@
 """``rnnlab reproduce adding``: the adding problem of Hochreiter & Schmidhuber (1997),
-Exp. 4 (TASKS.md §3), T = 100, 1997 convention.
+Exp. 4 (docs/tasks.md#adding-1997-convention), T = 100, 1997 convention.
 
 A 1997 LSTM (no forget gate, g in [-2, 2], h in [-1, 1]; 4 cells, the paper's 2 blocks x
 2 cells with one gate set per cell, input-gate biases -3, -3, -6, -6, weights

@@ -1,5 +1,5 @@
 """``rnnlab reproduce anbn`` and ``anbncn``: counting languages learnt by LSTM with
-forget gates and peepholes (Gers & Schmidhuber 2001; TASKS.md §7).
+forget gates and peepholes (Gers & Schmidhuber 2001; docs/tasks.md#counting-languages).
 
 Strings ``S a^n b^n T`` (``S a^n b^n c^n T``); at every step the net predicts the set of
 legal next symbols, each output thresholded at 0.5 (logit 0). A string is accepted when

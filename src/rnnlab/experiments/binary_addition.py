@@ -1,4 +1,5 @@
-"""``rnnlab reproduce binary-addition``: Hinton's binary-addition RNN (TASKS.md §9).
+"""``rnnlab reproduce binary-addition``: Hinton's binary-addition RNN
+(docs/tasks.md#binary-addition).
 
 An Elman SRN with 3 hidden units reads two bits per step (least significant first) and
 outputs the sum bit of the column read two steps earlier. In Hinton's net the input

@@ -1,16 +1,19 @@
 """``rnnlab reproduce temporal-order``, ``multiplication`` and ``copy``: LSTM on the
-remaining long-time-lag tasks of TASKS.md at the papers' lengths, reported honestly where
+remaining long-time-lag tasks of docs/tasks.md at the papers' lengths, reported honestly where
 the CPU budget falls short.
 
-- temporal-order: Hochreiter & Schmidhuber (1997), Exp. 6a (TASKS.md §5): 4 classes,
+- temporal-order: Hochreiter & Schmidhuber (1997), Exp. 6a (docs/tasks.md#temporal-order):
+  4 classes,
   X/Y at t1 in [10, 20] and t2 in [50, 60], length 100-110. 1997 LSTM with 4 cells (the
   paper's 2 blocks x 2 cells), input-gate biases -2, -2, -4, -4, weights U[-0.1, 0.1],
   softmax outputs (cross-entropy). Correct: every output within 0.3 of the one-hot target
   (the paper's rule). Success: under 1% of 2,560 test sequences wrong (published 1).
-- multiplication: 1997 Exp. 5 (TASKS.md §4), T = 100: values U[0, 1], target X1 * X2.
+- multiplication: 1997 Exp. 5 (docs/tasks.md#multiplication-problem), T = 100: values
+  U[0, 1], target X1 * X2.
   1997 LSTM with 4 cells, input-gate biases -3, -3, -6, -6. Correct: |error| < 0.04.
   Success: at most 139 of 2,560 test sequences wrong (the paper's n_seq = 140 result).
-- copy: the uRNN copy task (Arjovsky et al. 2016; TASKS.md §9, §12), T = 100: an LSTM
+- copy: the uRNN copy task (Arjovsky et al. 2016; docs/tasks.md#copy-and-memorisation),
+  T = 100: an LSTM
   with 40 units (the paper's size), cross-entropy at every step. Success: the test
   cross-entropy below the memoryless baseline 10 ln 8 / (T + 20) (the paper's LSTM beats
   it at T = 100 only).

@@ -1,4 +1,4 @@
-"""``rnnlab reproduce parity``: parity of a bit stream (TASKS.md §9).
+"""``rnnlab reproduce parity``: parity of a bit stream (docs/tasks.md#parity).
 
 1. **Generalisation.** A tanh SRN (8 units) and a logistic output unit learn the running
    parity of +-1 strings of length 1..10 (Adam, per-step targets, Gaussian input noise
@@ -13,7 +13,7 @@
    simultaneously from the previous step, one hidden unit cannot compute parity at all:
    the output would have to be ``XOR(x_t, state)``, which no single threshold unit
    computes; we therefore read A1 as layered within a step. The size of the paper's
-   training set is not recorded in TASKS.md; we use 100 strings (a net passing them by
+   training set is not recorded in docs/tasks.md; we use 100 strings (a net passing them by
    chance has probability about 2^-100) and check every guessed net on 1000 fresh strings.
 """
 

@@ -1,5 +1,5 @@
 """``rnnlab reproduce reber``: the embedded Reber grammar of Hochreiter & Schmidhuber
-(1997), Exp. 1 (TASKS.md §1, §8).
+(1997), Exp. 1 (docs/tasks.md#embedded-reber-grammar).
 
 256 training strings and 256 test strings (none of them in the training set) of the
 embedded Reber grammar; the net reads one-hot symbols and predicts the next one at every
