@@ -6,6 +6,7 @@ Each model file holds pure tensor kernels beside one ``nn.Module`` class whose
 ``sample``.
 """
 
+from rnnlab.classic._em import ConvergenceWarning
 from rnnlab.classic.ar import LinearAR
 from rnnlab.classic.hmm import HMM
 from rnnlab.classic.lds import (
@@ -19,6 +20,7 @@ from rnnlab.classic.nplm import NeuralAR
 
 __all__ = [
     "HMM",
+    "ConvergenceWarning",
     "FilterResult",
     "LinearAR",
     "LinearDynamicalSystem",

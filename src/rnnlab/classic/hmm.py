@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Collection
 from typing import NamedTuple
 
 import numpy as np
@@ -37,6 +38,8 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_lengths, check_positive_int, check_tensor, describe
+from rnnlab.analysis.kmeans import kmeans
+from rnnlab.classic._em import EMMonitor, as_generator, check_nonnegative
 from rnnlab.errors import InputError, InputTypeError
 
 __all__ = [
@@ -52,6 +55,7 @@ __all__ = [
     "forward_filter",
     "backward_smoother",
     "viterbi",
+    "concatenated_to_batch",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -245,12 +249,13 @@ def _forward_tm(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, T
     alpha[0].div_(c[0])
     if _use_numpy(b):  # the same loop in numpy: a third of torch's per-call overhead on CPU
         al, An, bn, cn = alpha.numpy(), A.detach().numpy(), b.numpy(), c.numpy()
-        for t in range(1, T):  # one matmul + three elementwise ops a step
-            a_t, c_t = al[t], cn[t]
-            np.matmul(al[t - 1], An, out=a_t)
-            np.multiply(a_t, bn[t], out=a_t)
-            np.add.reduce(a_t, 1, keepdims=True, out=c_t)
-            np.divide(a_t, c_t, out=a_t)
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 marks the fallback
+            for t in range(1, T):  # one matmul + three elementwise ops a step
+                a_t, c_t = al[t], cn[t]
+                np.matmul(al[t - 1], An, out=a_t)
+                np.multiply(a_t, bn[t], out=a_t)
+                np.add.reduce(a_t, 1, keepdims=True, out=c_t)
+                np.divide(a_t, c_t, out=a_t)
     else:
         al, bl, cl = alpha.unbind(0), b.unbind(0), c.unbind(0)  # per-step views made once
         for t in range(1, T):
@@ -331,6 +336,147 @@ def _smooth_tm(
     return gamma, xi
 
 
+# Exact log-space fallback. The scaled recursions above are exact unless the scaled
+# emissions of every state that the filter can reach underflow to zero (an outlier that
+# only an unreachable state explains: float32 beyond about 13 sigma) or the scaled
+# backward messages of an unreachable state overflow. Those sequences, and those only,
+# are detected after the fast pass (a non-finite normaliser or posterior) and recomputed
+# here with log-sum-exp messages, which neither underflow nor overflow. A sequence that
+# is impossible under every state gets log-likelihood -inf and an all-zero posterior.
+
+
+def _log_forward_tm(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> Tensor:
+    r"""Unnormalised :math:`\log \alpha_t(k) = \log p(x_{1:t}, z_t = k)` (T, B, K) by
+    :math:`\log \alpha_t(j) = \log b_t(j) + \mathrm{LSE}_i(\log \alpha_{t-1}(i) +
+    \log A_{ij})` (Rabiner 1989, eq. 20 in log space). ``log_b`` (T, B, K), 0 at padding."""
+    la = torch.empty_like(log_b)
+    la[0] = log_pi + log_b[0]
+    for t in range(1, log_b.shape[0]):
+        la[t] = torch.logsumexp(la[t - 1].unsqueeze(-1) + log_A, dim=1) + log_b[t]
+    return la
+
+
+def _log_normalizers(log_alpha: Tensor) -> Tensor:
+    r""":math:`\log p(x_t \mid x_{1:t-1})` (T, B) from unnormalised :math:`\log\alpha`: the
+    step that first makes the sequence impossible gets -inf, later steps 0 (no NaN)."""
+    lse = torch.logsumexp(log_alpha, -1)  # (T, B) log p(x_{1:t})
+    prev = torch.cat([torch.zeros_like(lse[:1]), lse[:-1]], 0)
+    out = lse - torch.where(torch.isfinite(prev), prev, torch.zeros_like(prev))
+    return torch.where(torch.isfinite(prev), out, torch.zeros_like(out))
+
+
+def _log_smooth_tm(
+    log_A: Tensor,
+    log_b: Tensor,
+    log_alpha: Tensor,
+    mask_tm: Tensor | None,
+    ll: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""Log-space backward pass: :math:`\log \beta_t(i) = \mathrm{LSE}_j(\log A_{ij} +
+    \log b_{t+1}(j) + \log \beta_{t+1}(j))` (Rabiner 1989, eq. 25), posteriors
+    :math:`\gamma_t` (T, B, K), per-sequence expected transitions (B, K, K), the
+    log-likelihood (B,) and :math:`\log \beta` (T, B, K). Impossible sequences
+    (log-likelihood -inf) get zero posteriors and counts."""
+    T, B, K = log_b.shape
+    lb = torch.empty_like(log_b)
+    lb[T - 1] = 0.0
+    for t in range(T - 2, -1, -1):
+        lb[t] = torch.logsumexp(log_A + (log_b[t + 1] + lb[t + 1]).unsqueeze(-2), dim=-1)
+    if ll is None:  # log p(x) = LSE_k log alpha at each sequence's last step
+        last = log_alpha[-1]
+        if mask_tm is not None:
+            idx = (mask_tm.sum(0).long() - 1).clamp_min(0).view(1, B, 1).expand(1, B, K)
+            last = log_alpha.gather(0, idx).squeeze(0)  # (B, K)
+        ll = torch.logsumexp(last, -1)  # (B,)
+    ok = torch.isfinite(ll)
+    llc = torch.where(ok, ll, torch.zeros_like(ll))
+    gamma = (log_alpha + lb - llc[:, None]).exp()
+    gamma = torch.where(ok[:, None] & torch.isfinite(gamma), gamma, torch.zeros_like(gamma))
+    # xi_t(i, j) = alpha_{t-1}(i) A_ij b_t(j) beta_t(j) / p(x), summed over valid t
+    lx = (
+        log_alpha[:-1].unsqueeze(-1)
+        + log_A
+        + (log_b[1:] + lb[1:]).unsqueeze(-2)
+        - llc[:, None, None]
+    )  # (T-1, B, K, K)
+    xi = lx.exp()
+    if mask_tm is not None:
+        xi = xi * mask_tm[1:, :, None, None]
+    xi = xi.sum(0)
+    xi = torch.where(ok[:, None, None], xi, torch.zeros_like(xi))
+    if mask_tm is not None:
+        gamma = gamma * mask_tm.unsqueeze(-1)
+    return gamma, xi, ll, lb
+
+
+def _forward(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    r"""The scaled forward pass with the exact fallback: filtered :math:`\hat\alpha`
+    (T, B, K), log normalisers (T, B), the scaled emissions for the backward pass
+    (T, B, K), and ``bad`` (B,) bool: the sequences recomputed in log space (their
+    filtered rows come from there, zero where impossible; their scaled emissions are 0)."""
+    alpha, log_norm, bc = _forward_tm(log_pi, log_A, log_b)
+    bad = ~torch.isfinite(log_norm).all(0)  # (B,)
+    if bool(bad.any()):
+        la = _log_forward_tm(log_pi, log_A, log_b[:, bad])
+        filt = torch.softmax(la, -1)
+        alpha[:, bad] = torch.where(torch.isfinite(filt), filt, torch.zeros_like(filt))
+        log_norm[:, bad] = _log_normalizers(la)
+        bc[:, bad] = 0.0
+    return alpha, log_norm, bc, bad
+
+
+def _smooth(
+    log_A: Tensor,
+    log_b: Tensor,
+    alpha: Tensor,
+    bc: Tensor,
+    mask_tm: Tensor | None,
+    bad: Tensor,
+    log_alpha_of,
+    weights: Tensor | None = None,
+    per_sequence: bool = True,
+    transitions: bool = True,
+) -> tuple[Tensor, Tensor | None]:
+    """:func:`_smooth_tm` with the exact fallback: sequences flagged ``bad`` by the forward
+    pass, or whose scaled backward messages overflow, are smoothed in log space.
+    ``log_alpha_of(rows)`` gives their unnormalised log alphas (T, b, K)."""
+    if not bool(bad.any()):
+        gamma, xi = _smooth_tm(log_A, bc, mask_tm, alpha, weights, per_sequence, transitions)
+        ok = bool(torch.isfinite(gamma).all()) and (xi is None or bool(torch.isfinite(xi).all()))
+        if ok:
+            return gamma, xi
+        if per_sequence or not transitions:
+            bad = ~torch.isfinite(gamma).flatten(start_dim=2).all(-1).all(0)
+            if xi is not None:
+                bad |= ~torch.isfinite(xi).flatten(1).all(-1)
+        else:  # locate the rows from the per-sequence counts
+            g1, x1 = _smooth_tm(log_A, bc, mask_tm, alpha, None, True, True)
+            bad = ~(torch.isfinite(g1).all(-1).all(0) & torch.isfinite(x1).flatten(1).all(-1))
+    T, B, K = alpha.shape
+    good = ~bad
+    gamma = alpha.new_zeros(T, B, K)
+    xi = alpha.new_zeros(B, K, K) if (per_sequence and transitions) else None
+    xi_total = alpha.new_zeros(K, K) if (transitions and not per_sequence) else None
+    if bool(good.any()):
+        mg = None if mask_tm is None else mask_tm[:, good]
+        wg = None if weights is None else weights[good]
+        g, x = _smooth_tm(log_A, bc[:, good], mg, alpha[:, good], wg, per_sequence, transitions)
+        gamma[:, good] = g
+        if xi is not None:
+            xi[good] = x
+        elif xi_total is not None:
+            xi_total += x
+    mb = None if mask_tm is None else mask_tm[:, bad].to(alpha.dtype)
+    g, x, _, _ = _log_smooth_tm(log_A, log_b[:, bad], log_alpha_of(bad), mb)
+    gamma[:, bad] = g
+    if xi is not None:
+        xi[bad] = x
+    elif xi_total is not None:
+        w = None if weights is None else weights[bad]
+        xi_total += x.sum(0) if w is None else (x * w[:, None, None]).sum(0)
+    return gamma, (xi if xi is not None else xi_total)
+
+
 def _prepare_log_b(log_emission: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
     """Time-major log emissions with 0 at padding, and the (T, B) mask."""
     B, T, _ = log_emission.shape
@@ -378,7 +524,7 @@ def forward_filter(
     lengths = _check_kernel_inputs(log_initial, log_transition, log_emission, lengths)
     with torch.no_grad():
         log_b, mask_tm = _prepare_log_b(log_emission, lengths)
-        alpha, log_norm, _ = _forward_tm(log_initial, log_transition, log_b)
+        alpha, log_norm, _, _ = _forward(log_initial, log_transition, log_b)
         log_norm = _masked(mask_tm, log_norm)  # (T, B)
         cum = log_norm.cumsum(0)  # (T, B) log p(x_{1:t})
         log_alpha = _masked(mask_tm, alpha.log() + cum.unsqueeze(-1))
@@ -402,13 +548,28 @@ def backward_smoother(
         log_b, mask_tm = _prepare_log_b(log_emission, lengths)
         alpha = filter_result.filtered.transpose(0, 1).contiguous()  # (T, B, K)
         log_norm = filter_result.log_normalizers.t().contiguous()  # (T, B)
+        ll = filter_result.log_likelihood
         bc = (log_b - log_norm.unsqueeze(-1)).exp_()  # (T, B, K) b_t / p(x_t | x_{1:t-1})
         bc.masked_fill_(bc < torch.finfo(bc.dtype).tiny ** 0.8, 0.0)
+        bad = ~(torch.isfinite(bc).flatten(start_dim=2).all(-1).all(0) & torch.isfinite(ll))
+        bc[:, bad] = 0.0
+        log_alpha = filter_result.log_alpha.transpose(0, 1)  # (T, B, K)
+        gamma, xi = _smooth(
+            log_transition, log_b, alpha, bc, mask_tm, bad, lambda rows: log_alpha[:, rows]
+        )
         beta = _backward_tm(log_transition, bc)
-        gamma, xi = _smooth_tm(log_transition, bc, mask_tm, alpha)
         # log beta_t = log beta_hat_t + sum_{s > t} log c_s
         rest = log_norm.sum(0, keepdim=True) - log_norm.cumsum(0)  # (T, B)
-        log_beta = _masked(mask_tm, beta.log() + rest.unsqueeze(-1))
+        log_beta = beta.log() + rest.unsqueeze(-1)
+        redo = bad | ~torch.isfinite(gamma).flatten(start_dim=2).all(-1).all(0)
+        redo |= ~torch.isfinite(log_beta).flatten(start_dim=2).all(-1).all(0) & torch.isfinite(ll)
+        if bool(redo.any()):  # exact log-space messages for those sequences
+            mb = None if mask_tm is None else mask_tm[:, redo].to(log_b.dtype)
+            _, _, _, lb = _log_smooth_tm(
+                log_transition, log_b[:, redo], log_alpha[:, redo], mb, ll[redo]
+            )
+            log_beta[:, redo] = lb
+        log_beta = _masked(mask_tm, log_beta)
         return SmootherResult(
             posterior=gamma.transpose(0, 1),
             expected_transitions=xi,
@@ -456,15 +617,25 @@ class _LogLikelihood(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, log_pi, log_A, log_b, mask_tm):
-        alpha, log_norm, bc = _forward_tm(log_pi, log_A, log_b)
-        ctx.save_for_backward(log_A, bc, mask_tm, alpha)
+        alpha, log_norm, bc, bad = _forward(log_pi, log_A, log_b)
+        ctx.save_for_backward(log_pi, log_A, log_b, bc, mask_tm, alpha, bad)
         return _masked(mask_tm, log_norm).sum(0)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad):
-        log_A, bc, mask_tm, alpha = ctx.saved_tensors
-        gamma, xi = _smooth_tm(log_A, bc, mask_tm, alpha, weights=grad, per_sequence=False)
+        log_pi, log_A, log_b, bc, mask_tm, alpha, bad = ctx.saved_tensors
+        gamma, xi = _smooth(
+            log_A,
+            log_b,
+            alpha,
+            bc,
+            mask_tm,
+            bad,
+            lambda rows: _log_forward_tm(log_pi, log_A, log_b[:, rows]),
+            weights=grad,
+            per_sequence=False,
+        )
         gamma.mul_(grad[:, None])  # (T, B, K)
         return gamma[0].sum(0), xi, gamma, None
 
@@ -474,6 +645,8 @@ class _LogLikelihood(torch.autograd.Function):
 # ----------------------------------------------------------------------------------------
 
 _EMISSIONS = ("categorical", "gaussian", "gmm")
+_COVARIANCES = ("full", "diag", "spherical")
+_FIXABLE = ("initial_probs", "transition_matrix", "emissions")
 
 
 class HMM(nn.Module):
@@ -533,8 +706,8 @@ class HMM(nn.Module):
         K = check_positive_int("num_states", num_states)
         if emission not in _EMISSIONS:
             raise InputError(f"emission: expected one of {_EMISSIONS}, received {emission!r}")
-        if covariance not in ("full", "diag"):
-            raise InputError(f"covariance: expected 'full' or 'diag', received {covariance!r}")
+        if covariance not in _COVARIANCES:
+            raise InputError(f"covariance: expected one of {_COVARIANCES}, received {covariance!r}")
         self.num_states = K
         self.emission = emission
         self.covariance = covariance
@@ -572,8 +745,9 @@ class HMM(nn.Module):
             self.loc = nn.Parameter(torch.randn(*lead, D, **kw))
             if covariance == "full":  # lower triangle free, diagonal stored as its log
                 self.scale_tril_raw = nn.Parameter(torch.zeros(*lead, D, D, **kw))
-            else:  # log standard deviations
-                self.log_scale = nn.Parameter(torch.zeros(*lead, D, **kw))
+            else:  # log standard deviations, one per feature (diag) or per state
+                width = D if covariance == "diag" else 1
+                self.log_scale = nn.Parameter(torch.zeros(*lead, width, **kw))
         self._has_params = False  # True after from_params or fit: fit(init="auto") keeps them
         self.history_: list[float] = []
         self.converged_ = False
@@ -625,8 +799,8 @@ class HMM(nn.Module):
     def scale_tril(self) -> Tensor:
         r"""Lower Cholesky factors :math:`L` of the covariances, (K, D, D) or (K, C, D, D)."""
         self._require("scale_tril", ("gaussian", "gmm"))
-        if self.covariance == "diag":
-            return torch.diag_embed(self.log_scale.exp())
+        if self.covariance != "full":
+            return torch.diag_embed(self.log_scale.exp().expand(*self.loc.shape))
         raw = self.scale_tril_raw
         return raw.tril(-1) + torch.diag_embed(torch.diagonal(raw, dim1=-2, dim2=-1).exp())
 
@@ -634,8 +808,8 @@ class HMM(nn.Module):
     def variances(self) -> Tensor:
         r"""Diagonal of :math:`\Sigma`, (K, D) or (K, C, D)."""
         self._require("variances", ("gaussian", "gmm"))
-        if self.covariance == "diag":
-            return (2.0 * self.log_scale).exp()
+        if self.covariance != "full":
+            return (2.0 * self.log_scale).exp().expand(*self.loc.shape)
         return torch.diagonal(self.covs, dim1=-2, dim2=-1)
 
     @property
@@ -643,8 +817,8 @@ class HMM(nn.Module):
         r""":math:`\Sigma = L L^\top` (K, D, D), or (K, C, D, D) for gmm; diagonal matrices
         when ``covariance='diag'``."""
         self._require("covs", ("gaussian", "gmm"))
-        if self.covariance == "diag":
-            return torch.diag_embed((2.0 * self.log_scale).exp())
+        if self.covariance != "full":
+            return torch.diag_embed(self.variances)
         L = self.scale_tril
         return L @ L.transpose(-1, -2)
 
@@ -739,8 +913,10 @@ class HMM(nn.Module):
             D = mu.shape[-1]
             if covariance is None:
                 covariance = "diag" if S.dim() == lead + 1 else "full"
-            if covariance not in ("full", "diag"):
-                raise InputError(f"covariance: expected 'full' or 'diag', received {covariance!r}")
+            if covariance not in _COVARIANCES:
+                raise InputError(
+                    f"covariance: expected one of {_COVARIANCES}, received {covariance!r}"
+                )
             full_shape = (*mu.shape, D)
             if tuple(S.shape) == tuple(mu.shape):  # variances given
                 variances = S
@@ -755,12 +931,19 @@ class HMM(nn.Module):
                     f"received {tuple(S.shape)}"
                 )
             L = _check_spd("covs", S)
-            if covariance == "diag":
-                off = S - torch.diag_embed(torch.diagonal(S, dim1=-2, dim2=-1))
+            if covariance != "full":
+                diag = torch.diagonal(S, dim1=-2, dim2=-1)
+                off = S - torch.diag_embed(diag)
                 if off.abs().max() > 0:
                     raise InputError(
-                        "covs: covariance='diag' needs diagonal matrices, received "
+                        f"covs: covariance={covariance!r} needs diagonal matrices, received "
                         f"off-diagonal entries up to {off.abs().max():.3g}"
+                    )
+                spread = (diag - diag[..., :1]).abs().max()
+                if covariance == "spherical" and spread > 1e-12 * diag.abs().max():
+                    raise InputError(
+                        "covs: covariance='spherical' needs equal variances within each "
+                        f"state, received a spread of {float(spread):.3g}"
                     )
             w = None
             C = None
@@ -793,8 +976,11 @@ class HMM(nn.Module):
 
     def _set_covs(self, S: Tensor, L: Tensor | None = None) -> None:
         """Store covariances ``S`` (..., D, D) (no autograd)."""
-        if self.covariance == "diag":
-            self.log_scale.copy_(0.5 * torch.diagonal(S, dim1=-2, dim2=-1).log())
+        if self.covariance != "full":
+            v = torch.diagonal(S, dim1=-2, dim2=-1)
+            if self.covariance == "spherical":
+                v = v.mean(-1, keepdim=True)
+            self.log_scale.copy_(0.5 * v.log())
         else:
             L = torch.linalg.cholesky(S) if L is None else L
             raw = L.tril(-1) + torch.diag_embed(torch.diagonal(L, dim1=-2, dim2=-1).log())
@@ -803,8 +989,37 @@ class HMM(nn.Module):
     # ---------------------------------------------------------------- inputs
 
     def _prepare(self, x, lengths, name: str = "x") -> tuple[Tensor, Tensor | None, bool]:
-        """Validate ``x`` and ``lengths``; return batched x, lengths (or None), unbatched."""
-        check_tensor(name, x)
+        """Validate ``x`` and ``lengths``; return batched x, lengths (or None), unbatched.
+
+        Tensors must have the model's dtype (symbols: any integer dtype); numpy arrays and
+        lists are converted to it. hmmlearn's concatenated layout (all sequences stacked
+        along time, ``lengths`` summing to the number of rows) is split into a padded
+        batch; a categorical ``(N, 1)`` column without ``lengths`` is refused (it would
+        read as N sequences of length 1)."""
+        x = _as_input(name, x, self.emission == "categorical", self.dtype, self.device)
+        cat = self.emission == "categorical"
+        if lengths is not None:
+            concatenated = x.dim() == (1 if cat else 2) or (
+                cat and x.dim() == 2 and x.shape[1] == 1
+            )
+            if concatenated:
+                lens = torch.as_tensor(np.asarray(lengths)).reshape(-1)
+                if cat and x.dim() == 2 and lens.numel() == x.shape[0]:
+                    concatenated = False  # (B, 1): B sequences of length 1, as lengths says
+                elif int(lens.sum()) == x.shape[0] and not lens.dtype.is_floating_point:
+                    x, lengths = concatenated_to_batch(x[:, 0] if x.dim() == 2 and cat else x, lens)
+                else:
+                    raise InputError(
+                        f"lengths: with {name} of shape {tuple(x.shape)} (one sequence, or "
+                        f"hmmlearn's concatenated layout) expected lengths summing to "
+                        f"{x.shape[0]}, received {lens.tolist()[:10]}"
+                    )
+        elif cat and x.dim() == 2 and x.shape[1] == 1 and x.shape[0] > 1:
+            raise InputError(
+                f"{name}: shape {tuple(x.shape)} would read as {x.shape[0]} sequences of "
+                f"length 1; pass one sequence as a (T,) vector (x[:, 0]), a batch as (B, T), "
+                "or hmmlearn's concatenated column with lengths=[T_1, T_2, ...]"
+            )
         if self.emission == "categorical":
             if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
                 raise InputTypeError(
@@ -872,14 +1087,13 @@ class HMM(nn.Module):
         if self.emission == "categorical":
             return categorical_log_prob(xs.long(), torch.log_softmax(self.emission_logits, -1))
         if self.emission == "gaussian":
-            if self.covariance == "diag":
+            if self.covariance != "full":
                 return diag_gaussian_log_prob(xs, self.loc, self.variances)
             return gaussian_log_prob(xs, self.loc, self.scale_tril)
         log_w = torch.log_softmax(self.mixture_logits, -1)
-        scale = self.variances if self.covariance == "diag" else self.scale_tril
-        return gmm_log_prob(
-            xs, log_w, self.loc, scale, self.covariance == "diag", return_components=components
-        )
+        diag = self.covariance != "full"
+        scale = self.variances if diag else self.scale_tril
+        return gmm_log_prob(xs, log_w, self.loc, scale, diag, return_components=components)
 
     # ---------------------------------------------------------------- inference
 
@@ -913,8 +1127,18 @@ class HMM(nn.Module):
             log_b, lengths, unbatched = self._filter(x, lengths)
             lb, mask_tm = _prepare_log_b(log_b, lengths)
             log_A = self.log_transition_matrix
-            alpha, log_norm, bc = _forward_tm(self.log_initial_probs, log_A, lb)
-            gamma, _ = _smooth_tm(log_A, bc, mask_tm, alpha, transitions=False)
+            log_pi = self.log_initial_probs
+            alpha, log_norm, bc, bad = _forward(log_pi, log_A, lb)
+            gamma, _ = _smooth(
+                log_A,
+                lb,
+                alpha,
+                bc,
+                mask_tm,
+                bad,
+                lambda rows: _log_forward_tm(log_pi, log_A, lb[:, rows]),
+                transitions=False,
+            )
             ll = _masked(mask_tm, log_norm).sum(0)  # (B,)
             gamma = gamma.transpose(0, 1)  # (B, T, K)
             return (ll[0], gamma[0]) if unbatched else (ll, gamma)
@@ -1011,14 +1235,15 @@ class HMM(nn.Module):
 
     def fit(
         self,
-        x: Tensor,
+        x,
         lengths=None,
         *,
         n_iter: int = 100,
         tol: float = 1e-4,
         rtol: float = 1e-6,
         init: str = "auto",
-        seed: int | None = 0,
+        generator: torch.Generator | int | None = 0,
+        fixed: Collection[str] = (),
         pseudocount: float = 1e-2,
         min_covar: float = 1e-3,
         verbose: bool = False,
@@ -1026,44 +1251,55 @@ class HMM(nn.Module):
         r"""Baum-Welch (EM) on a batch of sequences; returns ``self``.
 
         Args:
-            x, lengths: the training sequences (as :meth:`log_likelihood`).
-            n_iter: maximum number of EM iterations.
-            tol, rtol: stop when the log-likelihood gain is below ``tol + rtol * |L|``
-                (absolute and relative tolerance on the total log-likelihood L).
-            init: ``"kmeans"`` (Gaussian/GMM: k-means centres as means, the data
-                covariance for every state), ``"random"`` (Dirichlet(1) probabilities,
-                means drawn from the data), ``"none"`` (start from the current
-                parameters) or ``"auto"``: ``"none"`` when the parameters were set by
-                :meth:`from_params` or an earlier ``fit``, else ``"kmeans"`` (Gaussian,
-                GMM) or ``"random"`` (categorical).
-            seed: seed of the initialisation.
+            x, lengths: the training sequences (as :meth:`log_likelihood`; hmmlearn's
+                concatenated layout is accepted too).
+            n_iter: maximum number of EM iterations (M-steps).
+            tol, rtol: stop when the log-likelihood changes by less than
+                ``tol + rtol * |L|`` (absolute and relative tolerance on the total
+                log-likelihood L).
+            init: ``"kmeans"`` (Gaussian/GMM: the best of 10 k-means++ runs on the data in
+                a canonical order, centres sorted by their first coordinate, as means; the
+                data covariance for every state), ``"random"`` (Dirichlet(1)
+                probabilities, means drawn from the data), ``"none"`` (start from the
+                current parameters, continuing ``history_``) or ``"auto"``: ``"none"``
+                when the parameters were set by :meth:`from_params` or an earlier
+                ``fit``, else ``"kmeans"`` (Gaussian, GMM) or ``"random"`` (categorical).
+            generator: randomness of the initialisation: a ``torch.Generator``, an int
+                seed (default 0: fits are reproducible) or None (fresh entropy).
+            fixed: parameters held at their current values, any of ``"initial_probs"``,
+                ``"transition_matrix"``, ``"emissions"``.
             pseudocount: added to every expected count of initial states, transitions,
-                categorical emissions and mixture components (a symmetric Dirichlet prior
-                with concentration 1 + pseudocount): no probability collapses to zero.
-            min_covar: added to the diagonal of every re-estimated covariance. A state
-                that receives no posterior mass keeps its previous emission parameters.
+                categorical emissions and mixture components whose current probability
+                is not zero (a Dirichlet prior with concentration 1 + pseudocount on the
+                free entries): no probability collapses to zero, and the structural zeros
+                of a topology (a left-right chain) stay zero. A row with no expected mass
+                (a state no sequence visits) keeps its previous value.
+            min_covar: variance floor, relative to the data: added to each re-estimated
+                variance as ``min_covar`` times that feature's variance in the training
+                data (so the fit does not depend on the units of x). A state that receives
+                no posterior mass keeps its previous emission parameters.
             verbose: print the log-likelihood of each iteration.
 
-        ``history_`` holds the total log-likelihood before each M-step (so
-        ``history_[i]`` is the score of the parameters after ``i`` M-steps),
-        ``converged_`` whether the tolerance was met, ``n_iter_`` the M-steps taken. A
-        decrease larger than rounding triggers a warning (it can only come from the
-        pseudocounts, ``min_covar`` or the dead-state rule, which make the update a
-        penalised one).
+        ``history_`` holds the total log-likelihood after each M-step count (so
+        ``history_[i]`` is the score of the parameters after ``i`` M-steps, and the last
+        entry the score of the returned model), ``converged_`` whether the tolerance was
+        met, ``n_iter_`` the M-steps taken. A decrease beyond rounding, and stopping at
+        ``n_iter`` unconverged, give a :class:`~rnnlab.classic.ConvergenceWarning`.
+        Fitting more free parameters than there are scalar observations warns (the
+        maximum-likelihood solution is degenerate).
         """
-        check_positive_int("n_iter", n_iter)
-        for name, v in (
-            ("tol", tol),
-            ("rtol", rtol),
-            ("pseudocount", pseudocount),
-            ("min_covar", min_covar),
-        ):
-            if not isinstance(v, (int, float)) or not v >= 0:
-                raise InputError(f"{name}: expected a number >= 0, received {v!r}")
+        for name, v in (("pseudocount", pseudocount), ("min_covar", min_covar)):
+            check_nonnegative(name, v)
         if init not in ("auto", "kmeans", "random", "none"):
             raise InputError(
                 f"init: expected 'auto', 'kmeans', 'random' or 'none', received {init!r}"
             )
+        if isinstance(fixed, str):
+            fixed = (fixed,)
+        for name in fixed:
+            if name not in _FIXABLE:
+                raise InputError(f"fixed: expected names from {_FIXABLE}, received {name!r}")
+        g = as_generator(generator)
         x, lengths, _ = self._prepare(x, lengths)
         B, T = x.shape[:2]
         mask = _mask_from_lengths(lengths, B, T, x.device)  # (B, T)
@@ -1074,21 +1310,35 @@ class HMM(nn.Module):
                 init = "random" if self.emission == "categorical" else "kmeans"
         if init == "kmeans" and self.emission == "categorical":
             raise InputError("init: 'kmeans' needs Gaussian emissions; use 'random' or 'none'")
+        monitor = EMMonitor(
+            "HMM", n_iter, tol, rtol, self.history_ if init == "none" else None, self.dtype
+        )
         with torch.no_grad():
-            if init != "none":
-                self._initialize(_valid(mask, x), init, seed)
             mask_tm = None if mask is None else mask.t().contiguous()  # (T, B)
             # valid observations in time-major order (that of gamma), centred once
             xv = _valid(mask_tm, x.transpose(0, 1))  # (N, ...)
+            n_free = self._num_free_parameters(fixed)
+            n_data = xv.numel()
+            if n_free >= n_data:
+                warnings.warn(
+                    f"HMM.fit: {n_free} free parameters fitted to {n_data} scalar "
+                    "observations: the maximum-likelihood solution is degenerate",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            if init != "none":
+                self._initialize(xv, init, g, fixed)
+            stats = None
+            floor = 0.0
             if self.emission != "categorical":
                 center = xv.mean(0)
-                xv = xv - center
-                xsq = xv.square() if self.covariance == "diag" else None
-            eps = 16 * torch.finfo(self.dtype).eps
-            self.history_ = []
-            self.converged_ = False
+                xc = xv - center
+                xsq = xc.square() if self.covariance in ("diag", "spherical") else None
+                stats = (xc, xsq, center)
+                var = xc.square().mean(0) if xc.shape[0] > 1 else torch.ones_like(center)
+                floor = min_covar * torch.where(var > 0, var, torch.ones_like(var))  # (D,)
             self.n_iter_ = 0
-            for it in range(n_iter):
+            for it in range(n_iter + 1):
                 # E-step
                 if self.emission == "gmm":
                     log_b, comp = self._emission_log_prob(x, mask, components=True)
@@ -1096,54 +1346,83 @@ class HMM(nn.Module):
                     log_b = self._emission_log_prob(x, mask)
                 lb, _ = _prepare_log_b(log_b, lengths)
                 log_A = self.log_transition_matrix
-                alpha, log_norm, bc = _forward_tm(self.log_initial_probs, log_A, lb)
+                log_pi = self.log_initial_probs
+                alpha, log_norm, bc, bad = _forward(log_pi, log_A, lb)
                 ll = float(_masked(mask_tm, log_norm).sum())
-                gamma, xi = _smooth_tm(log_A, bc, mask_tm, alpha, per_sequence=False)
-                self.history_.append(ll)
                 if verbose:
                     print(f"iteration {it}: log-likelihood {ll:.6f}")
-                if it > 0:
-                    delta = ll - self.history_[-2]
-                    if delta < -eps * abs(ll):
-                        warnings.warn(
-                            f"HMM.fit: log-likelihood decreased from {self.history_[-2]:.8g} to "
-                            f"{ll:.8g} at iteration {it} (pseudocounts, min_covar or the "
-                            "dead-state rule make the update penalised)",
-                            RuntimeWarning,
-                            stacklevel=2,
-                        )
-                    if delta < tol + rtol * abs(ll):
-                        self.converged_ = True
-                        break
-                if not math.isfinite(ll):
-                    raise InputError(
-                        f"x: log-likelihood is {ll} under the current parameters "
-                        "(an observation impossible under every state)"
-                    )
+                if monitor.report(ll) or it == n_iter:
+                    break
+                gamma, xi = _smooth(
+                    log_A,
+                    lb,
+                    alpha,
+                    bc,
+                    mask_tm,
+                    bad,
+                    lambda rows: _log_forward_tm(log_pi, log_A, lb[:, rows]),  # noqa: B023
+                    per_sequence=False,
+                )
                 # M-step (Rabiner 1989, eqs. 40a-c, 52-54)
                 g_v = _valid(mask_tm, gamma)  # (N, K) valid positions, time-major
                 comp_v = None
                 if self.emission == "gmm":
                     comp_v = _valid(mask_tm, comp.transpose(0, 1))  # (N, K, C)
-                stats = None if self.emission == "categorical" else (xv, xsq, center)
-                self._m_step(gamma[0].sum(0), xi, g_v, xv, stats, pseudocount, min_covar, comp_v)
+                self._m_step(gamma[0].sum(0), xi, g_v, xv, stats, pseudocount, floor, comp_v, fixed)
                 self.n_iter_ = it + 1
+            self.history_ = monitor.history
+            self.converged_ = monitor.converged
+            if not monitor.converged:
+                monitor.finish()
         self._has_params = True
         return self
 
-    def _m_step(self, g0, xi, gamma, xv, stats, pseudocount, min_covar, comp) -> None:
+    def _num_free_parameters(self, fixed: Collection[str] = ()) -> int:
+        """Free scalar parameters (probabilities count one less than their number)."""
+        K = self.num_states
+        n = 0
+        if "initial_probs" not in fixed:
+            n += K - 1
+        if "transition_matrix" not in fixed:
+            n += K * (K - 1)
+        if "emissions" in fixed:
+            return n
+        if self.emission == "categorical":
+            return n + K * (self.num_symbols - 1)
+        D = self.obs_dim
+        J = K * (self.num_mixtures or 1)
+        cov = {"full": D * (D + 1) // 2, "diag": D, "spherical": 1}[self.covariance]
+        n += J * (D + cov)
+        if self.emission == "gmm":
+            n += K * (self.num_mixtures - 1)
+        return n
+
+    def aic(self, x, lengths=None) -> float:
+        """Akaike's information criterion :math:`2 p - 2 \\log p(x)` (p free parameters)."""
+        return 2 * self._num_free_parameters() - 2 * self.score(x, lengths)
+
+    def bic(self, x, lengths=None) -> float:
+        """Bayesian information criterion :math:`p \\log N - 2 \\log p(x)`, N the number
+        of observed time steps (hmmlearn's convention)."""
+        xb, lb, _ = self._prepare(x, lengths)
+        n = int(lb.sum()) if lb is not None else xb.shape[0] * xb.shape[1]
+        return self._num_free_parameters() * math.log(n) - 2 * self.score(x, lengths)
+
+    def _m_step(self, g0, xi, gamma, xv, stats, pseudocount, floor, comp, fixed) -> None:
         """Re-estimate the parameters from expected counts (no autograd). ``stats``: the
-        centred observations, their squares (diagonal) and the centre."""
-        pi = g0 + pseudocount
-        self.initial_logits.copy_((pi / pi.sum()).log())
-        A = xi + pseudocount
-        self.transition_logits.copy_((A / A.sum(-1, keepdim=True)).log())
+        centred observations, their squares (diagonal) and the centre; ``floor`` (D,): the
+        variance floor."""
+        if "initial_probs" not in fixed:
+            self.initial_logits.copy_(_normalized_log(g0, self.initial_logits, pseudocount))
+        if "transition_matrix" not in fixed:
+            self.transition_logits.copy_(_normalized_log(xi, self.transition_logits, pseudocount))
+        if "emissions" in fixed:
+            return
         K = self.num_states
         if self.emission == "categorical":
             counts = torch.zeros(K, self.num_symbols, dtype=gamma.dtype, device=gamma.device)
             counts.index_add_(1, xv.long(), gamma.t())  # (K, M)
-            counts = counts + pseudocount
-            self.emission_logits.copy_((counts / counts.sum(-1, keepdim=True)).log())
+            self.emission_logits.copy_(_normalized_log(counts, self.emission_logits, pseudocount))
             return
         if self.emission == "gmm":
             # responsibilities of the components within each state, times gamma
@@ -1151,29 +1430,24 @@ class HMM(nn.Module):
             C = self.num_mixtures
             resp = r.reshape(-1, K * C)  # (N, K*C)
             nc = resp.sum(0).view(K, C)
-            w = nc + pseudocount
-            self.mixture_logits.copy_((w / w.sum(-1, keepdim=True)).log())
+            self.mixture_logits.copy_(_normalized_log(nc, self.mixture_logits, pseudocount))
         else:
             resp = gamma  # (N, K)
-        means, covs, alive = _weighted_moments(resp, *stats, min_covar)
+        means, covs, alive = _weighted_moments(resp, *stats, floor, self.covariance)
         lead = self.loc.shape[:-1]
         means = means.view(*lead, -1)
         covs = covs.view(*lead, *covs.shape[1:])
         alive = alive.view(lead)
         self.loc.copy_(torch.where(alive.unsqueeze(-1), means, self.loc))
-        if self.covariance == "diag":
+        if self.covariance in ("diag", "spherical"):
             new = 0.5 * covs.log()
             self.log_scale.copy_(torch.where(alive.unsqueeze(-1), new, self.log_scale))
         else:
             self._set_covs(torch.where(alive[..., None, None], covs, self.covs))
 
-    def _initialize(self, xv: Tensor, init: str, seed: int | None) -> None:
-        """Data-driven or random initial parameters (no autograd)."""
-        g = torch.Generator(device="cpu")
-        if seed is None:
-            g.seed()
-        else:
-            g.manual_seed(int(seed))
+    def _initialize(self, xv: Tensor, init: str, g: torch.Generator, fixed=()) -> None:
+        """Data-driven or random initial parameters (no autograd). Independent of the
+        order of the sequences: k-means sees the observations sorted lexicographically."""
         K = self.num_states
         kw = {"dtype": self.dtype}
 
@@ -1181,25 +1455,29 @@ class HMM(nn.Module):
             e = -torch.rand(*shape, generator=g, **kw).clamp_min(1e-12).log()
             return (e / e.sum(-1, keepdim=True)).to(self.device)
 
-        if init == "random":
-            self.initial_logits.copy_(dirichlet(K).log())
-            self.transition_logits.copy_(dirichlet(K, K).log())
-        else:
-            self.initial_logits.fill_(0.0)
-            self.transition_logits.fill_(0.0)
+        if "initial_probs" not in fixed:
+            self.initial_logits.copy_(dirichlet(K).log() if init == "random" else 0.0)
+        if "transition_matrix" not in fixed:
+            self.transition_logits.copy_(dirichlet(K, K).log() if init == "random" else 0.0)
+        if "emissions" in fixed:
+            return
         if self.emission == "categorical":
             self.emission_logits.copy_(dirichlet(K, self.num_symbols).log())
             return
         N, D = xv.shape
         xc = xv.cpu()
+        order = np.lexsort(xc.t().flip(0).numpy())  # rows sorted lexicographically
+        xc = xc[torch.from_numpy(order)]
         if N > 20000:  # k-means on a subsample
             xc = xc[torch.randperm(N, generator=g)[:20000]]
         cov = torch.atleast_2d(torch.cov(xc.t())) if xc.shape[0] > 1 else torch.eye(D, **kw)
         cov = cov + 1e-3 * torch.eye(D, **kw) * cov.diagonal().mean().clamp_min(1e-12)
-        if init == "kmeans":
-            centers = _kmeans(xc, K, g)  # (K, D)
+        if init == "kmeans" and xc.shape[0] >= K:
+            centers = kmeans(xc, K, n_init=10, generator=g).centers  # (K, D)
+            centers = centers[torch.argsort(centers[:, 0], stable=True)]
         else:
             centers = xc[torch.randint(xc.shape[0], (K,), generator=g)]
+            centers = centers + 1e-3 * cov.diagonal().sqrt() * torch.randn(K, D, generator=g, **kw)
         if self.emission == "gmm":
             C = self.num_mixtures
             sd = cov.diagonal().sqrt()
@@ -1210,6 +1488,9 @@ class HMM(nn.Module):
         full = cov.expand(*self.loc.shape[:-1], D, D).to(self.device)
         if self.covariance == "diag":
             full = torch.diag_embed(torch.diagonal(full, dim1=-2, dim2=-1))
+        elif self.covariance == "spherical":
+            v = torch.diagonal(full, dim1=-2, dim2=-1).mean(-1, keepdim=True)
+            full = torch.diag_embed(v.expand(*v.shape[:-1], D))
         self._set_covs(full.contiguous())
 
     def extra_repr(self) -> str:
@@ -1227,6 +1508,53 @@ class HMM(nn.Module):
 # ----------------------------------------------------------------------------------------
 
 
+def _as_input(name: str, x, integer: bool, dtype: torch.dtype, device) -> Tensor:
+    """A tensor from ``x``: tensors pass through (checked later); numpy arrays and lists
+    are converted to ``dtype`` (long for symbols) on ``device``."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (np.ndarray, list, tuple)):
+        try:
+            arr = np.asarray(x)
+        except ValueError as e:  # ragged lists
+            raise InputTypeError(
+                f"{name}: expected a rectangular array; for sequences of different lengths "
+                "pad them and pass lengths, or concatenate them and pass lengths "
+                "(hmmlearn's layout)"
+            ) from e
+        if arr.dtype.kind not in "biuf":
+            raise InputTypeError(f"{name}: expected numbers, received an array of {arr.dtype}")
+        if integer:
+            if arr.dtype.kind == "f":
+                if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+                    raise InputTypeError(
+                        f"{name}: expected integer symbols, received non-integer values"
+                    )
+            return torch.as_tensor(arr.astype(np.int64), device=device)
+        return torch.as_tensor(arr, device=device).to(dtype)
+    raise InputTypeError(
+        f"{name}: expected a torch.Tensor, numpy array or list, received {type(x).__name__}"
+    )
+
+
+def concatenated_to_batch(x, lengths) -> tuple[Tensor, Tensor]:
+    """hmmlearn's layout to rnnlab's: ``x`` (N, ...) with the sequences stacked along the
+    first axis and ``lengths`` (B,) summing to N become a zero-padded (B, max(lengths), ...)
+    batch and the lengths as a LongTensor."""
+    x = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
+    lens = torch.as_tensor(np.asarray(lengths), dtype=torch.long).reshape(-1)
+    if lens.numel() == 0 or int(lens.min()) < 1 or int(lens.sum()) != x.shape[0]:
+        raise InputError(
+            f"lengths: expected positive lengths summing to {x.shape[0]} (the rows of x), "
+            f"received {lens.tolist()[:10]}"
+        )
+    T = int(lens.max())
+    out = x.new_zeros(lens.numel(), T, *x.shape[1:])
+    for b, part in enumerate(torch.split(x, lens.tolist())):
+        out[b, : part.shape[0]] = part
+    return out, lens.to(x.device)
+
+
 def _check_stochastic(name: str, p: Tensor) -> None:
     """ValueError unless ``p`` has finite, non-negative entries and rows summing to 1."""
     if not torch.isfinite(p).all() or (p < 0).any():
@@ -1235,7 +1563,8 @@ def _check_stochastic(name: str, p: Tensor) -> None:
             f"{float(p.nan_to_num(nan=-1.0).min()):.3g}"
         )
     sums = p.sum(-1)
-    tol = math.sqrt(torch.finfo(p.dtype).eps) * max(1, p.shape[-1])
+    eps = torch.finfo(p.dtype).eps  # rounding of a sum of M terms grows like M eps
+    tol = math.sqrt(eps) + 4 * p.shape[-1] * eps
     bad = (sums - 1).abs() > tol
     if bad.any():
         idx = bad.nonzero()[0].tolist()
@@ -1269,51 +1598,44 @@ def _check_spd(name: str, S: Tensor) -> Tensor:
     return L
 
 
+def _normalized_log(counts: Tensor, old_logits: Tensor, pseudocount: float) -> Tensor:
+    """Log of the normalised rows of ``counts + pseudocount`` where the old probability is
+    non-zero (structural zeros stay zero); a row with no mass keeps its old values."""
+    free = torch.isfinite(old_logits)  # log 0 = -inf marks a structural zero
+    c = torch.where(free, counts + pseudocount, torch.zeros_like(counts))
+    tot = c.sum(-1, keepdim=True)
+    new = (c / tot.clamp_min(torch.finfo(c.dtype).tiny)).log()
+    old = torch.log_softmax(old_logits, -1)
+    return torch.where(tot > 0, new, old)
+
+
 def _weighted_moments(
-    resp: Tensor, xc: Tensor, xsq: Tensor | None, center: Tensor, min_covar: float
+    resp: Tensor,
+    xc: Tensor,
+    xsq: Tensor | None,
+    center: Tensor,
+    floor: Tensor | float,
+    covariance: str = "full",
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Weighted means (J, D), covariances ((J, D) variances when ``xsq`` is given, else
-    (J, D, D)) and a mask of the components with mass, from responsibilities ``resp``
-    (N, J), observations centred on ``center`` ``xc`` (N, D) (centring limits
-    cancellation) and their squares ``xsq`` (N, D)."""
+    """Weighted means (J, D), covariances ((J, D) variances for 'diag', (J, 1) for
+    'spherical', else (J, D, D)) and a mask of the components with mass, from
+    responsibilities ``resp`` (N, J), observations centred on ``center`` ``xc`` (N, D)
+    (centring limits cancellation) and their squares ``xsq`` (N, D). ``floor`` (D,) or a
+    number is added to the variances."""
     N, D = xc.shape
     nk = resp.sum(0)  # (J,)
     alive = nk > 1e-10 * max(1.0, float(nk.sum()))
     denom = nk.clamp_min(torch.finfo(xc.dtype).tiny).unsqueeze(-1)
     rt = resp.t()  # (J, N)
     mc = (rt @ xc) / denom  # (J, D)
-    if xsq is not None:
-        var = (rt @ xsq) / denom - mc.square()  # (J, D)
-        covs = var.clamp_min(0) + min_covar
+    floor = torch.as_tensor(floor, dtype=xc.dtype, device=xc.device).expand(D)
+    if covariance in ("diag", "spherical"):
+        var = ((rt @ xsq) / denom - mc.square()).clamp_min(0) + floor  # (J, D)
+        covs = var.mean(-1, keepdim=True) if covariance == "spherical" else var
     else:
         outer = (xc.unsqueeze(-1) * xc.unsqueeze(-2)).reshape(N, D * D)  # (N, D*D)
         second = (rt @ outer).view(-1, D, D) / denom.unsqueeze(-1)  # (J, D, D)
         covs = second - mc.unsqueeze(-1) * mc.unsqueeze(-2)
         covs = 0.5 * (covs + covs.transpose(-1, -2))
-        covs = covs + min_covar * torch.eye(D, dtype=xc.dtype, device=xc.device)
+        covs = covs + torch.diag(floor)
     return mc + center, covs, alive
-
-
-def _kmeans(x: Tensor, k: int, g: torch.Generator, n_iter: int = 25) -> Tensor:
-    """Lloyd's k-means with k-means++ seeding (Arthur & Vassilvitskii 2007); (k, D)."""
-    N = x.shape[0]
-    if N < k:
-        idx = torch.randint(N, (k,), generator=g)
-        return x[idx] + 1e-3 * torch.randn(k, x.shape[1], generator=g, dtype=x.dtype)
-    centers = [x[torch.randint(N, (1,), generator=g)].squeeze(0)]
-    d2 = (x - centers[0]).square().sum(-1)
-    for _ in range(1, k):
-        probs = d2 / d2.sum() if d2.sum() > 0 else torch.full_like(d2, 1.0 / N)
-        i = torch.multinomial(probs, 1, generator=g)
-        centers.append(x[i].squeeze(0))
-        d2 = torch.minimum(d2, (x - centers[-1]).square().sum(-1))
-    c = torch.stack(centers)  # (k, D)
-    for _ in range(n_iter):
-        assign = torch.cdist(x, c).argmin(-1)  # (N,)
-        sums = torch.zeros_like(c).index_add_(0, assign, x)
-        counts = torch.bincount(assign, minlength=k).to(x.dtype).unsqueeze(-1)
-        new = torch.where(counts > 0, sums / counts.clamp_min(1), c)
-        if torch.allclose(new, c):
-            break
-        c = new
-    return c

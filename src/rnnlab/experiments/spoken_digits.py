@@ -37,7 +37,8 @@ import torch
 from torch import nn
 
 from rnnlab._threads import torch_threads
-from rnnlab.classic.hmm import HMM, _kmeans
+from rnnlab.analysis.kmeans import kmeans
+from rnnlab.classic.hmm import HMM
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
 from rnnlab.nn import LSTM
 
@@ -81,15 +82,8 @@ def speaker_split(seqs: list[np.ndarray], y: np.ndarray, num_test: int = 2, seed
         resid[y == d] -= feats[y == d].mean(0)
     resid /= resid.std(0)
     r = torch.from_numpy(resid)
-    best, labels = None, None
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(10):  # k-means restarts; keep the lowest within-cluster sum of squares
-        centers = _kmeans(r, NUM_SPEAKERS, g, n_iter=100)
-        d2 = torch.cdist(r, centers).square()
-        lab = d2.argmin(1)
-        inertia = float(d2.min(1).values.sum())
-        if best is None or inertia < best:
-            best, labels = inertia, lab.numpy()
+    # k-means, 10 restarts: the lowest within-cluster sum of squares
+    labels = kmeans(r, NUM_SPEAKERS, n_init=10, n_iter=100, generator=seed).labels.numpy()
     counts = np.stack([np.bincount(y[labels == c], minlength=NUM_DIGITS) for c in range(6)])
     # distance from "50 of every digit": a single-speaker cluster is uniform over digits
     imbalance = np.abs(counts - 50).sum(1)
@@ -116,7 +110,7 @@ def _hmm_classifier(x_tr, l_tr, y_tr, x_te, l_te, states: int, em_iter: int, see
         lens = l_tr[idx]
         xd = x_tr[idx, : int(lens.max())]
         hmm = HMM(states, "gaussian", obs_dim=x_tr.shape[-1], covariance="diag", dtype=x_tr.dtype)
-        hmm.fit(xd, lens, n_iter=em_iter, tol=1e-3, seed=seed + d, min_covar=1e-3)
+        hmm.fit(xd, lens, n_iter=em_iter, tol=1e-3, generator=seed + d, min_covar=1e-3)
         models.append(hmm)
     with torch.no_grad():
         scores = torch.stack([m.log_likelihood(x_te, l_te) for m in models], -1)  # (B, 10)

@@ -1,0 +1,112 @@
+"""What the EM fits of the classical models share: one convergence monitor, one warning
+class, and one way to turn ``generator=`` arguments into a ``torch.Generator``.
+
+The monitor records the log-likelihood of the parameters before every M-step and after
+the last one (``history_[i]`` is the score after ``i`` M-steps), stops when the gain falls
+below ``tol + rtol * |L|`` (absolute and relative tolerance on the total log-likelihood
+L), and warns (:class:`ConvergenceWarning`) on any decrease beyond rounding and when the
+iteration limit is reached unconverged. A warm-started fit (``init='none'``) continues the
+previous fit's record, so a user who loops ``fit(n_iter=1)`` is warned of a decrease too.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+
+from rnnlab._validation import check_positive_int, describe
+from rnnlab.errors import InputError, InputTypeError
+
+__all__ = ["ConvergenceWarning", "EMMonitor", "as_generator"]
+
+
+class ConvergenceWarning(UserWarning):
+    """EM stopped at its iteration limit before converging, or its likelihood fell."""
+
+
+def as_generator(generator: object, device=None) -> torch.Generator:
+    """A ``torch.Generator`` from ``generator``: a Generator (used as is), an int seed, or
+    None (seeded from fresh entropy)."""
+    if isinstance(generator, torch.Generator):
+        return generator
+    g = torch.Generator(device=device if device is not None else "cpu")
+    if generator is None:
+        g.seed()
+    elif isinstance(generator, int) and not isinstance(generator, bool):
+        g.manual_seed(generator)
+    else:
+        raise InputTypeError(
+            f"generator: expected a torch.Generator, an int seed or None, received "
+            f"{describe(generator)}"
+        )
+    return g
+
+
+def check_nonnegative(name: str, value: object) -> float:
+    """ValueError unless ``value`` is a finite real number >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+        raise InputError(f"{name}: expected a number >= 0, received {value!r}")
+    if not math.isfinite(value):
+        raise InputError(f"{name}: expected a finite number, received {value!r}")
+    return float(value)
+
+
+class EMMonitor:
+    """Convergence bookkeeping of one EM run (see the module docstring)."""
+
+    def __init__(
+        self,
+        owner: str,
+        n_iter: int,
+        tol: float,
+        rtol: float,
+        history: list[float] | None = None,
+        dtype: torch.dtype = torch.float64,
+    ) -> None:
+        self.owner = owner
+        self.n_iter = check_positive_int("n_iter", n_iter)
+        self.tol = check_nonnegative("tol", tol)
+        self.rtol = check_nonnegative("rtol", rtol)
+        self.history: list[float] = list(history or [])
+        self.converged = False
+        self.n_steps = 0
+        # rounding of a sum of N log terms: a few ulps of the largest magnitude
+        self._noise = 64 * torch.finfo(dtype).eps
+
+    def report(self, ll: float) -> bool:
+        """Record the log-likelihood of the current parameters; True when EM should stop
+        (converged). Warns on a decrease beyond rounding."""
+        if not math.isfinite(ll):
+            raise InputError(
+                f"x: log-likelihood is {ll} under the current parameters "
+                "(an observation impossible under every state, or parameters out of range)"
+            )
+        prev = self.history[-1] if self.history else None
+        self.history.append(ll)
+        if prev is None:
+            return False
+        delta = ll - prev
+        if delta < -self._noise * max(abs(ll), abs(prev), 1.0):
+            warnings.warn(
+                f"{self.owner}.fit: log-likelihood decreased from {prev:.10g} to {ll:.10g} "
+                f"after M-step {len(self.history) - 1}",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        if abs(delta) < self.tol + self.rtol * abs(ll):
+            self.converged = True
+        return self.converged
+
+    def finish(self) -> None:
+        """Warn when the iteration limit was reached unconverged."""
+        if not self.converged:
+            gain = self.history[-1] - self.history[-2] if len(self.history) > 1 else math.nan
+            warnings.warn(
+                f"{self.owner}.fit: stopped at the iteration limit n_iter={self.n_iter} "
+                f"before converging (last gain {gain:.3g}, tol={self.tol:g}, "
+                f"rtol={self.rtol:g}); raise n_iter or loosen tol/rtol",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
