@@ -1,5 +1,5 @@
 """Generators of the classic sequence-learning benchmark tasks, each with its loss and
-its success criterion (TASKS.md).
+its success criterion (docs/tasks.md).
 
 Every generator is seeded (``generator=`` a CPU ``torch.Generator``, or ``seed=``),
 batched, draws fresh data on each call, and returns a typed named tuple whose first four
