@@ -147,7 +147,7 @@ def test_reber_strings_are_grammatical_and_distinct_sets():
         (lambda: xor.generate(4, 5), "T"),
         (lambda: permutation.generate(4, 2), "T"),
         (lambda: anbn.generate(4, 10, 0), "n_min"),
-        (lambda: anbn.encode([3, 0]), "n: expected"),
+        (lambda: anbn.encode([3, 0]), "ns: expected"),
         (lambda: anbn.generate(4, 2, 5), "n_max"),
         (lambda: parity.generate(4, 0), "min_length"),
         (lambda: parity.generate(4, 5, 3), "max_length"),

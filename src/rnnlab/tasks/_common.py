@@ -17,6 +17,7 @@ they read step ``lengths - 1`` (:func:`final_step`).
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import NamedTuple
 
@@ -132,29 +133,75 @@ def check_choice(name: str, value, choices) -> str:
 # --------------------------------------------------------------------------- scoring
 
 
+def check_pred(name: str, pred: object, shape: tuple[int, ...], meaning: str = "") -> torch.Tensor:
+    """``pred`` as a floating-point tensor of exactly ``shape``; InputError (naming ``name``,
+    the expected and the received shape) otherwise. No silent broadcasting."""
+    check_tensor(name, pred)
+    if not pred.is_floating_point():
+        raise InputTypeError(
+            f"{name}: expected a floating-point tensor (outputs or logits), received "
+            f"dtype {pred.dtype}"
+        )
+    if tuple(pred.shape) != tuple(shape):
+        extra = f" {meaning}" if meaning else ""
+        raise InputError(
+            f"{name}: expected shape {tuple(shape)}{extra}, received shape {tuple(pred.shape)}"
+        )
+    return pred
+
+
+def step_prediction(pred: object, batch, size: int, name: str = "pred") -> torch.Tensor:
+    """``pred`` for a per-step task: exactly ``(B, T, size)`` for a batch of ``(B, T, F)``
+    inputs; InputError otherwise."""
+    B, T = batch.inputs.shape[:2]
+    return check_pred(name, pred, (B, T, size), f"(B, T, O) with O = {size} outputs")
+
+
+def check_threshold(name: str, value: object) -> float:
+    """A positive finite number (a success threshold or tolerance)."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float))
+    if not (ok and math.isfinite(value) and value > 0):
+        raise InputError(f"{name}: expected a positive finite number, received {value!r}")
+    return float(value)
+
+
 def final_step(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The output at each sequence's last valid step: ``(B, T, O) -> (B, O)``."""
     check_tensor("outputs", outputs)
     if outputs.dim() != 3:
         raise InputError(f"outputs: expected (B, T, O), received shape {tuple(outputs.shape)}")
+    if lengths.shape != (outputs.shape[0],) or (
+        lengths.numel() and int(lengths.max()) > outputs.shape[1]
+    ):
+        raise InputError(
+            f"outputs: expected (B, T, O) with B = {lengths.numel()} and T >= "
+            f"{int(lengths.max()) if lengths.numel() else 0}, received shape "
+            f"{tuple(outputs.shape)}"
+        )
     idx = (lengths.to(outputs.device) - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[-1])
     return outputs.gather(1, idx).squeeze(1)  # (B, O)
 
 
-def end_prediction(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
-    """``pred`` for an end-of-sequence task as ``(B, O)`` (reads step ``lengths - 1`` of a
-    ``(B, T, O)`` output; a ``(B,)`` prediction of a one-output task becomes ``(B, 1)``)."""
+def end_prediction(pred: object, batch: TaskBatch, size: int | None = None) -> torch.Tensor:
+    """``pred`` for an end-of-sequence task as ``(B, O)``: given as ``(B, O)``, as
+    ``(B, T, O)`` for every step (step ``lengths - 1`` is read; T as the inputs'), or as
+    ``(B,)`` when O = 1. ``size`` is O (default: the last size of ``(B, O)`` targets).
+    Any other shape raises InputError naming ``pred`` (no silent broadcasting)."""
     check_tensor("pred", pred)
-    B = batch.inputs.shape[0]
+    B, T = batch.inputs.shape[:2]
+    if size is None:
+        size = batch.targets.shape[-1] if batch.targets.dim() == 2 else None
+    if size is None:
+        raise InputError("pred: the number of outputs O of this task is unknown")
     if pred.dim() == 3:
-        pred = final_step(pred, batch.lengths)
-    elif pred.dim() == 1:
+        check_pred("pred", pred, (B, T, size), f"(B, T, O) with O = {size} outputs")
+        return final_step(pred, batch.lengths)
+    if pred.dim() == 1 and size == 1:
         pred = pred.unsqueeze(-1)
-    if pred.dim() != 2 or pred.shape[0] != B:
-        raise InputError(
-            f"pred: expected (B, O) or (B, T, O) with B = {B}, received shape {tuple(pred.shape)}"
-        )
-    return pred
+    want = f"(B, O), (B, T, O){' or (B,)' if size == 1 else ''} with B = {B}, T = {T}, O = {size}"
+    if pred.dim() != 2:
+        raise InputError(f"pred: expected shape {want}, received shape {tuple(pred.shape)}")
+    return check_pred("pred", pred, (B, size), f"(B, O) with O = {size} outputs")
 
 
 def abs_correct(pred: torch.Tensor, targets: torch.Tensor, beta: float) -> torch.Tensor:
@@ -170,6 +217,7 @@ def abs_correct(pred: torch.Tensor, targets: torch.Tensor, beta: float) -> torch
 
 def masked_mse(pred: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean squared error over the scored steps (per-step ``(B, T, O)`` layout)."""
+    check_pred("pred", pred, tuple(targets.shape), "(as targets)")
     m = mask.unsqueeze(-1).to(pred.dtype)
     n = (mask.sum() * pred.shape[-1]).clamp_min(1)
     return (((pred - targets) ** 2) * m).sum() / n
@@ -180,6 +228,18 @@ def masked_cross_entropy(
 ) -> torch.Tensor:
     """Mean cross-entropy (nats) over the scored steps; ``logits (B, T, V)``,
     ``targets (B, T)`` long."""
+    check_tensor("logits", logits)
+    if logits.dim() != 3 or tuple(logits.shape[:2]) != tuple(targets.shape):
+        raise InputError(
+            f"logits: expected shape (B, T, V) with (B, T) = {tuple(targets.shape)}, received "
+            f"shape {tuple(logits.shape)}"
+        )
+    check_pred("logits", logits, tuple(logits.shape))  # floating point
+    if targets.numel() and int(targets.max()) >= logits.shape[-1]:
+        raise InputError(
+            f"logits: expected at least {int(targets.max()) + 1} classes (the largest target "
+            f"is {int(targets.max())}), received shape {tuple(logits.shape)}"
+        )
     ce = F.cross_entropy(
         logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none"
     )
@@ -192,6 +252,7 @@ def masked_bce_with_logits(
 ) -> torch.Tensor:
     """Mean binary cross-entropy (nats per output) over the scored steps; for multi-hot
     targets such as legal-next-symbol sets. ``logits, targets: (B, T, O)``."""
+    check_pred("logits", logits, tuple(targets.shape), "(as targets)")
     bce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     m = mask.unsqueeze(-1).to(bce.dtype)
     return (bce * m).sum() / (mask.sum() * logits.shape[-1]).clamp_min(1)

@@ -3,7 +3,7 @@ r"""The adding problem (both conventions) and the multiplication problem.
 Each step carries a pair ``(value, marker)``; two pairs are marked; the net must output a
 function of the two marked values at the end of the sequence.
 
-**1997 convention** (Hochreiter & Schmidhuber 1997, Exp. 4; TASKS.md §3):
+**1997 convention** (Hochreiter & Schmidhuber 1997, Exp. 4; docs/tasks.md#adding-1997-convention):
 
 - length :math:`L \sim U\{T, \dots, T + \lfloor T/10 \rfloor\}`, values :math:`\sim U[-1, 1]`;
 - :math:`X_1` is marked among the first 10 pairs, :math:`X_2` among the first
@@ -12,12 +12,14 @@ function of the two marked values at the end of the sequence.
   which is therefore invisible: then :math:`X_1 := 0`);
 - target :math:`0.5 + (X_1 + X_2)/4 \in [0, 1]`; correct when :math:`|\text{error}| < 0.04`.
 
-**Modern convention** (Le et al. 2015; Arjovsky et al. 2016; TASKS.md §12): fixed length
+**Modern convention** (Le et al. 2015; Arjovsky et al. 2016;
+docs/tasks.md#adding-modern-convention): fixed length
 ``T``, values :math:`\sim U[0, 1]`, markers 0/1 with one mark uniform in the first half and
 one in the second half, target :math:`X_1 + X_2`. Predicting the constant 1 gives the
 baseline MSE :math:`\mathrm{Var}(X_1 + X_2) = 1/6 \approx 0.167` (:data:`BASELINE_MSE`).
 
-**Multiplication** (1997, Exp. 5; TASKS.md §4): as the 1997 adding problem but values
+**Multiplication** (1997, Exp. 5; docs/tasks.md#multiplication-problem): as the 1997 adding
+problem but values
 :math:`\sim U[0, 1]`, :math:`X_1 := 1` when pair 1 is marked, target :math:`X_1 X_2`.
 
 Inputs ``(B, T, 2)`` = (value, marker); targets ``(B, 1)`` at step ``lengths - 1``.
@@ -40,6 +42,7 @@ from rnnlab.tasks._common import (
     abs_correct,
     check_choice,
     check_range,
+    check_threshold,
     end_mask,
     end_prediction,
     finish,
@@ -162,6 +165,7 @@ def loss(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
 def is_correct(pred: torch.Tensor, batch: TaskBatch, threshold: float = THRESHOLD):
     """Bool ``(B,)``: absolute error at the end below ``threshold`` (0.04, the 1997 rule,
     also used for multiplication and the modern convention)."""
+    threshold = check_threshold("threshold", threshold)
     return abs_correct(end_prediction(pred, batch), batch.targets, threshold)
 
 

@@ -1,5 +1,5 @@
 r"""Context-free and context-sensitive counting languages: :math:`a^n b^n` and
-:math:`a^n b^n c^n` (Gers & Schmidhuber 2001; TASKS.md §7).
+:math:`a^n b^n c^n` (Gers & Schmidhuber 2001; docs/tasks.md#counting-languages).
 
 Strings ``S a^n b^n T`` (or ``S a^n b^n c^n T``), :math:`n \ge 1`. Vocabulary
 ``S a b T`` (indices 0..3) or ``S a b c T`` (0..4), one-hot in and out. The net reads
@@ -17,6 +17,7 @@ the largest N with every n <= N accepted.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
@@ -30,6 +31,7 @@ from rnnlab.tasks._common import (
     masked_bce_with_logits,
     per_step_all,
     randint,
+    step_prediction,
 )
 from rnnlab.tasks._common import (
     error_rate as _error_rate,
@@ -62,13 +64,24 @@ def legal_next(n: int, with_c: bool = False) -> list[frozenset[str]]:
     return sets
 
 
+def _check_n(n) -> int:
+    """An n of ``encode``: an integer >= 1 (Python, numpy or 0-d torch integer)."""
+    try:
+        value = operator.index(n)
+    except TypeError:
+        value = None
+    if isinstance(n, bool) or value is None or value < 1:
+        raise InputError(f"ns: expected integers >= 1, received {n!r}")
+    return value
+
+
 def encode(ns: Sequence[int], with_c: bool = False, *, device=None, dtype=None) -> TaskBatch:
     """One batch holding the strings for the given ``ns`` (padded to the longest).
 
     inputs ``(B, T, V)`` one-hot of every symbol but ``T``; targets ``(B, T, V)``
     multi-hot legal next symbols; lengths ``(k + 1) n + 1`` with k = 2 or 3.
     """
-    ns = [check_range("n", int(n), 1) for n in ns]
+    ns = [_check_n(n) for n in ns]
     if not ns:
         raise InputError("ns: expected at least one n >= 1, received none")
     voc = vocab(with_c)
@@ -116,6 +129,7 @@ def loss(logits: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
 
 def mse_loss(probs: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
     """Squared error of outputs in [0, 1] against the legal-next sets (Gers 2001)."""
+    probs = step_prediction(probs, batch, batch.targets.shape[-1], "probs")
     m = batch.mask[..., None].to(probs.dtype)
     return (((probs - batch.targets) ** 2) * m).sum() / (m.sum() * probs.shape[-1])
 
@@ -123,6 +137,9 @@ def mse_loss(probs: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
 def is_correct(probs: torch.Tensor, batch: TaskBatch, threshold: float = 0.5):
     """Bool ``(B,)``, the acceptance rule: every output thresholded at ``threshold``
     equals the legal set at every step. (For logits pass ``threshold=0``.)"""
+    probs = step_prediction(probs, batch, batch.targets.shape[-1], "probs")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)):
+        raise InputError(f"threshold: expected a number, received {threshold!r}")
     ok = ((probs > threshold) == (batch.targets > 0.5)).all(-1)  # (B, T)
     return per_step_all(ok, batch.mask)
 

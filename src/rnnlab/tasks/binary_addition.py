@@ -1,5 +1,5 @@
 r"""Binary addition, one column per step (Hinton, CSC321 lecture 6 / Coursera 7c;
-TASKS.md §9).
+docs/tasks.md#binary-addition).
 
 Two n-bit numbers are fed least significant bit first, one bit of each per step
 (inputs ``(B, T, 2)``). One more column of zeros lets the final carry out, and two more
@@ -22,11 +22,13 @@ from rnnlab.errors import InputError
 from rnnlab.tasks._common import (
     TaskBatch,
     check_range,
+    check_threshold,
     finish,
     make_generator,
     masked_mse,
     per_step_all,
     randint,
+    step_prediction,
 )
 from rnnlab.tasks._common import (
     error_rate as _error_rate,
@@ -115,11 +117,14 @@ def decode_sum(pred: torch.Tensor) -> list[int]:
 
 def loss(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
     """Mean squared error over the scored steps (outputs in [0, 1])."""
+    pred = step_prediction(pred, batch, OUTPUT_SIZE)
     return masked_mse(pred, batch.targets, batch.mask)
 
 
 def is_correct(pred: torch.Tensor, batch: TaskBatch, threshold: float = THRESHOLD):
     """Bool ``(B,)``: every sum bit within ``threshold`` of its target."""
+    threshold = check_threshold("threshold", threshold)
+    pred = step_prediction(pred, batch, OUTPUT_SIZE)
     ok = ((pred - batch.targets).abs() < threshold).all(-1)
     return per_step_all(ok, batch.mask)
 

@@ -1,6 +1,6 @@
 r"""Copy and memorisation tasks.
 
-**uRNN copy task** (Arjovsky, Shah & Bengio 2016; TASKS.md §9, §12). Symbols
+**uRNN copy task** (Arjovsky, Shah & Bengio 2016; docs/tasks.md#copy-and-memorisation). Symbols
 ``a0 .. a9`` (inputs one-hot, 10): 10 data symbols uniform over ``a0..a7``, then
 :math:`T - 1` blanks ``a8``, the delimiter ``a9``, then 10 blanks; length :math:`T + 20`.
 Targets ``(B, T + 20)`` long over 9 classes (``a0..a8``): :math:`T + 10` blanks, then the
@@ -8,8 +8,9 @@ Targets ``(B, T + 20)`` long over 9 classes (``a0..a8``): :math:`T + 10` blanks,
 uniform guess over 8 symbols) scores :math:`10 \ln 8 / (T + 20)` nats per step
 (:func:`copy_baseline`).
 
-**Noiseless memorisation** (Martens & Sutskever 2011, from Sutskever's code; TASKS.md §9,
-§11). ``num_chars`` data symbols from an alphabet of ``K`` sit at the start; a trigger
+**Noiseless memorisation** (Martens & Sutskever 2011, from Sutskever's code;
+docs/tasks.md#copy-and-memorisation).
+``num_chars`` data symbols from an alphabet of ``K`` sit at the start; a trigger
 appears ``num_chars + 1`` steps before the end; blanks fill the rest; the net must output
 the data during the last ``num_chars`` steps. ``"5bit"``: 5 binary symbols (K = 2; the 32
 patterns make a batch with ``all_patterns=True``); ``"20bit"``: 10 symbols, K = 5.
@@ -39,6 +40,7 @@ from rnnlab.tasks._common import (
     masked_cross_entropy,
     per_step_all,
     randint,
+    step_prediction,
 )
 from rnnlab.tasks._common import (
     error_rate as _error_rate,
@@ -130,12 +132,14 @@ def memorization(
 def loss(logits: torch.Tensor, batch: TaskBatch, all_steps: bool = True) -> torch.Tensor:
     """Mean cross-entropy (nats per step) over every step (``all_steps``, the uRNN
     protocol) or over the scored steps only."""
+    logits = step_prediction(logits, batch, batch.inputs.shape[-1] - 1, "logits")
     mask = torch.ones_like(batch.mask) if all_steps else batch.mask
     return masked_cross_entropy(logits, batch.targets, mask)
 
 
 def is_correct(logits: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
     """Bool ``(B,)``: the most active output is the target at every scored step."""
+    logits = step_prediction(logits, batch, batch.inputs.shape[-1] - 1, "logits")
     return per_step_all(logits.argmax(-1) == batch.targets, batch.mask)
 
 
@@ -147,6 +151,7 @@ def error_rate(logits: torch.Tensor, batch: TaskBatch) -> float:
 def symbol_accuracy(logits: torch.Tensor, batch: TaskBatch, data_only: bool = True) -> float:
     """Fraction of correctly predicted symbols (over the data steps: the last 10 of the
     copy task, the scored ones of memorisation; or every step)."""
+    logits = step_prediction(logits, batch, batch.inputs.shape[-1] - 1, "logits")
     mask = batch.mask.clone()
     if data_only and bool(mask.all()):  # copy task: the data are the last 10 steps
         mask[:, :-COPY_LENGTH] = False

@@ -1,5 +1,5 @@
 r"""Noise-free sequences with long time lags (Hochreiter & Schmidhuber 1997, Exp. 2;
-TASKS.md §2).
+docs/tasks.md#long-time-lags).
 
 **2a** (local regularity): symbols :math:`a_1 \dots a_{p-1}, x, y` (indices
 :math:`0 \dots p-2`, then :math:`x = p-1`, :math:`y = p`; :math:`V = p + 1`). The two
@@ -29,12 +29,14 @@ from rnnlab.tasks._common import (
     TaskBatch,
     abs_correct,
     check_range,
+    check_threshold,
     end_mask,
     end_prediction,
     finish,
     make_generator,
     per_step_all,
     randint,
+    step_prediction,
 )
 from rnnlab.tasks._common import (
     error_rate as _error_rate,
@@ -134,6 +136,8 @@ def is_correct_2ab(
 ) -> torch.Tensor:
     """Bool ``(B,)`` for 2a/2b: at every scored step every output (in [0, 1]) is within
     ``threshold`` of the one-hot next symbol. ``pred (B, T, V)``."""
+    threshold = check_threshold("threshold", threshold)
+    pred = step_prediction(pred, batch, batch.inputs.shape[-1])
     onehot = F.one_hot(batch.targets, pred.shape[-1]).to(pred.dtype)
     ok = ((pred - onehot).abs() < threshold).all(-1)  # (B, T)
     return per_step_all(ok, batch.mask)
@@ -143,11 +147,13 @@ def is_correct_2c(
     pred: torch.Tensor, batch: TaskBatch, threshold: float = THRESHOLD_2C
 ) -> torch.Tensor:
     """Bool ``(B,)`` for 2c: both end outputs within ``threshold`` of their targets."""
+    threshold = check_threshold("threshold", threshold)
     return abs_correct(end_prediction(pred, batch), batch.targets, threshold)
 
 
 def loss_2ab(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
     """Mean squared error against the one-hot next symbol over the scored steps."""
+    pred = step_prediction(pred, batch, batch.inputs.shape[-1])
     onehot = F.one_hot(batch.targets, pred.shape[-1]).to(pred.dtype)
     m = batch.mask[..., None].to(pred.dtype)
     return (((pred - onehot) ** 2) * m).sum() / (m.sum() * pred.shape[-1])

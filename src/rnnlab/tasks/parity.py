@@ -1,4 +1,4 @@
-r"""Parity of a bit stream (TASKS.md §9).
+r"""Parity of a bit stream (docs/tasks.md#parity).
 
 Bits are encoded as :math:`\pm 1` (``encoding="pm1"``, Schmidhuber, Hochreiter & Bengio
 2001) or 0/1. The target is 1 when the number of 1s is odd, 0 when even: at the end
@@ -16,6 +16,7 @@ from rnnlab.tasks._common import (
     abs_correct,
     check_choice,
     check_range,
+    check_threshold,
     end_mask,
     end_prediction,
     finish,
@@ -23,6 +24,7 @@ from rnnlab.tasks._common import (
     masked_mse,
     per_step_all,
     randint,
+    step_prediction,
     valid_mask,
 )
 from rnnlab.tasks._common import (
@@ -65,7 +67,10 @@ def generate(
 
 
 def _pred(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
-    return pred if batch.targets.dim() == 3 else end_prediction(pred, batch)
+    """``(B, T, 1)`` for a per-step batch, ``(B, 1)`` for an end-of-sequence one."""
+    if batch.targets.dim() == 3:
+        return step_prediction(pred, batch, 1)
+    return end_prediction(pred, batch)
 
 
 def loss(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
@@ -78,6 +83,7 @@ def loss(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
 
 def is_correct(pred: torch.Tensor, batch: TaskBatch, threshold: float = THRESHOLD):
     """Bool ``(B,)``: every scored output within ``threshold`` of its 0/1 target."""
+    threshold = check_threshold("threshold", threshold)
     p = _pred(pred, batch)
     if batch.targets.dim() == 3:
         return per_step_all(((p - batch.targets).abs() < threshold).all(-1), batch.mask)

@@ -1,4 +1,5 @@
-r"""The random-permutation problem of Martens & Sutskever (2011) (TASKS.md §11).
+r"""The random-permutation problem of Martens & Sutskever (2011)
+(docs/tasks.md#random-permutation).
 
 A sequence of ``T`` symbols from a vocabulary of ``V = 100``: the first is 0 or 1, the
 next :math:`T - 2` are uniform over :math:`2 \dots V-1`, and the last repeats the first.
@@ -22,6 +23,7 @@ from rnnlab.tasks._common import (
     masked_cross_entropy,
     per_step_all,
     randint,
+    step_prediction,
 )
 from rnnlab.tasks._common import (
     error_rate as _error_rate,
@@ -54,12 +56,14 @@ def generate(
 def loss(logits: torch.Tensor, batch: TaskBatch, all_steps: bool = False) -> torch.Tensor:
     """Cross-entropy at the scored step (``all_steps=True``: at every step, as the net is
     trained to predict every next symbol). ``logits (B, T-1, V)``."""
+    logits = step_prediction(logits, batch, batch.inputs.shape[-1], "logits")
     mask = torch.ones_like(batch.mask) if all_steps else batch.mask
     return masked_cross_entropy(logits, batch.targets, mask)
 
 
 def is_correct(logits: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
     """Bool ``(B,)``: the last prediction's most active output is the first symbol."""
+    logits = step_prediction(logits, batch, batch.inputs.shape[-1], "logits")
     return per_step_all(logits.argmax(-1) == batch.targets, batch.mask)
 
 

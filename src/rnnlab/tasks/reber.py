@@ -1,5 +1,6 @@
-r"""The embedded Reber grammar (Hochreiter & Schmidhuber 1997, Exp. 1; TASKS.md §1) and the
-continual embedded Reber stream (Gers, Schmidhuber & Cummins 2000; TASKS.md §6).
+r"""The embedded Reber grammar (Hochreiter & Schmidhuber 1997, Exp. 1;
+docs/tasks.md#embedded-reber-grammar) and the continual embedded Reber stream (Gers,
+Schmidhuber & Cummins 2000; docs/tasks.md#continual-embedded-reber).
 
 Symbols ``B T S X P V E`` (indices 0..6, one-hot). The Reber grammar is the automaton
 (after the initial ``B``; each branch taken with probability 1/2)::
@@ -33,7 +34,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from rnnlab.errors import InputError
+from rnnlab.errors import InputError, InputTypeError
 from rnnlab.tasks._common import (
     check_range,
     float_dtype,
@@ -41,6 +42,7 @@ from rnnlab.tasks._common import (
     masked_bce_with_logits,
     masked_cross_entropy,
     per_step_all,
+    step_prediction,
 )
 from rnnlab.tasks._common import (
     error_rate as _error_rate,
@@ -176,8 +178,22 @@ def _multi_hot(sets: Sequence[frozenset[str]]) -> torch.Tensor:
 def encode(strings: Sequence[str], *, embedded: bool = True, device=None, dtype=None):
     """One :class:`ReberBatch` from whole strings: the net reads every symbol but the last
     and predicts the next one at every step (all steps scored)."""
+    if isinstance(strings, str) or not isinstance(strings, Sequence):
+        raise InputTypeError(f"strings: expected a list of strings, received {strings!r}")
     if not strings:
         raise InputError("strings: expected at least one string, received none")
+    grammar = "an embedded Reber string" if embedded else "a Reber string"
+    for s in strings:
+        if not isinstance(s, str):
+            raise InputTypeError(f"strings: expected {grammar}, received {s!r}")
+        bad = sorted(set(s) - set(SYMBOLS))
+        if bad:
+            raise InputError(
+                f"strings: expected {grammar} over the symbols {SYMBOLS}, received {s!r} "
+                f"(unknown symbol(s) {', '.join(map(repr, bad))})"
+            )
+        if not is_valid(s, embedded):
+            raise InputError(f"strings: expected {grammar}, received {s!r}")
     B = len(strings)
     Tmax = max(len(s) for s in strings) - 1
     inputs = torch.zeros(B, Tmax, V, dtype=torch.float64)
@@ -211,6 +227,7 @@ def generate(
     dtype=None,
 ) -> ReberBatch:
     """A batch of freshly drawn (embedded) Reber strings, padded to the longest."""
+    check_range("batch_size", batch_size, 1)
     strings = sample_strings(batch_size, embedded=embedded, generator=generator, seed=seed)
     return encode(strings, embedded=embedded, device=device, dtype=dtype)
 
@@ -254,19 +271,26 @@ def stream(
     )
 
 
+def _check_pred(pred: torch.Tensor, batch: ReberBatch, name: str) -> torch.Tensor:
+    return step_prediction(pred, batch, V, name)
+
+
 def loss(logits: torch.Tensor, batch: ReberBatch) -> torch.Tensor:
     """Cross-entropy of the next symbol (the 1997 target) over the scored steps."""
+    logits = _check_pred(logits, batch, "logits")
     return masked_cross_entropy(logits, batch.targets.argmax(-1), batch.mask)
 
 
 def legal_loss(logits: torch.Tensor, batch: ReberBatch) -> torch.Tensor:
     """Binary cross-entropy against the legal-next-symbol set (the continual-stream and
     a^n b^n style target); ``logits (B, T, 7)``."""
+    logits = _check_pred(logits, batch, "logits")
     return masked_bce_with_logits(logits, batch.legal, batch.mask)
 
 
 def step_correct(pred: torch.Tensor, batch: ReberBatch) -> torch.Tensor:
     """Bool ``(B, T)``: every legal next symbol's output above every illegal one's."""
+    pred = _check_pred(pred, batch, "pred")
     legal = batch.legal > 0.5
     lo = torch.where(legal, pred, torch.full_like(pred, float("inf"))).amin(-1)
     hi = torch.where(legal, torch.full_like(pred, float("-inf")), pred).amax(-1)
@@ -283,6 +307,7 @@ def is_correct_threshold(
     probs: torch.Tensor, batch: ReberBatch, threshold: float = 0.5
 ) -> torch.Tensor:
     """Bool ``(B,)``: every output thresholded at ``threshold`` equals the legal set."""
+    probs = _check_pred(probs, batch, "probs")
     ok = ((probs > threshold) == (batch.legal > 0.5)).all(-1)
     return per_step_all(ok, batch.mask)
 
@@ -292,14 +317,23 @@ def continual_step_correct(
 ) -> torch.Tensor:
     """Bool ``(B, T)``, Gers et al. (2000): every output's squared error against the
     legal-next set below ``max_sq_error``."""
+    probs = _check_pred(probs, batch, "probs")
     return (((probs - batch.legal) ** 2) < max_sq_error).all(-1)
 
 
 def symbols_until_error(step_ok: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Long ``(B,)``: correctly predicted steps before the first error (the whole scored
     length when there is none)."""
+    if not isinstance(step_ok, torch.Tensor) or step_ok.dim() != 2:
+        raise InputError(f"step_ok: expected a (B, T) bool tensor, received {step_ok!r}")
+    step_ok = step_ok.bool()
     if mask is not None:
-        step_ok = step_ok | ~mask
+        if not isinstance(mask, torch.Tensor) or mask.shape != step_ok.shape:
+            raise InputError(
+                f"mask: expected shape {tuple(step_ok.shape)} (as step_ok), received "
+                f"{tuple(mask.shape) if isinstance(mask, torch.Tensor) else mask!r}"
+            )
+        step_ok = step_ok | ~mask.bool()
     bad = ~step_ok
     T = step_ok.shape[1]
     none = torch.full((bad.shape[0],), T, dtype=torch.long, device=bad.device)
@@ -311,36 +345,72 @@ def error_rate(pred: torch.Tensor, batch: ReberBatch) -> float:
     return _error_rate(is_correct(pred, batch))
 
 
-def solve(batch: ReberBatch) -> torch.Tensor:
+def solve(batch: ReberBatch, embedded: bool | None = None) -> torch.Tensor:
     """The grammar's own predictor: probabilities spread evenly over the legal set,
-    ``(B, T, 7)`` (computed by an independent pass of the automaton over the inputs)."""
+    ``(B, T, 7)`` (computed by an independent pass of the automaton over the inputs).
+
+    embedded: which grammar the batch is in; None reads it from each sequence (the third
+    symbol of an embedded string is always ``B``, that of a plain one never is).
+    InputError when a sequence leaves the grammar.
+    """
+    if embedded is not None and not isinstance(embedded, bool):
+        raise InputTypeError(f"embedded: expected True, False or None, received {embedded!r}")
+    if batch.inputs.dim() != 3 or batch.inputs.shape[-1] != V:
+        raise InputError(
+            f"batch: expected inputs (B, T, {V}) of the Reber grammar, received shape "
+            f"{tuple(batch.inputs.shape)}"
+        )
     B, T, _ = batch.inputs.shape
     out = torch.zeros(B, T, V, dtype=batch.inputs.dtype, device=batch.inputs.device)
     sym = batch.inputs.argmax(-1)
     for b in range(B):
         s = "".join(SYMBOLS[i] for i in sym[b, : int(batch.lengths[b])].tolist())
-        for t, ch_set in enumerate(_track_stream(s)):
+        emb = embedded if embedded is not None else (len(s) < 3 or s[2] == "B")
+        for t, ch_set in enumerate(_track_stream(s, emb)):
             for ch in ch_set:
                 out[b, t, INDEX[ch]] = 1.0 / len(ch_set)
     return out
 
 
-def _track_stream(prefix: str) -> list[frozenset[str]]:
-    """Legal-next sets along a (possibly partial, possibly concatenated) embedded-Reber
-    symbol sequence, by running the embedded automaton symbol by symbol."""
+def _track_stream(prefix: str, embedded: bool = True) -> list[frozenset[str]]:
+    """Legal-next sets along a (possibly partial, possibly concatenated) (embedded) Reber
+    symbol sequence, by running the automaton symbol by symbol."""
     sets: list[frozenset[str]] = []
     phase, branch, state = "start", "", 0
-    for ch in prefix:
+    for t, ch in enumerate(prefix):
         if phase == "start":  # read outer B
-            phase, nxt = "branch", frozenset("TP")
+            expect = frozenset("B")
+        elif phase == "branch":
+            expect = frozenset("TP")
+        elif phase == "inner_b":
+            expect = frozenset("B")
+        elif phase == "inner":
+            expect = frozenset(sym for sym, _ in GRAMMAR[state])
+        elif phase == "close":
+            expect = frozenset(branch)
+        else:
+            expect = frozenset("E")
+        if ch not in expect:
+            grammar = "embedded Reber grammar" if embedded else "Reber grammar"
+            raise InputError(
+                f"batch: step {t} reads {ch!r} where the {grammar} allows "
+                f"{'/'.join(sorted(expect))} (sequence {prefix[: t + 1]!r}...)"
+            )
+        if phase == "start":
+            if embedded:
+                phase, nxt = "branch", frozenset("TP")
+            else:
+                phase, state, nxt = "inner", 0, frozenset(sym for sym, _ in GRAMMAR[0])
         elif phase == "branch":
             branch, phase, nxt = ch, "inner_b", frozenset("B")
         elif phase == "inner_b":
             phase, state, nxt = "inner", 0, frozenset(sym for sym, _ in GRAMMAR[0])
         elif phase == "inner":
             state = dict(GRAMMAR[state])[ch]
-            if state is None:
+            if state is None and embedded:
                 phase, nxt = "close", frozenset(branch)
+            elif state is None:
+                phase, nxt = "start", frozenset("B")
             else:
                 nxt = frozenset(sym for sym, _ in GRAMMAR[state])
         elif phase == "close":

@@ -1,4 +1,5 @@
-r"""The temporal-order problem (Hochreiter & Schmidhuber 1997, Exp. 6; TASKS.md §5).
+r"""The temporal-order problem (Hochreiter & Schmidhuber 1997, Exp. 6;
+docs/tasks.md#temporal-order).
 
 Eight one-hot symbols ``E, B, a, b, c, d, X, Y`` (indices 0..7). A sequence is ``E``, then
 random symbols from ``{a, b, c, d}``, then the trigger ``B`` at its last step. Two (6a) or
@@ -14,7 +15,8 @@ most significant:
 Length uniform in [100, 110]. Positions are step indices with ``E`` at step 0. Targets
 are class indices ``(B,)`` read at the last step. The 1997 rule (:func:`is_correct` with
 ``rule="abs"``): every output's absolute error against the one-hot target is below 0.3.
-``convention="hf"`` uses the windows of Martens & Sutskever's code (TASKS.md §11) scaled
+``convention="hf"`` uses the windows of Martens & Sutskever's code
+(docs/tasks.md#hessian-free-problems) scaled
 by :math:`f = T/100`: [f, 10f], [40f, 50f] (4 classes) or [f, 10f], [30f, 40f], [50f, 60f]
 (8 classes), length uniform in [100f, 110f).
 """
@@ -29,6 +31,7 @@ from rnnlab.tasks._common import (
     TaskBatch,
     check_choice,
     check_range,
+    check_threshold,
     end_mask,
     end_prediction,
     finish,
@@ -97,14 +100,30 @@ def generate(
     return finish(inputs, label, end_mask(L, Tmax), L, device, dtype)
 
 
+def num_classes(batch: TaskBatch) -> int:
+    """K, the number of classes of a batch: 4 with two X/Y symbols per sequence, 8 with
+    three (read from the first sequence's inputs)."""
+    if batch.inputs.dim() != 3 or batch.inputs.shape[-1] != INPUT_SIZE:
+        raise InputError(
+            f"batch: expected inputs (B, T, {INPUT_SIZE}) of the temporal-order problem, "
+            f"received shape {tuple(batch.inputs.shape)}"
+        )
+    marks = int((batch.inputs[0, :, 6:] > 0.5).sum())
+    if marks not in (2, 3):
+        raise InputError(
+            f"batch: expected 2 or 3 X/Y symbols per sequence (4 or 8 classes), received {marks}"
+        )
+    return 2**marks
+
+
 def loss(logits: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
     """Cross-entropy of the class at the last step; ``logits (B, K)`` or ``(B, T, K)``."""
-    return F.cross_entropy(end_prediction(logits, batch), batch.targets)
+    return F.cross_entropy(end_prediction(logits, batch, num_classes(batch)), batch.targets)
 
 
 def mse_loss(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
     """Squared error against the one-hot class at the last step (the 1997 loss)."""
-    p = end_prediction(pred, batch)
+    p = end_prediction(pred, batch, num_classes(batch))
     return ((p - F.one_hot(batch.targets, p.shape[-1]).to(p.dtype)) ** 2).mean()
 
 
@@ -115,7 +134,8 @@ def is_correct(
     target (1997, outputs in [0, 1]); ``rule="argmax"``: the most active output is the
     class (for logits)."""
     check_choice("rule", rule, ("abs", "argmax"))
-    p = end_prediction(pred, batch)
+    threshold = check_threshold("threshold", threshold)
+    p = end_prediction(pred, batch, num_classes(batch))
     if rule == "argmax":
         return p.argmax(-1) == batch.targets
     onehot = F.one_hot(batch.targets, p.shape[-1]).to(p.dtype)

@@ -20,12 +20,14 @@ import torch
 from rnnlab.tasks._common import (
     TaskBatch,
     check_range,
+    check_threshold,
     end_mask,
     end_prediction,
     finish,
     make_generator,
     masked_mse,
     per_step_all,
+    step_prediction,
     uniform,
 )
 from rnnlab.tasks._common import (
@@ -82,7 +84,10 @@ def larger_total(
 
 
 def _pred(pred, batch):
-    return pred if batch.targets.dim() == 3 else end_prediction(pred, batch)
+    """``(B, T, 1)`` for a per-step batch, ``(B, 1)`` for an end-of-sequence one."""
+    if batch.targets.dim() == 3:
+        return step_prediction(pred, batch, 1)
+    return end_prediction(pred, batch)
 
 
 def loss(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
@@ -96,6 +101,7 @@ def loss(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
 def is_correct(pred: torch.Tensor, batch: TaskBatch, tolerance: float) -> torch.Tensor:
     """Bool ``(B,)``: every scored output within ``tolerance`` of its target (use
     :data:`SUM_TOLERANCE` for the sum, :data:`THRESHOLD` for the comparison)."""
+    tolerance = check_threshold("tolerance", tolerance)
     p = _pred(pred, batch)
     ok = (p - batch.targets).abs() < tolerance
     if batch.targets.dim() == 3:

@@ -1,5 +1,5 @@
 r"""Bengio's 2-sequence problem, with noise (Hochreiter & Schmidhuber 1997, Exp. 3;
-TASKS.md §2).
+docs/tasks.md#two-sequence-problem).
 
 One input line. The first :math:`N` elements are :math:`+1` (class 1) or :math:`-1`
 (class 0); the others are Gaussian noise with mean 0 and variance 0.2. The length is
@@ -25,6 +25,7 @@ from rnnlab.tasks._common import (
     abs_correct,
     check_choice,
     check_range,
+    check_threshold,
     end_mask,
     end_prediction,
     float_dtype,
@@ -103,6 +104,7 @@ def loss(pred: torch.Tensor, batch: TwoSequenceBatch) -> torch.Tensor:
 
 def is_correct(pred: torch.Tensor, batch: TwoSequenceBatch, threshold: float = THRESHOLD):
     """Bool ``(B,)``: end error against the clean target below ``threshold`` (0.2)."""
+    threshold = check_threshold("threshold", threshold)
     return abs_correct(end_prediction(pred, batch), batch.clean_targets, threshold)
 
 

@@ -1,10 +1,10 @@
-r"""The XOR problem of Martens & Sutskever (2011) (TASKS.md §11).
+r"""The XOR problem of Martens & Sutskever (2011) (docs/tasks.md#xor).
 
 Inputs ``(value, marker)`` with binary values; length uniform in :math:`[50f, 55f)`,
 :math:`f = T/100`; one mark in :math:`[f, 10f)` and one in :math:`[15f, 25f)`. The target
 at the end is the XOR of the two marked bits, ``(B, 1)``. A sequence is correct when
 the output is on the right side of 0.5 (``|error| < 0.5``; our reading, the code's exact
-rule is not recorded in TASKS.md). The original code notes that HF solves T = 100 only
+rule is not recorded in docs/tasks.md). The original code notes that HF solves T = 100 only
 rarely.
 """
 
@@ -16,6 +16,7 @@ from rnnlab.tasks._common import (
     TaskBatch,
     abs_correct,
     check_range,
+    check_threshold,
     end_mask,
     end_prediction,
     finish,
@@ -45,11 +46,15 @@ def generate(
     g = make_generator(generator, seed)
     f = T / 100
     lo, hi = int(50 * f), max(int(50 * f), int(55 * f) - 1)
+    # the windows rounded to whole steps, each at least one step wide and the second after
+    # the first (for T < 20, [f, 10f) holds no step >= 1: the first mark is then at step 1)
     L = randint(lo, hi, batch_size, g)
     Tmax = int(L.max())
     bits = randint(0, 1, (batch_size, Tmax), g).double()
-    a1, b1 = max(1, int(f)), max(int(f), int(10 * f) - 1)
-    a2, b2 = int(15 * f), int(25 * f) - 1
+    a1 = max(1, int(f))
+    b1 = max(a1, int(10 * f) - 1)
+    a2 = max(b1 + 1, int(15 * f))
+    b2 = max(a2, int(25 * f) - 1)
     p1, p2 = randint(a1, b1, batch_size, g), randint(a2, b2, batch_size, g)
     rows = torch.arange(batch_size)
     marker = torch.zeros(batch_size, Tmax, dtype=torch.float64)
@@ -68,6 +73,7 @@ def loss(pred: torch.Tensor, batch: TaskBatch) -> torch.Tensor:
 
 def is_correct(pred: torch.Tensor, batch: TaskBatch, threshold: float = THRESHOLD):
     """Bool ``(B,)``: end error below ``threshold``."""
+    threshold = check_threshold("threshold", threshold)
     return abs_correct(end_prediction(pred, batch), batch.targets, threshold)
 
 
