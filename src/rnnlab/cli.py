@@ -62,8 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Run the ``rnnlab`` command; returns the exit status (0 ok, 1 a bug or a failed
+    run, 2 bad input, 130 interrupted)."""
+    try:
+        # the subcommands' modules import torch: a Ctrl-C in the seconds that takes is an
+        # interruption like any other, not a traceback
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        print("rnnlab: interrupted", file=sys.stderr)
+        return 130
     try:
         status = args.handler(args)
     except KeyboardInterrupt:

@@ -12,9 +12,12 @@ every failure into a one-line ``ValueError``.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import pickle
 import random
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,13 +30,39 @@ FORMAT = "rnnlab-checkpoint"
 VERSION = 1
 
 
+def _umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux tells it)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and restore at once
+    os.umask(mask)
+    return mask
+
+
+def _remove_stale_temporaries(path: Path, before: float) -> None:
+    """Delete temporary files of earlier writes of ``path`` that never finished (a
+    kill -9 mid-write leaves them behind): ``.{name}.*.tmp`` older than ``before``."""
+    for old in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        with contextlib.suppress(OSError):
+            if old.stat().st_mtime < before:
+                old.unlink()
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[object], None], mode: str = "wb"):
     """Call ``write(fh)`` on a temporary file beside ``path``, fsync, then rename it over
-    ``path``. On any failure the temporary file is removed and ``path`` is untouched."""
+    ``path``. On any failure the temporary file is removed and ``path`` is untouched.
+
+    The file gets the mode any new file gets (0666 less the umask, e.g. 0644), not the
+    0600 of a temporary file; temporary files that earlier, killed writes left behind
+    are removed after a successful write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        started = os.fstat(fd).st_mtime
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()
@@ -43,6 +72,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[object], None], mode:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _remove_stale_temporaries(path, started)
 
 
 def save_checkpoint(path: str | os.PathLike, kind: str, payload: dict) -> Path:
@@ -60,8 +90,20 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None) -> dict:
     if p.is_dir():
         raise InputError(f"checkpoint: expected a file, received a directory: {str(p)!r}")
     try:
-        record = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns (many lines) about foreign pickles
+            warnings.simplefilter("ignore")
+            record = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a damaged file
+        if isinstance(exc, pickle.UnpicklingError) and "unsupported global" in str(exc).lower():
+            raise InputError(
+                f"checkpoint: {str(p)!r} is not an rnnlab checkpoint: it holds pickled Python "
+                "objects besides tensors and plain data, which are never loaded (weights_only)"
+            ) from None
+        if isinstance(exc, pickle.UnpicklingError):  # torch's text runs over many lines
+            raise InputError(
+                f"checkpoint: {str(p)!r} is not a readable rnnlab checkpoint (not a file that "
+                "torch.save wrote, or damaged)"
+            ) from None
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
             f"checkpoint: {str(p)!r} is not a readable rnnlab checkpoint ({first[:120]})"

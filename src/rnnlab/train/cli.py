@@ -126,10 +126,13 @@ def _train_lm(args: argparse.Namespace) -> int:
     metric = "bits_per_char" if level == "char" else "perplexity"
     unit = "bits/char" if level == "char" else "perplexity"
     val = record[f"val_{metric}"]
+    train = record[f"train_{metric}"]
+    # no finite training loss in this session (every step skipped): say so, never "nan"
+    shown = f"{train:.3f} {unit}" if math.isfinite(train) else "n/a (no step trained)"
     print(
         f"trained {record['steps']} steps ({record['stopped']}) in {record['seconds']:.0f} s, "
-        f"{record['tokens_per_second']:,.0f} tokens/s; train {record[f'train_{metric}']:.3f} "
-        f"{unit}" + (f", validation {val:.3f} {unit}" if val is not None else "")
+        f"{record['tokens_per_second']:,.0f} tokens/s; train {shown}"
+        + (f", validation {val:.3f} {unit}" if val is not None else "")
     )
     print(f"checkpoint: {record['checkpoint']}")
     if record["loss_plot"]:

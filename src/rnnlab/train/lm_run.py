@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -21,7 +22,13 @@ from rnnlab.data.corpora import Corpus, load_corpus
 from rnnlab.data.streams import StreamBatcher
 from rnnlab.data.tokenizers import Tokenizer, make_tokenizer, tokenizer_from_dict
 from rnnlab.errors import InputError
-from rnnlab.optim.schedules import make_optimizer, make_schedule
+from rnnlab.optim.schedules import (
+    OPTIMIZERS,
+    SCHEDULES,
+    CosineSchedule,
+    make_optimizer,
+    make_schedule,
+)
 from rnnlab.train.checkpoint import load_checkpoint, seed_everything
 from rnnlab.train.generate import beam_search, sample
 from rnnlab.train.lm import (
@@ -86,6 +93,21 @@ class LMTrainOptions:
         check_positive_int("--layers", self.layers)
         check_positive_int("--embedding", self.embedding, 0)
         check_positive_int("--eval-every", self.eval_every, 0)
+        check_positive_int("--max-vocab", self.max_vocab, 2)
+        if self.patience is not None:
+            check_positive_int("--patience", self.patience, 1)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise InputError(f"--seed: expected an integer, received {self.seed!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise InputError(
+                f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, received {self.optimizer!r}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise InputError(
+                f"--schedule: expected one of {', '.join(SCHEDULES)}, received {self.schedule!r}"
+            )
+        if not isinstance(self.momentum, (int, float)) or not 0.0 <= self.momentum < 1.0:
+            raise InputError(f"--momentum: expected a number in [0, 1), received {self.momentum!r}")
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
             raise InputError(f"--lr: expected a positive number, received {self.lr!r}")
         if not 0.0 < self.val_fraction < 1.0:
@@ -113,6 +135,9 @@ class LMTrainOptions:
         "max_vocab",
         "seq_len",
         "batch",
+        # the optimizer's and the schedule's saved states only fit their own kind
+        "optimizer",
+        "schedule",
     )
 
 
@@ -172,15 +197,35 @@ def check_vocabulary_fits(tokenizer: Tokenizer, corpus: Corpus, unknown: int, n:
         )
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps")
+
+
 def _device(name: str) -> torch.device:
+    """The torch device of ``--device``: cpu, cuda, cuda:N, mps or auto (cuda when there)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(name)
-    except RuntimeError as exc:
-        raise InputError(f"--device: {exc}") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise InputError(f"--device: {name!r} requested but CUDA is not available")
+    except (RuntimeError, TypeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(
+            f"--device: expected cpu, cuda, cuda:N, mps or auto, received {name!r} ({first})"
+        ) from None
+    if dev.type not in DEVICE_TYPES:
+        raise InputError(
+            f"--device: expected cpu, cuda, cuda:N, mps or auto (a device that computes), "
+            f"received {name!r}"
+        )
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"--device: {name!r} requested but CUDA is not available")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(
+                f"--device: {name!r} requested but there are {torch.cuda.device_count()} "
+                "CUDA device(s)"
+            )
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise InputError(f"--device: {name!r} requested but MPS is not available")
     return dev
 
 
@@ -200,6 +245,19 @@ def _new_run_dir(root: Path = Path("runs")) -> Path:
     return out
 
 
+def _check_writable(out: Path) -> None:
+    """Create ``out`` and write a file into it, so that an unwritable folder is refused
+    before training instead of at the first checkpoint."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise InputError(
+            f"--out: cannot write into {str(out)!r} ({exc.strerror or type(exc).__name__})"
+        ) from None
+
+
 def _check_out(out: Path, resume: Path | None) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out: expected a folder, received a file: {str(out)!r}")
@@ -209,6 +267,13 @@ def _check_out(out: Path, resume: Path | None) -> None:
             f"--out: {str(out)!r} already holds a checkpoint; pass --resume {ckpt} to continue "
             "it, or choose another --out (nothing was overwritten)"
         )
+
+
+def _resolve_data(overrides: dict | None) -> dict | None:
+    """``overrides`` with a ``data`` path made absolute (as checkpoints store it)."""
+    if not overrides or overrides.get("data") is None:
+        return overrides
+    return {**overrides, "data": str(Path(overrides["data"]).expanduser().resolve())}
 
 
 def _lm_step(device: torch.device):
@@ -258,8 +323,23 @@ def train_lm(
     resume_path = Path(resume) if resume is not None else None
     if resume_path is not None:
         state = load_checkpoint(resume_path, KIND)
-        saved = LMTrainOptions(**state["options"])
+        try:
+            saved = LMTrainOptions(**state["options"])
+            done = int(state["trainer"]["step"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(
+                f"--resume: {str(resume_path)!r} is damaged or incompatible (options: {exc})"
+            ) from None
+        if steps is not None and steps <= done:
+            raise InputError(
+                f"--steps: the checkpoint is at step {done} and --steps counts across resumes, "
+                f"so nothing is left to train with --steps {steps} (give more than {done})"
+            )
+        overrides = _resolve_data(overrides)
         for key, value in (overrides or {}).items():
+            if key == "data" and value is not None and saved.data is not None:
+                if Path(value) == Path(saved.data).resolve():
+                    continue
             if key in LMTrainOptions.FIXED and value != getattr(saved, key):
                 raise InputError(
                     f"--{key.replace('_', '-')}: the checkpoint was trained with "
@@ -268,7 +348,9 @@ def train_lm(
         opts = replace(saved, **(overrides or {}))
         out_dir = Path(out) if out is not None else resume_path.parent
     else:
-        opts = replace(options or LMTrainOptions(), **(overrides or {}))
+        opts = replace(options or LMTrainOptions(), **(_resolve_data(overrides) or {}))
+        if opts.data is not None:  # stored resolved: a resume from elsewhere finds it
+            opts = replace(opts, data=str(Path(opts.data).expanduser().resolve()))
         out_dir = Path(out) if out is not None else _new_run_dir()
     _check_out(out_dir, resume_path)
     device = _device(opts.device)
@@ -334,13 +416,30 @@ def train_lm(
         extra=extra,
     )
     if state is not None:
-        if opts.lr != LMTrainOptions(**state["options"]).lr:
+        new_lr = opts.lr != LMTrainOptions(**state["options"]).lr
+        if new_lr:
             for group in state["optimizer"]["param_groups"]:
                 group["lr"] = opts.lr
-        trainer.load_state_dict(state)
-        trainer.carry = _to(trainer.carry, device)
-    out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            trainer.load_state_dict(state)
+            trainer.carry = _to(trainer.carry, device)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(
+                f"--resume: {str(resume_path)!r} holds a state that does not fit its own "
+                f"configuration (another model's weights?): {first[:160]}"
+            ) from None
+        if isinstance(schedule, CosineSchedule):
+            # the schedule is a function of (step, budget): continue on this run's budget
+            if new_lr:
+                schedule.set_base_lr(opts.lr)
+            schedule.set_total_steps(steps)
+    _check_writable(out_dir)
     result = trainer.fit()
+    if result.stopped == "interrupted":
+        # report the stopping step's validation loss (the saved state), not the last
+        # periodic evaluation's
+        result = replace(result, val_loss=trainer.evaluate())
     plot = None
     try:
         level = opts.level

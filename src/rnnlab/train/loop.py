@@ -106,14 +106,38 @@ class TrainConfig:
     def __post_init__(self):
         if self.steps is None and self.minutes is None:
             raise InputError("training needs a budget: steps or minutes")
-        if self.steps is not None and (isinstance(self.steps, bool) or self.steps < 0):
+
+        def is_int(v) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        def is_number(v) -> bool:
+            return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+        if self.steps is not None and not (is_int(self.steps) and self.steps >= 0):
             raise InputError(f"steps: expected an integer >= 0, received {self.steps!r}")
-        if self.minutes is not None and not self.minutes > 0:
+        if self.minutes is not None and not (is_number(self.minutes) and self.minutes > 0):
             raise InputError(f"minutes: expected a positive number, received {self.minutes!r}")
         for name in ("clip_norm", "clip_value"):
             v = getattr(self, name)
-            if v is not None and not v > 0:
+            if v is not None and not (is_number(v) and v > 0):
                 raise InputError(f"{name}: expected a positive number or None, received {v!r}")
+        # (name, minimum): 0 means "only at evaluations / the end" for the two *_every
+        for name, low in (
+            ("eval_every", 0),
+            ("checkpoint_every", 0),
+            ("log_every", 1),
+            ("max_bad_steps", 1),
+        ):
+            v = getattr(self, name)
+            if not (is_int(v) and v >= low):
+                raise InputError(f"{name}: expected an integer >= {low}, received {v!r}")
+        if self.patience is not None and not (is_int(self.patience) and self.patience >= 1):
+            raise InputError(
+                f"patience: expected an integer >= 1 (evaluations) or None, "
+                f"received {self.patience!r}"
+            )
+        if not isinstance(self.progress, bool):
+            raise InputError(f"progress: expected True or False, received {self.progress!r}")
 
 
 @dataclass
@@ -308,6 +332,16 @@ class Trainer:
         self.carry = detach_carry(out.carry)
         return float(loss.detach()), float(norm)
 
+    def _unhealthy(self, bad_run: int, val: float | None) -> str | None:
+        """Why the current state must not be saved as a good checkpoint, or None."""
+        if bad_run:
+            return f"{bad_run} consecutive step(s) skipped as non-finite"
+        if val is not None and not math.isfinite(val):
+            return f"validation loss {val}"
+        if not all(bool(torch.isfinite(p).all()) for p in self.model.parameters()):
+            return "non-finite parameters"
+        return None
+
     # ----------------------------------------------------------------- fit
     def fit(self) -> TrainResult:
         """Train until the step or time budget, early stopping, or a signal."""
@@ -366,7 +400,11 @@ class Trainer:
                     bar.write(f"warning: {msg}", file=sys.stderr)
                     self._log({"step": self.step, "skipped": msg})
                     if bad_run >= cfg.max_bad_steps:
-                        where = f"; last good checkpoint: {last_ckpt}" if last_ckpt else ""
+                        where = (
+                            f"; last good checkpoint: {last_ckpt}"
+                            if last_ckpt
+                            else "; no checkpoint of a healthy state was written"
+                        )
                         raise TrainingDiverged(
                             f"training stopped: {bad_run} consecutive steps with a non-finite "
                             f"loss or gradient (try a lower --lr or --clip){where}"
@@ -410,7 +448,17 @@ class Trainer:
                     evaluated and not cfg.checkpoint_every
                 )
                 if want_ckpt and self.checkpoint is not None:
-                    last_ckpt = str(self.save())
+                    # only a healthy state is saved (and may be called good): never one
+                    # inside a streak of skipped steps, with non-finite parameters or a
+                    # non-finite validation loss at this step
+                    sick = self._unhealthy(bad_run, val if evaluated else None)
+                    if sick is None:
+                        last_ckpt = str(self.save())
+                    else:
+                        bar.write(
+                            f"warning: step {self.step}: no checkpoint written ({sick})",
+                            file=sys.stderr,
+                        )
                 if self._stop_signal is not None:
                     stopped = "interrupted"
                     bar.write(
@@ -425,7 +473,12 @@ class Trainer:
             for sig, old in old_handlers.items():
                 signal.signal(sig, old)
         if self.checkpoint is not None:
-            last_ckpt = str(self.save())
+            sick = self._unhealthy(bad_run, None)
+            if sick is None:
+                last_ckpt = str(self.save())
+            else:
+                kept = f"; the last good one is {last_ckpt}" if last_ckpt else ""
+                print(f"warning: final checkpoint not written ({sick}){kept}", file=sys.stderr)
         if stopped != "interrupted":
             val = self.evaluate()  # reported only: never feeds the schedule (exact resume)
             if val is not None:
