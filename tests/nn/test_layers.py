@@ -62,7 +62,7 @@ def test_bptt_equals_loop(cls, opts):
     layer = cls(3, 4, 2, bidirectional=True, residual=True, recurrent_dropout=0.25, dtype=DT,
                 **opts)  # fmt: skip
     x = torch.randn(3, 6, 3, dtype=DT, requires_grad=True)
-    state = tuple(torch.randn(4, 3, n, dtype=DT, requires_grad=True) for n in layer._state_sizes())
+    state = tuple(torch.randn(4, 3, n, dtype=DT, requires_grad=True) for n in layer.state_sizes)
     state = state if len(state) > 1 else state[0]
     lengths = torch.tensor([6, 2, 5])
     results = {}

@@ -1,25 +1,33 @@
-"""How a recurrent layer runs over time. Every engine gives the same numbers.
+"""How a recurrent stack runs over time. Every engine gives the same numbers.
 
-- ``loop``: autograd through a Python loop over the cell's step
-  (:meth:`rnnlab.nn.RecurrentLayer._loop`); the readable reference and the
-  specification of the others.
-- ``bptt``: a hand-written backpropagation-through-time kernel per cell family, one
-  ``torch.autograd.Function`` over the whole sequence, next to the cell it
-  differentiates (:class:`rnnlab.nn.lstm.LSTMRecurrence`, :class:`rnnlab.nn.gru.GRURecurrence`,
-  :class:`rnnlab.nn.srn.SRNRecurrence`). The input projections of all steps are one
-  matmul before it, the recurrent weight gradients one matmul after its backward loop.
-- ``fused``: torch's own kernels (``torch._VF.lstm / gru / rnn_tanh / rnn_relu``; oneDNN
-  on CPU, cuDNN on GPU) for exactly the configurations they implement
-  (:func:`rnnlab.nn._runner.call_fused`).
-- ``auto`` (default): ``fused`` where it applies, else ``bptt``.
-- ``rtrl``: real-time recurrent learning (:mod:`rnnlab.engines.rtrl`), exact gradients
-  carried forward in time, for small single-layer networks.
+- ``loop`` (:mod:`rnnlab.engines.loop`): autograd through a Python loop over the cell's
+  ``step``; the readable reference and the specification of the others. Every cell runs
+  on it.
+- ``bptt`` (:mod:`rnnlab.engines.bptt`): the cell's hand-written backpropagation-through-
+  time kernel (``Cell.recurrence``, one ``torch.autograd.Function`` over the whole
+  sequence, next to the cell it differentiates).
+- ``fused`` (:mod:`rnnlab.engines.fused`): torch's own kernels (oneDNN on CPU, cuDNN on
+  GPU) for exactly the configurations they implement.
+- ``rtrl`` (:mod:`rnnlab.engines.rtrl`): real-time recurrent learning, exact gradients
+  carried forward in time, for one small SRN layer.
+- ``auto`` (the default): ``fused`` where it applies, else ``bptt`` where the cell has a
+  kernel, else ``loop``.
 
-Truncated BPTT needs no engine of its own: run the layer chunk by chunk, passing the
-final state of one chunk, detached (:func:`rnnlab.nn.detach_state`), as the initial
-state of the next.
+An engine is an object with ``why_not(layer) -> str | None`` (None: it can run this layer
+in its current mode; otherwise the reason) and ``run(layer, x, state, lengths) ->
+(outputs, final_state)``. Truncated BPTT needs no engine of its own: run the layer chunk
+by chunk, passing the detached final state of one chunk as the initial state of the next.
 """
 
-from rnnlab.nn._runner import ENGINES
+from __future__ import annotations
 
-__all__ = ["ENGINES"]
+from rnnlab.engines.bptt import BPTTEngine
+from rnnlab.engines.fused import FusedEngine
+from rnnlab.engines.loop import LoopEngine
+from rnnlab.engines.rtrl import RTRLEngine
+
+# by name; "auto" is resolved by rnnlab.nn.Recurrent.resolved_engine
+ENGINES = {e.name: e for e in (FusedEngine(), BPTTEngine(), LoopEngine(), RTRLEngine())}
+ENGINE_NAMES = ("auto", *ENGINES)
+
+__all__ = ["ENGINES", "ENGINE_NAMES"]

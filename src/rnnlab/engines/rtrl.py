@@ -29,9 +29,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from rnnlab._activations import ACT, activation_derivative
+from rnnlab.engines.bptt import batch_first_outputs, gather_last, inject_final_grad
 from rnnlab.errors import InputError
-from rnnlab.nn._runner import batch_first_outputs, gather_last, inject_final_grad
-from rnnlab.nn.srn import _ACT, activation_derivative
 
 
 class RTRLRecurrence(torch.autograd.Function):
@@ -43,7 +43,7 @@ class RTRLRecurrence(torch.autograd.Function):
         B, T, F = u.shape
         H = h0.shape[-1]
         M = F + H + 1  # z_t = (u_t, h_{t-1}, 1)
-        act = _ACT[nonlinearity]
+        act = ACT[nonlinearity]
         P = u.new_zeros(B, H, H, M)  # dh_t[k] / dtheta[k', j]
         Q = torch.eye(H, dtype=u.dtype, device=u.device).expand(B, H, H).clone()  # dh_t/dh_0
         Ps = u.new_empty(T, B, H, H * M)
@@ -99,3 +99,27 @@ def rtrl(
             "require grad (use engine='bptt' inside a stack)"
         )
     return RTRLRecurrence.apply(u, h0, w_ih, w_hh, b, lengths, nonlinearity)
+
+
+class RTRLEngine:
+    """One unidirectional layer whose cell gives ``rtrl_parameters() -> (w_ih, w_hh, b,
+    nonlinearity)`` (the SRN), without recurrent dropout."""
+
+    name = "rtrl"
+
+    def why_not(self, layer) -> str | None:
+        cell = layer.cells[0]
+        if not hasattr(cell, "rtrl_parameters"):
+            return f"{type(cell).__name__} has no RTRL form (the SRN has)"
+        if layer.num_layers != 1 or layer.bidirectional or layer.recurrent_dropout:
+            return (
+                "one unidirectional layer without recurrent_dropout only, received "
+                f"num_layers={layer.num_layers}, bidirectional={layer.bidirectional}, "
+                f"recurrent_dropout={layer.recurrent_dropout}"
+            )
+        return None
+
+    def run(self, layer, x: Tensor, state, lengths):
+        w_ih, w_hh, b, nonlinearity = layer.cells[0].rtrl_parameters()
+        y, h = rtrl(x, state[0][0], w_ih, w_hh, b, lengths, nonlinearity)
+        return y, (h.unsqueeze(0),)

@@ -1,30 +1,35 @@
 """Recurrent cells and layers.
 
-Every layer runs batch-first ``(B, T, F)`` input (or unbatched ``(T, F)``), takes an
-optional initial ``state`` and ``lengths``, and returns ``(outputs, final_state)``.
-How the loop over time runs is the layer's ``engine``: "loop" (autograd through the
-step, the reference), "bptt" (hand-written backpropagation through time), "fused"
-(torch's kernels) or "auto" (fused where it applies, else bptt).
+A :class:`Cell` is the math of one step of one layer and direction; :class:`Recurrent`
+runs cells over time (lengths, directions, stacking, dropout, learned initial states,
+engines). Every layer runs batch-first ``(B, T, F)`` input (or unbatched ``(T, F)``),
+takes an optional initial ``state`` and ``lengths``, and returns ``(outputs,
+final_state)``. How the loop over time runs is the layer's ``engine``
+(:mod:`rnnlab.engines`): "loop" (autograd through the step, the reference), "bptt"
+(hand-written backpropagation through time), "fused" (torch's kernels), "rtrl", or
+"auto" (fused where it applies, else bptt, else loop).
 """
 
 from __future__ import annotations
 
 from torch import Tensor
 
+from rnnlab.engines import ENGINE_NAMES as ENGINES
 from rnnlab.errors import InputError
-from rnnlab.nn._runner import ENGINES, RecurrentLayer
+from rnnlab.nn.cell import Cell, input_projection
 from rnnlab.nn.fully_recurrent import FullyRecurrent
-from rnnlab.nn.gru import GRU
-from rnnlab.nn.lstm import LSTM
-from rnnlab.nn.mrnn import MultiplicativeRNN
-from rnnlab.nn.srn import SRN
+from rnnlab.nn.gru import GRU, GRUCell
+from rnnlab.nn.lstm import LSTM, LSTMCell
+from rnnlab.nn.mrnn import MultiplicativeRNN, MultiplicativeRNNCell
+from rnnlab.nn.recurrent import Recurrent
+from rnnlab.nn.srn import SRN, SRNCell
 
 CELLS = ("lstm", "lstm1997", "lstm-peephole", "gru", "srn", "srn-relu", "srn-sigmoid", "mrnn")
 
 
 def make_layer(
     cell: str, input_size: int, hidden_size: int, num_layers: int = 1, **options
-) -> RecurrentLayer:
+) -> Recurrent:
     """A recurrent stack by name: one of :data:`CELLS`; ``options`` go to the layer.
 
     "lstm1997" is ``LSTM(forget_gate=False)``, "lstm-peephole" ``LSTM(peepholes=True)``,
@@ -62,9 +67,15 @@ __all__ = [
     "GRU",
     "LSTM",
     "SRN",
+    "Cell",
     "FullyRecurrent",
+    "GRUCell",
+    "LSTMCell",
     "MultiplicativeRNN",
-    "RecurrentLayer",
+    "MultiplicativeRNNCell",
+    "Recurrent",
+    "SRNCell",
     "detach_state",
+    "input_projection",
     "make_layer",
 ]

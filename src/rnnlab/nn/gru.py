@@ -38,18 +38,19 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from rnnlab.nn._runner import (
-    RecurrentLayer,
+from rnnlab._validation import check_positive_int
+from rnnlab.engines.bptt import (
     batch_first_outputs,
     carry_back,
     gather_last,
     inject_final_grad,
-    project,
     recurrent_input,
+    refuse_double_backward,
     steps,
 )
+from rnnlab.nn.cell import Cell, empty_parameter, input_projection
+from rnnlab.nn.recurrent import Recurrent, uniform_
 
 
 def gru_step(
@@ -103,8 +104,8 @@ class GRURecurrence(torch.autograd.Function):
         return ys, gather_last(Hs, lengths)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dys, dhT):
+        refuse_double_backward("GRURecurrence")
         Hs, Q, RZ, N, w_hh, lengths, rmask = ctx.saved_tensors
         T, B, G = Q.shape
         H = G // 3
@@ -137,7 +138,55 @@ class GRURecurrence(torch.autograd.Function):
         return dA.transpose(0, 1), dh0, d_w_hh, d_b_hh, None, None
 
 
-class GRU(RecurrentLayer):
+class GRUCell(Cell):
+    """One GRU layer and direction (see the module docstring); torch.nn.GRU's parameters
+    ``weight_ih`` (3H, F), ``weight_hh`` (3H, H), ``bias_ih``, ``bias_hh`` (3H,), gates
+    r, z, n. Recurrent dropout masks h_{t-1} where the recurrent weights see it, not in
+    the interpolation :math:`z_t h_{t-1}`."""
+
+    fused_mode = "gru"
+
+    def __init__(
+        self, input_size: int, hidden_size: int, *, bias: bool = True, device=None, dtype=None
+    ) -> None:
+        check_positive_int("input_size", input_size)
+        H = check_positive_int("hidden_size", hidden_size)
+        super().__init__(state_sizes=(H,), output_size=H)
+        self.input_size, self.hidden_size, self.bias = input_size, H, bool(bias)
+        f = {"device": device, "dtype": dtype}
+        self.weight_ih = empty_parameter((3 * H, input_size), **f)
+        self.weight_hh = empty_parameter((3 * H, H), **f)
+        if self.bias:
+            self.bias_ih = empty_parameter((3 * H,), **f)
+            self.bias_hh = empty_parameter((3 * H,), **f)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H))."""
+        uniform_(self.parameters(), self.hidden_size)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}"
+
+    def project(self, x: Tensor) -> Tensor:
+        return input_projection(x, self.weight_ih, getattr(self, "bias_ih", None))  # (B, T, 3H)
+
+    def step(self, x_t, state):
+        return self.masked_step(x_t, state, None)
+
+    def masked_step(self, x_t, state, masks):
+        mask = None if masks is None else masks[0]
+        h = gru_step(x_t, state[0], self.weight_hh, getattr(self, "bias_hh", None), mask)
+        return h, (h,)
+
+    def recurrence(self, xp, state, lengths, masks):
+        mask = None if masks is None else masks[0]
+        b_hh = getattr(self, "bias_hh", None)
+        ys, h = GRURecurrence.apply(xp, state[0], self.weight_hh, b_hh, lengths, mask)
+        return ys, (h,)
+
+
+class GRU(Recurrent):
     r"""A stack of GRU layers (see the module docstring); torch.nn.GRU's parameters.
 
     Args: as :class:`rnnlab.nn.LSTM` (input_size, hidden_size, num_layers, bias,
@@ -145,8 +194,6 @@ class GRU(RecurrentLayer):
 
     Shapes: input (B, T, F) or (T, F); state h_0 (L * D, B, H); outputs (B, T, D * H).
     """
-
-    _fused_mode = "gru"
 
     def __init__(
         self,
@@ -164,29 +211,14 @@ class GRU(RecurrentLayer):
         device=None,
         dtype=None,
     ) -> None:
+        check_positive_int("hidden_size", hidden_size)
+
+        def make_cell(n: int) -> GRUCell:
+            return GRUCell(n, hidden_size, bias=bias, device=device, dtype=dtype)
+
         super().__init__(
-            input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
-            residual=residual, dropout=dropout, recurrent_dropout=recurrent_dropout,
-            learn_initial_state=learn_initial_state, engine=engine, device=device, dtype=dtype,
+            make_cell, input_size, num_layers, bidirectional=bidirectional, residual=residual,
+            dropout=dropout, recurrent_dropout=recurrent_dropout,
+            learn_initial_state=learn_initial_state, engine=engine,
         )  # fmt: skip
-        self.reset_parameters()
-
-    def _build(self, k: int, sfx: str, in_size: int, factory: dict) -> None:
-        G, H = 3 * self.hidden_size, self.hidden_size
-        shapes = {"weight_ih": (G, in_size), "weight_hh": (G, H)}
-        if self.bias:
-            shapes.update(bias_ih=(G,), bias_hh=(G,))
-        self._add_params(k, sfx, shapes, factory)
-
-    def _project(self, x: Tensor, k: int, sfx: str) -> Tensor:
-        return project(x, self._p("weight_ih", k, sfx), self._p("bias_ih", k, sfx))  # (B, T, 3H)
-
-    def _step(self, xp_t, state, k, sfx, rmask):
-        w_hh, b_hh = self._p("weight_hh", k, sfx), self._p("bias_hh", k, sfx)
-        h = gru_step(xp_t, state[0], w_hh, b_hh, rmask)
-        return h, (h,)
-
-    def _recurrence(self, xp, state, k, sfx, lengths, rmask):
-        w_hh, b_hh = self._p("weight_hh", k, sfx), self._p("bias_hh", k, sfx)
-        ys, h = GRURecurrence.apply(xp, state[0], w_hh, b_hh, lengths, rmask)
-        return ys, (h,)
+        self.hidden_size, self.bias = hidden_size, bool(bias)

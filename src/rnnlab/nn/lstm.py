@@ -67,21 +67,21 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-from torch.autograd.function import once_differentiable
+from torch import Tensor
 
 from rnnlab._validation import check_positive_int
-from rnnlab.errors import InputError
-from rnnlab.nn._runner import (
-    RecurrentLayer,
+from rnnlab.engines.bptt import (
     batch_first_outputs,
     carry_back,
     gather_last,
     inject_final_grad,
-    project,
     recurrent_input,
+    refuse_double_backward,
     steps,
 )
+from rnnlab.errors import InputError
+from rnnlab.nn.cell import Cell, empty_parameter, input_projection
+from rnnlab.nn.recurrent import Recurrent, uniform_
 
 _STORED = {True: "ifgo", False: "igo"}  # gate order of the stored parameters
 _INTERNAL = {True: "oifg", False: "oig"}  # gate order inside the kernels
@@ -235,8 +235,8 @@ class LSTMRecurrence(torch.autograd.Function):
         return ys, gather_last(Hs, lengths), gather_last(Cs, lengths)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dys, dhT, dcT):
+        refuse_double_backward("LSTMRecurrence")
         (Hs, Cs, A, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c, b_c,
          lengths, rmask) = ctx.saved_tensors  # fmt: skip
         fg = ctx.fg
@@ -330,8 +330,156 @@ class LSTMRecurrence(torch.autograd.Function):
         )  # fmt: skip
 
 
+# ------------------------------------------------------------------------- the cell
+class LSTMCell(Cell):
+    """One LSTM layer and direction (see the module docstring for the recurrence).
+
+    Args:
+        input_size: F.  hidden_size: H, cells.
+        bias, forget_gate, peepholes, layer_norm, forget_bias, proj_size: as in
+        :class:`LSTM`.
+
+    Parameters (torch.nn.LSTM's names and layouts, gates i, f, g, o; the 1997 cell i, g,
+    o): ``weight_ih`` (G, F), ``weight_hh`` (G, P), ``bias_ih``, ``bias_hh`` (G,),
+    ``weight_hr`` (P, H); peepholes ``weight_ci``, ``weight_cf``, ``weight_co`` (H,);
+    layer norm ``layer_norm_ih``, ``layer_norm_hh`` (G,), ``layer_norm_c_weight``,
+    ``layer_norm_c_bias`` (H,). State (h, c) of sizes (P, H).
+    """
+
+    fused_mode = "lstm"
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        bias: bool = True,
+        forget_gate: bool = True,
+        peepholes: bool = False,
+        layer_norm: bool = False,
+        forget_bias: float | None = None,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+    ) -> None:
+        check_positive_int("input_size", input_size)
+        H = check_positive_int("hidden_size", hidden_size)
+        if (
+            isinstance(proj_size, bool)
+            or not isinstance(proj_size, int)
+            or not (0 <= proj_size < hidden_size)
+        ):
+            raise InputError(
+                f"proj_size: expected an integer in [0, hidden_size = {hidden_size}), "
+                f"received {proj_size!r}"
+            )
+        if forget_bias is not None and not forget_gate:
+            raise InputError("forget_bias: the 1997 cell (forget_gate=False) has no forget gate")
+        P = proj_size or H
+        super().__init__(state_sizes=(P, H), output_size=P)
+        self.input_size, self.hidden_size, self.proj_size = input_size, H, proj_size
+        self.bias, self.forget_gate = bool(bias), bool(forget_gate)
+        self.peepholes, self.layer_norm = bool(peepholes), bool(layer_norm)
+        self.forget_bias, self.eps = forget_bias, 1e-5
+        G = self.num_gates * H
+        f = {"device": device, "dtype": dtype}
+        self.weight_ih = empty_parameter((G, input_size), **f)
+        self.weight_hh = empty_parameter((G, P), **f)
+        if self.bias:
+            self.bias_ih, self.bias_hh = empty_parameter((G,), **f), empty_parameter((G,), **f)
+        if proj_size:
+            self.weight_hr = empty_parameter((P, H), **f)
+        if self.peepholes:
+            self.weight_ci = empty_parameter((H,), **f)
+            if self.forget_gate:
+                self.weight_cf = empty_parameter((H,), **f)
+            self.weight_co = empty_parameter((H,), **f)
+        if self.layer_norm:
+            self.layer_norm_ih, self.layer_norm_hh = (empty_parameter((G,), **f) for _ in "ih")
+            self.layer_norm_c_weight = empty_parameter((H,), **f)
+            self.layer_norm_c_bias = empty_parameter((H,), **f)
+        self.register_buffer("gate_perm", _gate_perm(self.forget_gate, H, device), persistent=False)
+        self.reset_parameters()
+
+    @property
+    def num_gates(self) -> int:
+        return 4 if self.forget_gate else 3
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: U(-1/sqrt(H), 1/sqrt(H)); LN gains 1, LN biases 0;
+        ``forget_bias`` in b_ih's forget gate (b_hh's 0)."""
+        H = self.hidden_size
+        uniform_(self.parameters(), H)
+        with torch.no_grad():
+            if self.layer_norm:
+                for name in ("layer_norm_ih", "layer_norm_hh", "layer_norm_c_weight"):
+                    getattr(self, name).fill_(1.0)
+                self.layer_norm_c_bias.zero_()
+            if self.forget_bias is not None and self.bias:
+                self.bias_ih[H : 2 * H] = self.forget_bias
+                self.bias_hh[H : 2 * H] = 0.0
+
+    def fused_unsupported(self) -> str | None:
+        for opt, on in (
+            ("forget_gate=False", not self.forget_gate),
+            ("peepholes", self.peepholes),
+            ("layer_norm", self.layer_norm),
+        ):
+            if on:
+                return opt
+        return None
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        for name in ("peepholes", "layer_norm"):
+            if getattr(self, name):
+                s += f", {name}=True"
+        if not self.forget_gate:
+            s += ", forget_gate=False"
+        return s + (f", proj_size={self.proj_size}" if self.proj_size else "")
+
+    def project(self, x: Tensor) -> Tensor:
+        """All input projections at once, gates in internal order: (B, T, G)."""
+        perm = self.gate_perm
+        w_ih = self.weight_ih.index_select(0, perm)
+        b = (self.bias_ih + self.bias_hh).index_select(0, perm) if self.bias else None
+        if not self.layer_norm:
+            return input_projection(x, w_ih, b)  # (B, T, G)
+        g = self.layer_norm_ih.index_select(0, perm)
+        xp = F.layer_norm(input_projection(x, w_ih), (w_ih.shape[0],), g, None, self.eps)
+        return xp if b is None else xp + b
+
+    def _weights(self):
+        w_hh = self.weight_hh.index_select(0, self.gate_perm)
+        peep = ln = None
+        if self.peepholes:
+            peep = (self.weight_ci, getattr(self, "weight_cf", None), self.weight_co)
+        if self.layer_norm:
+            ln = (
+                self.layer_norm_hh.index_select(0, self.gate_perm),
+                self.layer_norm_c_weight,
+                self.layer_norm_c_bias,
+            )
+        return w_hh, getattr(self, "weight_hr", None), peep, ln
+
+    def step(self, x_t, state):
+        w_hh, w_hr, peep, ln = self._weights()
+        h, c = lstm_step(x_t, *state, w_hh, w_hr, peep, ln, self.forget_gate, None, self.eps)
+        return h, (h, c)
+
+    def recurrence(self, xp, state, lengths, masks):
+        w_hh, w_hr, peep, ln = self._weights()
+        peep = peep or (None, None, None)
+        ln = ln or (None, None, None)
+        mask = None if masks is None else masks[0]
+        ys, h, c = LSTMRecurrence.apply(
+            xp, *state, w_hh, w_hr, *peep, *ln, lengths, mask, self.forget_gate, self.eps
+        )
+        return ys, (h, c)
+
+
 # ------------------------------------------------------------------------- the layer
-class LSTM(RecurrentLayer):
+class LSTM(Recurrent):
     r"""A stack of LSTM layers (see the module docstring for the recurrence).
 
     Args:
@@ -359,8 +507,6 @@ class LSTM(RecurrentLayer):
     (L * D, B, H); outputs (B, T, D * P).
     """
 
-    _fused_mode = "lstm"
-
     def __init__(
         self,
         input_size: int,
@@ -383,118 +529,23 @@ class LSTM(RecurrentLayer):
         dtype=None,
     ) -> None:
         check_positive_int("hidden_size", hidden_size)
-        if not isinstance(proj_size, int) or not 0 <= proj_size < hidden_size:
-            raise InputError(
-                f"proj_size: expected an integer in [0, hidden_size = {hidden_size}), "
-                f"received {proj_size!r}"
-            )
-        if forget_bias is not None and not forget_gate:
-            raise InputError("forget_bias: the 1997 cell (forget_gate=False) has no forget gate")
-        self.forget_gate = bool(forget_gate)
-        self.peepholes = bool(peepholes)
-        self.layer_norm = bool(layer_norm)
-        self.forget_bias = forget_bias
-        self.proj_size = proj_size
-        self.eps = 1e-5
+
+        def make_cell(n: int) -> LSTMCell:
+            return LSTMCell(
+                n, hidden_size, bias=bias, forget_gate=forget_gate, peepholes=peepholes,
+                layer_norm=layer_norm, forget_bias=forget_bias, proj_size=proj_size,
+                device=device, dtype=dtype,
+            )  # fmt: skip
+
         super().__init__(
-            input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
-            residual=residual, dropout=dropout, recurrent_dropout=recurrent_dropout,
+            make_cell, input_size, num_layers, bidirectional=bidirectional, residual=residual,
+            dropout=dropout, recurrent_dropout=recurrent_dropout,
             learn_initial_state=learn_initial_state, engine=engine,
-            output_size=proj_size or hidden_size, device=device, dtype=dtype,
         )  # fmt: skip
-        self.register_buffer(
-            "_perm", _gate_perm(self.forget_gate, hidden_size, device), persistent=False
-        )
-        self.reset_parameters()
+        self.hidden_size, self.proj_size, self.bias = hidden_size, proj_size, bool(bias)
+        self.forget_gate, self.peepholes = bool(forget_gate), bool(peepholes)
+        self.layer_norm, self.forget_bias = bool(layer_norm), forget_bias
 
     @property
     def num_gates(self) -> int:
         return 4 if self.forget_gate else 3
-
-    def _state_sizes(self) -> tuple[int, ...]:
-        return (self.output_size, self.hidden_size)
-
-    def _build(self, k: int, sfx: str, in_size: int, factory: dict) -> None:
-        H, G, P = self.hidden_size, self.num_gates * self.hidden_size, self.output_size
-
-        shapes = {"weight_ih": (G, in_size), "weight_hh": (G, P)}
-        if self.bias:
-            shapes.update(bias_ih=(G,), bias_hh=(G,))
-        if self.proj_size:
-            shapes.update(weight_hr=(P, H))
-        if self.peepholes:
-            shapes.update(weight_ci=(H,), weight_cf=(H,), weight_co=(H,))
-            if not self.forget_gate:
-                del shapes["weight_cf"]
-        if self.layer_norm:
-            shapes.update(
-                layer_norm_ih=(G,), layer_norm_hh=(G,), layer_norm_c_weight=(H,),
-                layer_norm_c_bias=(H,),
-            )  # fmt: skip
-        self._add_params(k, sfx, shapes, factory)
-
-    def reset_parameters(self) -> None:
-        """torch.nn's initialisation: U(-1/sqrt(H), 1/sqrt(H)); LN gains 1, LN biases 0."""
-        super().reset_parameters()
-        H = self.hidden_size
-        for name, p in self.named_parameters():
-            if name.startswith("layer_norm"):
-                nn.init.constant_(p, 0.0 if "bias" in name else 1.0)
-        if self.forget_bias is not None and self.bias:
-            with torch.no_grad():
-                for k in range(self.num_layers):
-                    for sfx in self._suffixes():
-                        self._p("bias_ih", k, sfx)[H : 2 * H] = self.forget_bias
-                        self._p("bias_hh", k, sfx)[H : 2 * H] = 0.0
-
-    def _fused_reason(self) -> str | None:
-        for opt, on in (
-            ("forget_gate=False", not self.forget_gate),
-            ("peepholes", self.peepholes),
-            ("layer_norm", self.layer_norm),
-        ):
-            if on:
-                return opt
-        return super()._fused_reason()
-
-    # ------------------------------------------------------------- per layer-direction
-    def _project(self, x: Tensor, k: int, sfx: str) -> Tensor:
-        """All input projections at once, gates in internal order: (B, T, G)."""
-        perm = self._perm
-        w_ih = self._p("weight_ih", k, sfx).index_select(0, perm)
-        b = None
-        if self.bias:
-            b = (self._p("bias_ih", k, sfx) + self._p("bias_hh", k, sfx)).index_select(0, perm)
-        if not self.layer_norm:
-            return project(x, w_ih, b)  # (B, T, G)
-        g = self._p("layer_norm_ih", k, sfx).index_select(0, perm)
-        xp = F.layer_norm(project(x, w_ih), (w_ih.shape[0],), g, None, self.eps)
-        return xp if b is None else xp + b
-
-    def _weights(self, k: int, sfx: str):
-        perm = self._perm
-        w_hh = self._p("weight_hh", k, sfx).index_select(0, perm)
-        peep = ln = None
-        if self.peepholes:
-            peep = tuple(self._p(n, k, sfx) for n in ("weight_ci", "weight_cf", "weight_co"))
-        if self.layer_norm:
-            ln = (
-                self._p("layer_norm_hh", k, sfx).index_select(0, perm),
-                self._p("layer_norm_c_weight", k, sfx),
-                self._p("layer_norm_c_bias", k, sfx),
-            )
-        return w_hh, self._p("weight_hr", k, sfx), peep, ln
-
-    def _step(self, xp_t, state, k, sfx, rmask):
-        w_hh, w_hr, peep, ln = self._weights(k, sfx)
-        h, c = lstm_step(xp_t, *state, w_hh, w_hr, peep, ln, self.forget_gate, rmask, self.eps)
-        return h, (h, c)
-
-    def _recurrence(self, xp, state, k, sfx, lengths, rmask):
-        w_hh, w_hr, peep, ln = self._weights(k, sfx)
-        peep = peep or (None, None, None)
-        ln = ln or (None, None, None)
-        ys, h, c = LSTMRecurrence.apply(
-            xp, *state, w_hh, w_hr, *peep, *ln, lengths, rmask, self.forget_gate, self.eps
-        )
-        return ys, (h, c)

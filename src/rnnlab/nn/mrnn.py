@@ -38,19 +38,19 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_positive_int
-from rnnlab.nn._runner import (
-    RecurrentLayer,
+from rnnlab.engines.bptt import (
     batch_first_outputs,
     carry_back,
     gather_last,
     inject_final_grad,
-    project,
     recurrent_input,
+    refuse_double_backward,
     steps,
 )
+from rnnlab.nn.cell import Cell, empty_parameter, input_projection
+from rnnlab.nn.recurrent import Recurrent, uniform_
 
 
 def mrnn_step(
@@ -91,8 +91,8 @@ class MRNNRecurrence(torch.autograd.Function):
         return ys, gather_last(Hs, lengths)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dys, dhT):
+        refuse_double_backward("MRNNRecurrence")
         xp, Hs, U, Fs, w_fh, w_hf, lengths, rmask = ctx.saved_tensors
         T, B, H = Hs.shape[0] - 1, Hs.shape[1], Hs.shape[2]
         Fc = U.shape[-1]
@@ -117,7 +117,63 @@ class MRNNRecurrence(torch.autograd.Function):
         return dxp, dh0, d_w_fh, d_w_hf, None, None
 
 
-class MultiplicativeRNN(RecurrentLayer):
+class MultiplicativeRNNCell(Cell):
+    """One multiplicative RNN layer and direction (see the module docstring).
+
+    Parameters: ``weight_hx`` (H, F), ``weight_fx`` (F', F), ``weight_fh`` (F', H),
+    ``weight_hf`` (H, F'), ``bias_h`` (H,).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        factor_size: int | None = None,
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        check_positive_int("input_size", input_size)
+        H = check_positive_int("hidden_size", hidden_size)
+        Fc = check_positive_int("factor_size", H if factor_size is None else factor_size)
+        super().__init__(state_sizes=(H,), output_size=H)
+        self.input_size, self.hidden_size, self.factor_size = input_size, H, Fc
+        self.bias = bool(bias)
+        f = {"device": device, "dtype": dtype}
+        self.weight_hx = empty_parameter((H, input_size), **f)
+        self.weight_fx = empty_parameter((Fc, input_size), **f)
+        self.weight_fh = empty_parameter((Fc, H), **f)
+        self.weight_hf = empty_parameter((H, Fc), **f)
+        if self.bias:
+            self.bias_h = empty_parameter((H,), **f)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """U(-1/sqrt(H), 1/sqrt(H)) for every parameter (torch.nn's recurrent default)."""
+        uniform_(self.parameters(), self.hidden_size)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, factor_size={self.factor_size}"
+
+    def project(self, x: Tensor) -> Tensor:
+        w = torch.cat([self.weight_hx, self.weight_fx])
+        b = None
+        if self.bias:  # the factors have no bias
+            b = torch.cat([self.bias_h, w.new_zeros(self.factor_size)])
+        return input_projection(x, w, b)  # (B, T, H + F')
+
+    def step(self, x_t, state):
+        h = mrnn_step(x_t, state[0], self.weight_fh, self.weight_hf)
+        return h, (h,)
+
+    def recurrence(self, xp, state, lengths, masks):
+        mask = None if masks is None else masks[0]
+        ys, h = MRNNRecurrence.apply(xp, state[0], self.weight_fh, self.weight_hf, lengths, mask)
+        return ys, (h,)
+
+
+class MultiplicativeRNN(Recurrent):
     r"""A stack of multiplicative RNN layers (see the module docstring).
 
     Args:
@@ -126,8 +182,8 @@ class MultiplicativeRNN(RecurrentLayer):
         bias, bidirectional, residual, dropout, recurrent_dropout, learn_initial_state,
         engine ("auto" = "bptt", "bptt", "loop"): as in :class:`rnnlab.nn.LSTM`.
 
-    Parameters per layer: ``weight_hx`` (H, F), ``weight_fx`` (F', F), ``weight_fh``
-    (F', H), ``weight_hf`` (H, F'), ``bias_h`` (H,).
+    Parameters per layer: ``weight_hx_l{k}`` (H, F), ``weight_fx_l{k}`` (F', F),
+    ``weight_fh_l{k}`` (F', H), ``weight_hf_l{k}`` (H, F'), ``bias_h_l{k}`` (H,).
     """
 
     def __init__(
@@ -147,44 +203,16 @@ class MultiplicativeRNN(RecurrentLayer):
         device=None,
         dtype=None,
     ) -> None:
-        self.factor_size = check_positive_int(
-            "factor_size", hidden_size if factor_size is None else factor_size
-        )
+        check_positive_int("hidden_size", hidden_size)
+
+        def make_cell(n: int) -> MultiplicativeRNNCell:
+            return MultiplicativeRNNCell(n, hidden_size, factor_size=factor_size, bias=bias,
+                                         device=device, dtype=dtype)  # fmt: skip
+
         super().__init__(
-            input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
-            residual=residual, dropout=dropout, recurrent_dropout=recurrent_dropout,
-            learn_initial_state=learn_initial_state, engine=engine, device=device, dtype=dtype,
+            make_cell, input_size, num_layers, bidirectional=bidirectional, residual=residual,
+            dropout=dropout, recurrent_dropout=recurrent_dropout,
+            learn_initial_state=learn_initial_state, engine=engine,
         )  # fmt: skip
-        self.reset_parameters()
-
-    def _build(self, k: int, sfx: str, in_size: int, factory: dict) -> None:
-        H, Fc = self.hidden_size, self.factor_size
-        shapes = {
-            "weight_hx": (H, in_size),
-            "weight_fx": (Fc, in_size),
-            "weight_fh": (Fc, H),
-            "weight_hf": (H, Fc),
-        }
-        if self.bias:
-            shapes["bias_h"] = (H,)
-        self._add_params(k, sfx, shapes, factory)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", factor_size={self.factor_size}"
-
-    def _project(self, x: Tensor, k: int, sfx: str) -> Tensor:
-        w = torch.cat([self._p("weight_hx", k, sfx), self._p("weight_fx", k, sfx)])
-        b = None
-        if self.bias:  # the factors have no bias
-            b = torch.cat([self._p("bias_h", k, sfx), w.new_zeros(self.factor_size)])
-        return project(x, w, b)  # (B, T, H + F')
-
-    def _step(self, xp_t, state, k, sfx, rmask):
-        w_fh, w_hf = self._p("weight_fh", k, sfx), self._p("weight_hf", k, sfx)
-        h = mrnn_step(xp_t, state[0], w_fh, w_hf, rmask)
-        return h, (h,)
-
-    def _recurrence(self, xp, state, k, sfx, lengths, rmask):
-        w_fh, w_hf = self._p("weight_fh", k, sfx), self._p("weight_hf", k, sfx)
-        ys, h = MRNNRecurrence.apply(xp, state[0], w_fh, w_hf, lengths, rmask)
-        return ys, (h,)
+        self.hidden_size, self.bias = hidden_size, bool(bias)
+        self.factor_size = self.cells[0].factor_size

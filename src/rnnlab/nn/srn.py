@@ -34,32 +34,21 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
-from rnnlab.errors import InputError
-from rnnlab.nn._runner import (
-    RecurrentLayer,
+from rnnlab._activations import ACT, ACT_, NONLINEARITIES, activation_derivative
+from rnnlab._validation import check_positive_int
+from rnnlab.engines.bptt import (
     batch_first_outputs,
     carry_back,
     gather_last,
     inject_final_grad,
-    project,
     recurrent_input,
+    refuse_double_backward,
     steps,
 )
-
-NONLINEARITIES = ("tanh", "sigmoid", "relu")
-_ACT = {"tanh": torch.tanh, "sigmoid": torch.sigmoid, "relu": torch.relu}
-_ACT_ = {"tanh": torch.Tensor.tanh_, "sigmoid": torch.Tensor.sigmoid_, "relu": torch.Tensor.relu_}
-
-
-def activation_derivative(h: Tensor, nonlinearity: str) -> Tensor:
-    """phi'(a) written in terms of h = phi(a)."""
-    if nonlinearity == "tanh":
-        return 1 - h * h
-    if nonlinearity == "sigmoid":
-        return h * (1 - h)
-    return (h > 0).to(h.dtype)
+from rnnlab.errors import InputError
+from rnnlab.nn.cell import Cell, empty_parameter, input_projection
+from rnnlab.nn.recurrent import Recurrent, uniform_
 
 
 def srn_step(
@@ -67,7 +56,7 @@ def srn_step(
 ) -> Tensor:
     """One SRN step: phi(xp_t + W_hh (r * h)); ``xp_t`` (B, H) holds W_ih x_t and both biases."""
     hin = h if rmask is None else h * rmask
-    return _ACT[nonlinearity](xp_t + hin @ w_hh.t())
+    return ACT[nonlinearity](xp_t + hin @ w_hh.t())
 
 
 class SRNRecurrence(torch.autograd.Function):
@@ -85,7 +74,7 @@ class SRNRecurrence(torch.autograd.Function):
         xpt = xp.transpose(0, 1).contiguous()  # (T, B, H): contiguous rows for addmm
         Hs = xp.new_empty(T + 1, B, H)  # h_0 .. h_T
         Hs[0] = h0
-        act_, w_t = _ACT_[nonlinearity], w_hh.t()
+        act_, w_t = ACT_[nonlinearity], w_hh.t()
         xs, hs = steps(xpt), steps(Hs)  # per-step views, made once
         for t in range(T):
             h = hs[t] if rmask is None else hs[t] * rmask
@@ -96,8 +85,8 @@ class SRNRecurrence(torch.autograd.Function):
         return ys, gather_last(Hs, lengths)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, dys, dhT):
+        refuse_double_backward("SRNRecurrence")
         Hs, w_hh, lengths, rmask = ctx.saved_tensors
         T, B, H = Hs.shape[0] - 1, Hs.shape[1], Hs.shape[2]
         dY = dys.transpose(0, 1).clone(memory_format=torch.contiguous_format)  # (T, B, H)
@@ -115,15 +104,78 @@ class SRNRecurrence(torch.autograd.Function):
         return dA.transpose(0, 1), dh0, d_w_hh, None, None, None
 
 
-class SRN(RecurrentLayer):
+class SRNCell(Cell):
+    """One Elman layer and direction (see the module docstring); torch.nn.RNN's parameters
+    ``weight_ih`` (H, F), ``weight_hh`` (H, H), ``bias_ih``, ``bias_hh`` (H,)."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        device=None,
+        dtype=None,
+    ) -> None:
+        check_positive_int("input_size", input_size)
+        check_positive_int("hidden_size", hidden_size)
+        super().__init__(state_sizes=(hidden_size,), output_size=hidden_size)
+        if nonlinearity not in NONLINEARITIES:
+            raise InputError(
+                f"nonlinearity: expected one of {NONLINEARITIES}, received {nonlinearity!r}"
+            )
+        factory = {"device": device, "dtype": dtype}
+        H = hidden_size
+        self.input_size, self.hidden_size = input_size, H
+        self.nonlinearity, self.bias = nonlinearity, bool(bias)
+        self.fused_mode = {"tanh": "rnn_tanh", "relu": "rnn_relu"}.get(nonlinearity)
+        self.weight_ih = empty_parameter((H, input_size), **factory)
+        self.weight_hh = empty_parameter((H, H), **factory)
+        if self.bias:
+            self.bias_ih = empty_parameter((H,), **factory)
+            self.bias_hh = empty_parameter((H,), **factory)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation, U(-1/sqrt(H), 1/sqrt(H))."""
+        uniform_(self.parameters(), self.hidden_size)
+
+    def fused_unsupported(self) -> str | None:
+        return None if self.fused_mode else f"nonlinearity={self.nonlinearity!r}"
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}, nonlinearity={self.nonlinearity!r}"
+
+    def project(self, x: Tensor) -> Tensor:
+        b = self.bias_ih + self.bias_hh if self.bias else None
+        return input_projection(x, self.weight_ih, b)  # (B, T, H)
+
+    def step(self, x_t, state):
+        h = srn_step(x_t, state[0], self.weight_hh, self.nonlinearity)
+        return h, (h,)
+
+    def recurrence(self, xp, state, lengths, masks):
+        mask = None if masks is None else masks[0]
+        ys, h = SRNRecurrence.apply(xp, state[0], self.weight_hh, lengths, mask, self.nonlinearity)
+        return ys, (h,)
+
+    def rtrl_parameters(self):
+        """(W_ih, W_hh, b_ih + b_hh, nonlinearity) for the RTRL engine."""
+        w = self.weight_ih
+        b = self.bias_ih + self.bias_hh if self.bias else w.new_zeros(w.shape[0])
+        return w, self.weight_hh, b, self.nonlinearity
+
+
+class SRN(Recurrent):
     r"""A stack of Elman simple recurrent layers (see the module docstring).
 
     Args:
         input_size: F.  hidden_size: H.  num_layers: stacked layers.
         nonlinearity: "tanh" (default), "sigmoid" (Elman's logistic units) or "relu".
         bias, bidirectional, residual, dropout, recurrent_dropout, learn_initial_state,
-        engine: as in :class:`rnnlab.nn.LSTM`, plus "rtrl" (real-time recurrent learning,
-            :mod:`rnnlab.engines.rtrl`) for one unidirectional layer.
+        engine: as in :class:`rnnlab.nn.Recurrent`, plus "rtrl" (real-time recurrent
+            learning, :mod:`rnnlab.engines.rtrl`) for one unidirectional layer.
 
     Shapes: input (B, T, F) or (T, F); state h_0 (L * D, B, H); outputs (B, T, D * H).
     The tanh and relu SRN use torch.nn.RNN's parameter names and its fused kernel.
@@ -146,51 +198,15 @@ class SRN(RecurrentLayer):
         device=None,
         dtype=None,
     ) -> None:
-        if nonlinearity not in NONLINEARITIES:
-            raise InputError(
-                f"nonlinearity: expected one of {NONLINEARITIES}, received {nonlinearity!r}"
-            )
-        self.nonlinearity = nonlinearity
-        self._fused_mode = {"tanh": "rnn_tanh", "relu": "rnn_relu"}.get(nonlinearity)
+        check_positive_int("hidden_size", hidden_size)
+
+        def make_cell(n: int) -> SRNCell:
+            return SRNCell(n, hidden_size, nonlinearity=nonlinearity, bias=bias,
+                           device=device, dtype=dtype)  # fmt: skip
+
         super().__init__(
-            input_size, hidden_size, num_layers, bias=bias, bidirectional=bidirectional,
-            residual=residual, dropout=dropout, recurrent_dropout=recurrent_dropout,
-            learn_initial_state=learn_initial_state, engine=engine, device=device, dtype=dtype,
+            make_cell, input_size, num_layers, bidirectional=bidirectional, residual=residual,
+            dropout=dropout, recurrent_dropout=recurrent_dropout,
+            learn_initial_state=learn_initial_state, engine=engine,
         )  # fmt: skip
-        self.reset_parameters()
-
-    def _build(self, k: int, sfx: str, in_size: int, factory: dict) -> None:
-        H = self.hidden_size
-        shapes = {"weight_ih": (H, in_size), "weight_hh": (H, H)}
-        if self.bias:
-            shapes.update(bias_ih=(H,), bias_hh=(H,))
-        self._add_params(k, sfx, shapes, factory)
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", nonlinearity={self.nonlinearity!r}"
-
-    def _project(self, x: Tensor, k: int, sfx: str) -> Tensor:
-        b = self._p("bias_ih", k, sfx) + self._p("bias_hh", k, sfx) if self.bias else None
-        return project(x, self._p("weight_ih", k, sfx), b)  # (B, T, H)
-
-    def _step(self, xp_t, state, k, sfx, rmask):
-        h = srn_step(xp_t, state[0], self._p("weight_hh", k, sfx), self.nonlinearity, rmask)
-        return h, (h,)
-
-    def _recurrence(self, xp, state, k, sfx, lengths, rmask):
-        w_hh = self._p("weight_hh", k, sfx)
-        ys, h = SRNRecurrence.apply(xp, state[0], w_hh, lengths, rmask, self.nonlinearity)
-        return ys, (h,)
-
-    def _rtrl(self, x, state, lengths):
-        if self.num_layers != 1 or self.bidirectional or self.recurrent_dropout:
-            raise InputError(
-                "engine='rtrl': one unidirectional layer without recurrent_dropout only, "
-                f"received num_layers={self.num_layers}, bidirectional={self.bidirectional}"
-            )
-        from rnnlab.engines.rtrl import rtrl
-
-        w_ih, w_hh = self.weight_ih_l0, self.weight_hh_l0
-        b = self.bias_ih_l0 + self.bias_hh_l0 if self.bias else w_ih.new_zeros(w_ih.shape[0])
-        y, h = rtrl(x, state[0][0], w_ih, w_hh, b, lengths, self.nonlinearity)
-        return y, (h.unsqueeze(0),)
+        self.hidden_size, self.nonlinearity, self.bias = hidden_size, nonlinearity, bool(bias)
