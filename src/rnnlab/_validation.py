@@ -71,7 +71,16 @@ def check_probability(name: str, value: object) -> float:
 def check_lengths(lengths: object, batch_size: int, max_len: int, device) -> torch.Tensor:
     """Validate ``lengths`` (LongTensor[B], 1 <= lengths[b] <= T); return it on ``device``."""
     if not isinstance(lengths, torch.Tensor):
-        lengths = torch.as_tensor(lengths)
+        if isinstance(lengths, (str, bytes)):
+            raise InputTypeError(
+                f"lengths: expected integers, one per sequence, received {describe(lengths)}"
+            )
+        try:
+            lengths = torch.as_tensor(lengths)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise InputTypeError(
+                f"lengths: expected integers, one per sequence, received {describe(lengths)}"
+            ) from exc
     if lengths.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
         raise InputTypeError(f"lengths: expected an integer tensor, received dtype {lengths.dtype}")
     if lengths.shape != (batch_size,):

@@ -69,7 +69,7 @@ def input_projection(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> T
     B, T, F = x.shape
     x_tm = x.transpose(0, 1).reshape(T * B, F)  # (T*B, F)
     out = x_tm @ weight.t() if bias is None else torch.addmm(bias, x_tm, weight.t())
-    return out.view(T, B, -1).transpose(0, 1)  # (B, T, G)
+    return out.view(T, B, out.shape[-1]).transpose(0, 1)  # (B, T, G)
 
 
 def empty_parameter(shape: tuple[int, ...], device=None, dtype=None) -> nn.Parameter:

@@ -33,8 +33,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from rnnlab._validation import check_positive_int
-from rnnlab.errors import InputError
+from rnnlab._validation import check_lengths, check_positive_int, check_tensor
+from rnnlab.errors import InputError, InputTypeError
 from rnnlab.nn.srn import NONLINEARITIES, SRN
 
 
@@ -115,28 +115,50 @@ class FullyRecurrent(nn.Module):
                 nn.init.uniform_(p, -bound, bound)
 
     def forward(self, x: Tensor, state: Tensor | None = None, lengths: Tensor | None = None):
-        batched = x.dim() == 3 if isinstance(x, Tensor) else True
-        if isinstance(x, Tensor) and not batched:
-            x = x.unsqueeze(0)
-            state = None if state is None else state.unsqueeze(0)
         F, N = self.input_size, self.num_units
-        B = x.shape[0] if isinstance(x, Tensor) and x.dim() == 3 else 0
-        if state is not None and (not isinstance(state, Tensor) or state.shape != (B, F + N)):
-            got = tuple(state.shape) if isinstance(state, Tensor) else type(state).__name__
-            raise InputError(f"state: expected shape ({B}, {F + N}) (B, F + N), received {got}")
+        x = check_tensor("input", x)
+        if x.dim() not in (2, 3):
+            raise InputError(
+                f"input: expected a 3-D tensor (B, T, {F}) or an unbatched 2-D tensor (T, {F}), "
+                f"received shape {tuple(x.shape)}"
+            )
+        batched = x.dim() == 3
+        if not batched:
+            if lengths is not None:
+                raise InputError("lengths: only for batched (B, T, F) input")
+            x = x.unsqueeze(0)
+            state = None if state is None else check_tensor("state", state).unsqueeze(0)
+        B, T = x.shape[:2]
+        if x.shape[-1] != F:
+            raise InputError(
+                f"input: expected {F} features in the last dimension (input_size), received "
+                f"shape {tuple(x.shape if batched else x.shape[1:])}"
+            )
+        if T == 0:
+            raise InputError("input: expected at least one time step, received T = 0")
+        if lengths is not None:
+            lengths = check_lengths(lengths, B, T, x.device)
+        if state is not None:
+            state = check_tensor("state", state)
+            if state.shape != (B, F + N):
+                want = (B, F + N) if batched else (F + N,)
+                got = tuple(state.shape if batched else state.shape[1:])
+                raise InputError(f"state: expected shape {want} (B, F + N), received {got}")
+            if state.dtype != x.dtype or state.device != x.device:
+                raise InputTypeError(
+                    f"state: expected dtype {x.dtype} on {x.device} (as the input), received "
+                    f"{state.dtype} on {state.device}"
+                )
         if state is None:
             prev_x = y0 = None
         else:
             prev_x, y0 = state[:, :F], state[:, F:].unsqueeze(0).contiguous()
             if self.engine == "rtrl" and not x.requires_grad:
                 prev_x = prev_x.detach()  # clamped input values: data, not a function of W
-        if isinstance(x, Tensor) and x.dim() == 3 and x.shape[-1] == F:
-            first = x.new_zeros(B, 1, F) if prev_x is None else prev_x.unsqueeze(1)
-            delayed = torch.cat([first, x[:, :-1]], dim=1)  # u_t = x_{t-1}: (B, T, F)
-        else:
-            delayed = x  # let the SRN's checks describe what is wrong
+        first = x.new_zeros(B, 1, F) if prev_x is None else prev_x.unsqueeze(1)
+        delayed = torch.cat([first, x[:, :-1]], dim=1)  # u_t = x_{t-1}: (B, T, F)
         y, h = self.core(delayed, y0, lengths)
-        last_x = x[:, -1] if lengths is None else x[torch.arange(B), lengths.long() - 1]
+        last_x = x[:, -1] if lengths is None else x[torch.arange(B), lengths - 1]
         z = torch.cat([last_x, h[0]], dim=1)  # (B, F + N)
         if not batched:
             return y[0], z[0]
