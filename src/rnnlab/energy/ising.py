@@ -374,7 +374,7 @@ def _lattice_tables(shape: tuple[int, ...], periodic: bool, coupling: float):
     for axis in range(len(shape)):
         for shift in (1, -1):
             nb = torch.roll(idx, shifts=-shift, dims=axis)  # neighbour at +shift along axis
-            b = torch.full(shape, float(coupling))
+            b = torch.full(shape, float(coupling), dtype=torch.float64)
             if not periodic:
                 edge = [slice(None)] * len(shape)
                 edge[axis] = -1 if shift == 1 else 0
@@ -454,7 +454,7 @@ class IsingModel(nn.Module):
             if not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise InputError(f"{name}: expected a finite number, received {v!r}")
         neighbors, bonds = _lattice_tables(shape, periodic, float(coupling))
-        h = torch.full((math.prod(shape),), float(field) * float(moment))
+        h = torch.full((math.prod(shape),), float(field) * float(moment), dtype=torch.float64)
         self._setup(shape, neighbors, bonds, h, dtype, device)
         self.coupling, self.periodic = float(coupling), periodic
         self.lattice = True
