@@ -13,7 +13,8 @@ Modules: :mod:`adding` (1997 and modern adding, multiplication), :mod:`temporal_
 :mod:`two_sequence`, :mod:`long_lag` (2a/2b/2c), :mod:`xor`, :mod:`permutation`,
 :mod:`reber` (embedded Reber, continual stream), :mod:`anbn` (a^n b^n, a^n b^n c^n),
 :mod:`parity`, :mod:`binary_addition`, :mod:`copy` (uRNN copy, memorisation),
-:mod:`toy` (the lecture toy nets).
+:mod:`toy` (the lecture toy nets), :mod:`mackey_glass`, :mod:`narma` (NARMA and the
+memory-capacity task, for echo state networks).
 """
 
 from rnnlab.tasks import (
@@ -22,6 +23,8 @@ from rnnlab.tasks import (
     binary_addition,
     copy,
     long_lag,
+    mackey_glass,
+    narma,
     parity,
     permutation,
     reber,
@@ -59,10 +62,12 @@ __all__ = [
     "error_rate",
     "final_step",
     "long_lag",
+    "mackey_glass",
     "make_generator",
     "masked_bce_with_logits",
     "masked_cross_entropy",
     "masked_mse",
+    "narma",
     "parity",
     "permutation",
     "reber",
