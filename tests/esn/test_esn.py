@@ -11,9 +11,9 @@ import math
 import pytest
 import torch
 
+from rnnlab.errors import InputError
 from rnnlab.esn import RLS, EchoStateNetwork, ESNState, nrmse, ridge_solve, spectral_radius
 from rnnlab.esn.reservoir import recurrent_operator, run_reservoir
-from rnnlab.errors import InputError
 
 f64 = torch.float64
 
