@@ -111,12 +111,17 @@ def valid_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
     return torch.arange(T, device=lengths.device)[None, :] < lengths[:, None]
 
 
+# the largest size or count any task accepts (sizes beyond it overflow torch's indices)
+MAX_SIZE = 2**31 - 1
+
+
 def check_range(name: str, value, lo: int, hi: int | None = None) -> int:
-    """An int in ``[lo, hi]``; ValueError naming the valid range otherwise."""
-    ok = not isinstance(value, bool) and isinstance(value, int) and value >= lo
-    ok = ok and (hi is None or value <= hi)
+    """An int in ``[lo, hi]`` (``hi`` defaults to :data:`MAX_SIZE`); ValueError naming
+    the valid range otherwise."""
+    hi_ = MAX_SIZE if hi is None else hi
+    ok = not isinstance(value, bool) and isinstance(value, int) and lo <= value <= hi_
     if not ok:
-        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        rng = f">= {lo} (at most 2**31 - 1)" if hi is None else f"in [{lo}, {hi}]"
         raise InputError(f"{name}: expected an integer {rng}, received {value!r}")
     return value
 

@@ -65,7 +65,9 @@ def _marked_1997(batch_size: int, T: int, g: torch.Generator):
     """Positions ``(p1, p2)`` of the two marks, 1997 rules: p1 in the first 10 pairs, p2
     among the first T/2 - 1 pairs other than p1 and other than pair 1 (whose marker is
     always -1, so only X_1 may fall there, hidden)."""
-    p1 = randint(0, 9, batch_size, g)
+    # at T = 10 pair 9 can be the last pair, whose marker is -1: a mark there would be
+    # hidden yet counted, so the first mark stays before it (unchanged for T >= 11)
+    p1 = randint(0, min(9, T - 2), batch_size, g)
     w = T // 2 - 1  # the window of X_2: pairs 1 .. w-1 (0-based)
     # draw p2 uniform over the free slots 1 .. w-1 minus p1
     inside = (p1 >= 1) & (p1 < w)
