@@ -8,9 +8,20 @@ JSONL file, shows a tqdm progress bar, and saves checkpoints that continue the r
 exactly (model, optimizer, schedule, data position, carried state, RNG states and the
 caller's extra fields, e.g. the vocabulary and configuration).
 
-Any model fits: a recurrent language model (carry = state), a feed-forward NPLM or a task
-experiment (carry = None). The batch iterator only needs ``__next__`` and, for exact
-resume, ``state_dict()`` / ``load_state_dict()``.
+Any model fits: a recurrent language model (carry = state), a feed-forward NPLM, a task
+experiment (carry = None), or a model whose update is not ``loss.backward()``
+(``gradients=``: contrastive divergence writes the gradients itself; an optimizer with
+``takes_closure = True``, such as Hessian-free, gets ``step(closure)``). The batch
+iterator only needs ``__next__`` and, for exact resume, ``state_dict()`` /
+``load_state_dict()``.
+
+Budgets: steps, examples (the sum of ``StepOutput.items``: tokens, sequences) and
+minutes, whichever ends first. Evaluation every so many steps or examples;
+``eval_fn`` returns the validation loss or an :class:`Evaluation` (loss, metrics, and
+``done`` when the goal is met); early stopping by ``patience``; ``keep_best`` ends on
+the best validated model. Also: ``device`` placement of the model and every batch,
+gradient accumulation, autocast (mixed precision), and the process rank under
+``torch.distributed`` (only rank 0 prints, logs and writes checkpoints).
 
 Safety: a non-finite loss or gradient is never trained on (the step is skipped, reported,
 and the carried state reset); after ``max_bad_steps`` consecutive failures the loop raises
@@ -63,13 +74,28 @@ class StepOutput(NamedTuple):
     loss: torch.Tensor
     items: int
     carry: Any = None
+    outputs: Any = None  # the network's outputs before the loss (for curvature methods)
+
+
+class Evaluation(NamedTuple):
+    """What an ``eval_fn`` may return instead of a plain validation loss.
+
+    loss: the validation loss, lower is better (best model, patience, plateau schedule);
+        None when there is nothing to compare.
+    metrics: more numbers to log (JSON-serialisable).
+    done: the goal is met (e.g. a paper's success rule): training stops here.
+    """
+
+    loss: float | None
+    metrics: dict = {}
+    done: bool = False
 
 
 LossFn = Callable[[nn.Module, Any, Any], StepOutput]
 # a step that is not loss.backward(): it writes every parameter's .grad itself (contrastive
 # divergence, the Boltzmann learning rule) and returns what to report
 GradientsFn = Callable[[nn.Module, Any, Any], StepOutput]
-EvalFn = Callable[[nn.Module], float]
+EvalFn = Callable[[nn.Module], "float | Evaluation"]
 
 
 class TrainingDiverged(RuntimeError):
@@ -81,10 +107,17 @@ class TrainConfig:
     """How long and how carefully to train.
 
     steps: stop when the step counter reaches this (counted across resumes).
+    examples: stop when this many items (``StepOutput.items``) have been trained on.
     minutes: stop after this much wall-clock time in this session.
     clip_norm: clip the global gradient norm to this (None: no norm clipping).
     clip_value: clamp each gradient component to +-this (None: none).
     eval_every: evaluate every this many steps (0: only at the end).
+    eval_every_examples: evaluate each time the examples seen cross a multiple of this.
+    keep_best: end on the model of the lowest validation loss seen (kept in memory and in
+        the checkpoint), unless an evaluation reported ``done``.
+    accumulate: batches whose gradients are summed (each loss divided by this) per step.
+    autocast: "bfloat16" or "float16" runs the loss function under ``torch.autocast``
+        (float16 with a gradient scaler); None: full precision.
     patience: stop after this many evaluations without improvement (None: never).
     max_bad_steps: consecutive non-finite steps tolerated before giving up.
     log_every: steps between metric lines in the JSONL log.
@@ -93,6 +126,7 @@ class TrainConfig:
     """
 
     steps: int | None = None
+    examples: int | None = None
     minutes: float | None = None
     clip_norm: float | None = None
     clip_value: float | None = None
@@ -102,10 +136,14 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 0
     progress: bool = True
+    eval_every_examples: int = 0
+    keep_best: bool = False
+    accumulate: int = 1
+    autocast: str | None = None
 
     def __post_init__(self):
-        if self.steps is None and self.minutes is None:
-            raise InputError("training needs a budget: steps or minutes")
+        if self.steps is None and self.minutes is None and self.examples is None:
+            raise InputError("training needs a budget: steps, examples or minutes")
 
         def is_int(v) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
@@ -122,8 +160,18 @@ class TrainConfig:
             if v is not None and not (is_number(v) and v > 0):
                 raise InputError(f"{name}: expected a positive number or None, received {v!r}")
         # (name, minimum): 0 means "only at evaluations / the end" for the two *_every
+        if self.examples is not None and not (is_int(self.examples) and self.examples >= 1):
+            raise InputError(f"examples: expected an integer >= 1, received {self.examples!r}")
+        if self.autocast not in (None, "bfloat16", "float16"):
+            raise InputError(
+                f"autocast: expected None, 'bfloat16' or 'float16', received {self.autocast!r}"
+            )
+        if not isinstance(self.keep_best, bool):
+            raise InputError(f"keep_best: expected True or False, received {self.keep_best!r}")
         for name, low in (
             ("eval_every", 0),
+            ("eval_every_examples", 0),
+            ("accumulate", 1),
             ("checkpoint_every", 0),
             ("log_every", 1),
             ("max_bad_steps", 1),
@@ -150,7 +198,7 @@ class TrainResult:
     best_val_loss: float | None
     tokens_per_second: float
     seconds: float
-    stopped: str  # "steps", "time", "early_stopping", "interrupted"
+    stopped: str  # "steps", "examples", "time", "done", "early_stopping", "interrupted"
     skipped_steps: int
     checkpoint: str | None
 
@@ -162,6 +210,25 @@ def detach_carry(carry: Any) -> Any:
     if isinstance(carry, (tuple, list)):
         return type(carry)(detach_carry(c) for c in carry)
     return carry
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """The same batch (tensors, tuples, named tuples, lists, dicts) on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple) and hasattr(batch, "_fields"):
+        return type(batch)(*(to_device(b, device) for b in batch))
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def process_rank() -> int:
+    """This process's rank under torch.distributed (0 when it is not initialised)."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 class Trainer:
@@ -184,11 +251,16 @@ class Trainer:
         config: :class:`TrainConfig`.
         schedule: a ``torch.optim.lr_scheduler`` (ReduceLROnPlateau is stepped with the
             validation loss, every other schedule once per step), or None.
-        eval_fn: ``eval_fn(model) -> mean validation loss`` (run in eval mode, no grad).
+        eval_fn: ``eval_fn(model) -> mean validation loss`` or an :class:`Evaluation`
+            (run in eval mode, no grad).
         checkpoint: path of the checkpoint file to write (None: never write).
         metrics: path of the JSONL metrics log (appended), or None.
         kind: the checkpoint's model kind (e.g. "lm").
         extra: more fields for the checkpoint (configuration, vocabulary, ...).
+        device: move the model there, and every batch before ``loss_fn`` (None: leave
+            both where they are).
+        loss_unit: (name, factor) the progress bar and messages show losses in, e.g.
+            ("bits/char", 1 / ln 2); the log and the result stay in the loss's own unit.
     """
 
     def __init__(
@@ -206,7 +278,12 @@ class Trainer:
         metrics: str | Path | None = None,
         kind: str = "model",
         extra: dict | None = None,
+        device: str | torch.device | None = None,
+        loss_unit: tuple[str, float] = ("loss", 1.0),
     ):
+        self.device = None if device is None else torch.device(device)
+        if self.device is not None:
+            model.to(self.device)
         self.model = model
         self.optimizer = optimizer
         self.batches = batches
@@ -227,7 +304,15 @@ class Trainer:
         self.best_val: float | None = None
         self.evals_since_best = 0
         self.skipped = 0
+        self.best_state: dict | None = None  # keep_best: the best validated parameters
+        self.history: list[dict] = []  # one record per evaluation
+        self.last_evaluation: Evaluation | None = None
+        self.loss_unit = loss_unit
+        self.rank = process_rank()
         self._stop_signal: str | None = None
+        self._scaler = None
+        if config.autocast == "float16":
+            self._scaler = torch.amp.GradScaler(self._device_type(), init_scale=2.0**10)
 
     # ----------------------------------------------------------------- state
     def state_dict(self) -> dict:
@@ -240,6 +325,7 @@ class Trainer:
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
             "data": data,
             "carry": self.carry,
+            "best_model": self.best_state,
             "rng": rng_state(),
             "trainer": {
                 "step": self.step,
@@ -259,6 +345,7 @@ class Trainer:
         if state.get("data") is not None and hasattr(self.batches, "load_state_dict"):
             self.batches.load_state_dict(state["data"])
         self.carry = state.get("carry")
+        self.best_state = state.get("best_model")
         t = state["trainer"]
         self.step, self.items = int(t["step"]), int(t["items"])
         self.best_val, self.evals_since_best = t["best_val"], int(t["evals_since_best"])
@@ -269,28 +356,45 @@ class Trainer:
     def save(self, path: str | Path | None = None) -> Path | None:
         """Write a checkpoint atomically (to ``path`` or the configured file)."""
         path = Path(path) if path is not None else self.checkpoint
-        if path is None:
+        if path is None or self.rank != 0:
             return None
         return save_checkpoint(path, self.kind, self.state_dict())
 
     # ------------------------------------------------------------- helpers
     def _log(self, record: dict) -> None:
-        if self.metrics is not None:
+        if self.metrics is not None and self.rank == 0:
             self.metrics.parent.mkdir(parents=True, exist_ok=True)
             with open(self.metrics, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
 
+    def _device_type(self) -> str:
+        if self.device is not None:
+            return self.device.type
+        p = next(iter(self.model.parameters()), None)
+        return "cpu" if p is None else p.device.type
+
     def evaluate(self) -> float | None:
-        """Mean validation loss from ``eval_fn`` (eval mode, no gradients)."""
+        """Run ``eval_fn`` (eval mode, no gradients); return the validation loss and keep
+        the whole :class:`Evaluation` in ``last_evaluation``."""
         if self.eval_fn is None:
             return None
         was_training = self.model.training
         self.model.eval()
         try:
             with torch.no_grad():
-                return float(self.eval_fn(self.model))
+                ev = self.eval_fn(self.model)
         finally:
             self.model.train(was_training)
+        if not isinstance(ev, Evaluation):
+            ev = Evaluation(float(ev))
+        elif ev.loss is not None:
+            ev = ev._replace(loss=float(ev.loss))
+        self.last_evaluation = ev
+        return ev.loss
+
+    def _show(self, loss: float) -> str:
+        name, factor = self.loss_unit
+        return f"{loss * factor:.4f} {name}" if name != "loss" else f"{loss:.4f}"
 
     def _install_signals(self) -> dict:
         if threading.current_thread() is not threading.main_thread():
@@ -303,34 +407,121 @@ class Trainer:
 
         return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    def _train_step(self, batch: Any) -> tuple[float | None, float | None]:
-        """One step; returns (loss, grad norm), or (None, None) when skipped as non-finite."""
+    def _forward(self, batch: Any) -> StepOutput:
+        """The loss function (or gradients hook) on one batch, on the device, autocast."""
+        if self.device is not None:
+            batch = to_device(batch, self.device)
+        fn = self.gradients if self.gradients is not None else self.loss_fn
+        if self.config.autocast is None:
+            return fn(self.model, batch, self.carry)
+        dtype = getattr(torch, self.config.autocast)
+        with torch.autocast(self._device_type(), dtype=dtype):
+            return fn(self.model, batch, self.carry)
+
+    def _train_step(self, batches: list) -> tuple[float | None, float | None]:
+        """One step over ``batches`` (``accumulate`` of them); returns (loss, grad norm),
+        or (None, None) / (None, norm) when skipped as non-finite."""
         cfg = self.config
         self.optimizer.zero_grad(set_to_none=True)
-        if self.gradients is not None:
-            out = self.gradients(self.model, batch, self.carry)
-        else:
-            out = self.loss_fn(self.model, batch, self.carry)
-        loss = out.loss
-        self.last_items = int(out.items)
-        if not torch.isfinite(loss.detach()):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.carry = None
-            return None, None
-        if self.gradients is None:
-            loss.backward()
+        if getattr(self.optimizer, "takes_closure", False):
+            return self._closure_step(batches[0])
+        losses, self.last_items, n = [], 0, len(batches)
+        for batch in batches:
+            out = self._forward(batch)
+            loss = out.loss
+            self.last_items += int(out.items)
+            if not torch.isfinite(loss.detach()):
+                self.optimizer.zero_grad(set_to_none=True)
+                self.carry = None
+                return None, None
+            if self.gradients is None:
+                scaled = loss / n if n > 1 else loss
+                (self._scaler.scale(scaled) if self._scaler else scaled).backward()
+            elif n > 1:  # the hook wrote this batch's gradient: average over the batches
+                for p in self.model.parameters():
+                    if p.grad is not None:
+                        p.grad.div_(n)
+            self.carry = detach_carry(out.carry)
+            losses.append(float(loss.detach()))
+        if self._scaler is not None:
+            self._scaler.unscale_(self.optimizer)
         norm = clip_gradients(self.model.parameters(), cfg.clip_norm, cfg.clip_value)
         if not torch.isfinite(norm):
+            if self._scaler is not None:
+                self._scaler.update()  # a lower scale next time
             self.optimizer.zero_grad(set_to_none=True)
             self.carry = None
             return None, float(norm)
-        self.optimizer.step()
+        if self._scaler is not None:
+            self._scaler.step(self.optimizer)
+            self._scaler.update()
+        else:
+            self.optimizer.step()
+        self._schedule_step()
+        return sum(losses) / n, float(norm)
+
+    def _closure_step(self, batch: Any) -> tuple[float | None, float | None]:
+        """``optimizer.step(closure)``: the closure recomputes the loss and the outputs,
+        ``(loss, outputs)``, as often as the optimizer needs (Hessian-free)."""
+        last: list[StepOutput] = []
+
+        def closure():
+            out = self._forward(batch)
+            last[:] = [out]
+            return out.loss, out.outputs
+
+        self.optimizer.step(closure)
+        out = last[-1]
+        self.last_items = int(out.items)
+        loss = float(out.loss.detach())
+        if not math.isfinite(loss):
+            self.carry = None
+            return None, None
+        self._schedule_step()
+        self.carry = detach_carry(out.carry)
+        return loss, math.nan
+
+    def _schedule_step(self) -> None:
         if self.schedule is not None and not isinstance(
             self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau
         ):
             self.schedule.step()
-        self.carry = detach_carry(out.carry)
-        return float(loss.detach()), float(norm)
+
+    def _say(self, bar, message: str) -> None:
+        if self.rank == 0:
+            bar.write(message, file=sys.stderr)
+
+    def _record(self, since_eval: list[float], final: bool = False) -> dict:
+        """Log the evaluation just made, with the mean training loss since the last one."""
+        ev = self.last_evaluation
+        record = {
+            "step": self.step,
+            "items": self.items,
+            "train_loss": sum(since_eval) / len(since_eval) if since_eval else math.nan,
+            "final_val_loss" if final else "val_loss": ev.loss,
+            **ev.metrics,
+        }
+        self.history.append(record)
+        self._log(record)
+        return record
+
+    def _evaluate_now(self, since_eval: list[float], bar) -> float | None:
+        """An evaluation during training: log it, step a plateau schedule, track the best."""
+        val = self.evaluate()
+        self._record(since_eval)
+        if val is not None:
+            self._say(bar, f"step {self.step}: validation {self._show(val)}")
+            if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.schedule.step(val)
+            if self.best_val is None or val < self.best_val:
+                self.best_val, self.evals_since_best = val, 0
+                if self.config.keep_best:
+                    self.best_state = {
+                        k: v.detach().clone() for k, v in self.model.state_dict().items()
+                    }
+            else:
+                self.evals_since_best += 1
+        return val
 
     def _unhealthy(self, bad_run: int, val: float | None) -> str | None:
         """Why the current state must not be saved as a good checkpoint, or None."""
@@ -344,7 +535,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- fit
     def fit(self) -> TrainResult:
-        """Train until the step or time budget, early stopping, or a signal."""
+        """Train until a budget (steps, examples, time) is spent, an evaluation says
+        ``done``, early stopping, or a signal."""
         from tqdm.auto import tqdm
 
         cfg = self.config
@@ -356,20 +548,22 @@ class Trainer:
         bad_run = 0
         stopped = "steps"
         val = None
+        since_eval: list[float] = []  # training losses since the last evaluation
         last_ckpt = str(self.checkpoint) if self.checkpoint and self.checkpoint.exists() else None
+        show = cfg.progress and self.rank == 0
         if cfg.steps is not None:
             bar = tqdm(
                 total=cfg.steps,
                 initial=self.step,
-                disable=not cfg.progress,
+                disable=not show,
                 unit="step",
                 file=sys.stderr,
                 dynamic_ncols=True,
             )
         else:
             bar = tqdm(
-                total=round(budget_s),
-                disable=not cfg.progress,
+                total=round(budget_s) if math.isfinite(budget_s) else None,
+                disable=not show,
                 unit="s",
                 file=sys.stderr,
                 dynamic_ncols=True,
@@ -383,12 +577,15 @@ class Trainer:
                 if cfg.steps is not None and self.step >= cfg.steps:
                     stopped = "steps"
                     break
+                if cfg.examples is not None and self.items >= cfg.examples:
+                    stopped = "examples"
+                    break
                 if time.perf_counter() - start >= budget_s:
                     stopped = "time"
                     break
                 t0 = time.perf_counter()
-                batch = next(self.batches)
-                loss, norm = self._train_step(batch)
+                items_before = self.items
+                loss, norm = self._train_step([next(self.batches) for _ in range(cfg.accumulate)])
                 dt = time.perf_counter() - t0
                 train_seconds += dt
                 self.step += 1
@@ -397,7 +594,7 @@ class Trainer:
                     bad_run += 1
                     what = "loss" if norm is None else "gradient norm"
                     msg = f"step {self.step}: non-finite {what}; step skipped"
-                    bar.write(f"warning: {msg}", file=sys.stderr)
+                    self._say(bar, f"warning: {msg}")
                     self._log({"step": self.step, "skipped": msg})
                     if bad_run >= cfg.max_bad_steps:
                         where = (
@@ -414,13 +611,18 @@ class Trainer:
                     self.items += self.last_items
                     session_items += self.last_items
                     recent.append(loss)
+                    since_eval.append(loss)
                 tps = session_items / train_seconds if train_seconds > 0 else 0.0
                 if cfg.steps is not None:
                     bar.update(1)
-                else:
+                elif math.isfinite(budget_s):
                     bar.n = min(time.perf_counter() - start, budget_s)
                 if recent:
-                    bar.set_postfix(loss=f"{recent[-1]:.3f}", tok_s=f"{tps:,.0f}", refresh=False)
+                    name, factor = self.loss_unit
+                    bar.set_postfix(
+                        {name: f"{recent[-1] * factor:.3f}", "items/s": f"{tps:,.0f}"},
+                        refresh=False,
+                    )
                 if loss is not None and self.step % cfg.log_every == 0:
                     self._log(
                         {
@@ -432,18 +634,16 @@ class Trainer:
                             "seconds": time.perf_counter() - start,
                         }
                     )
-                evaluated = False
-                if cfg.eval_every and self.step % cfg.eval_every == 0 and self.eval_fn:
-                    val = self.evaluate()
-                    evaluated = True
-                    self._log({"step": self.step, "val_loss": val})
-                    bar.write(f"step {self.step}: val loss {val:.4f}", file=sys.stderr)
-                    if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                        self.schedule.step(val)
-                    if self.best_val is None or val < self.best_val:
-                        self.best_val, self.evals_since_best = val, 0
-                    else:
-                        self.evals_since_best += 1
+                E = cfg.eval_every_examples
+                evaluated = bool(self.eval_fn) and bool(
+                    (cfg.eval_every and self.step % cfg.eval_every == 0)
+                    or (E and items_before // E != self.items // E)
+                )
+                if evaluated:
+                    val = self._evaluate_now(since_eval, bar)
+                    since_eval = []
+                    if self.last_evaluation.done:
+                        stopped = "done"
                 want_ckpt = (cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0) or (
                     evaluated and not cfg.checkpoint_every
                 )
@@ -455,15 +655,12 @@ class Trainer:
                     if sick is None:
                         last_ckpt = str(self.save())
                     else:
-                        bar.write(
-                            f"warning: step {self.step}: no checkpoint written ({sick})",
-                            file=sys.stderr,
-                        )
+                        self._say(bar, f"warning: step {self.step}: no checkpoint written ({sick})")
+                if stopped == "done":
+                    break
                 if self._stop_signal is not None:
                     stopped = "interrupted"
-                    bar.write(
-                        f"{self._stop_signal}: saving a checkpoint and stopping", file=sys.stderr
-                    )
+                    self._say(bar, f"{self._stop_signal}: saving a checkpoint and stopping")
                     break
                 if cfg.patience is not None and self.evals_since_best >= cfg.patience:
                     stopped = "early_stopping"
@@ -479,10 +676,13 @@ class Trainer:
             else:
                 kept = f"; the last good one is {last_ckpt}" if last_ckpt else ""
                 print(f"warning: final checkpoint not written ({sick}){kept}", file=sys.stderr)
-        if stopped != "interrupted":
-            val = self.evaluate()  # reported only: never feeds the schedule (exact resume)
-            if val is not None:
-                self._log({"step": self.step, "final_val_loss": val})
+        if stopped not in ("interrupted", "done") and self.eval_fn is not None:
+            # reported only: never feeds the schedule or the best model (exact resume)
+            val = self.evaluate()
+            self._record(since_eval, final=True)
+        ev = self.last_evaluation
+        if cfg.keep_best and self.best_state is not None and not (ev is not None and ev.done):
+            self.model.load_state_dict(self.best_state)
         return TrainResult(
             steps=self.step,
             train_loss=sum(recent) / len(recent) if recent else math.nan,
