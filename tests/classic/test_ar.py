@@ -89,7 +89,7 @@ def test_score_is_zero_at_the_mle_and_forecast_follows_the_recursion():
         nxt = c + hist[-1] @ A1.T + hist[-2] @ A2.T
         torch.testing.assert_close(fc[:, h], nxt)
         hist.append(nxt)
-    pred = model.predict(y)
+    pred = model.one_step_forecast(y)
     assert torch.isnan(pred[:, :2]).all()
     torch.testing.assert_close(pred[:, 2:], c + y[:, 1:-1] @ A1.T + y[:, :-2] @ A2.T)
     X, Yt = lagged_design(y, (1, 2))
@@ -102,7 +102,7 @@ def test_sample_then_fit_recovers_coefficients():
         model.coefficients.copy_(torch.tensor([[[0.5]], [[-0.3]]], dtype=DT))
         model.intercept.fill_(1.0)
         model.noise_cov.fill_(0.25)
-    y = model.sample(20, 500, seed=0)
+    y = model.sample(20, 500, generator=0)
     fitted = LinearAR(order=2).fit(y)
     torch.testing.assert_close(fitted.coefficients, model.coefficients, atol=0.03, rtol=0)
     torch.testing.assert_close(fitted.noise_cov, model.noise_cov, atol=0.02, rtol=0)

@@ -22,6 +22,8 @@ from rnnlab.classic.hmm import (
 )
 
 F64 = torch.float64
+# fits deliberately stopped at n_iter warn; the tests that check the warning catch it
+pytestmark = pytest.mark.filterwarnings("ignore::rnnlab.classic.ConvergenceWarning")
 
 
 @pytest.fixture(autouse=True)

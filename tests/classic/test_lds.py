@@ -10,6 +10,8 @@ import torch
 from rnnlab.classic.lds import LinearDynamicalSystem, kalman_filter, rts_smoother
 
 DT = torch.float64
+# fits deliberately stopped at n_iter warn; the tests that check the warning catch it
+pytestmark = pytest.mark.filterwarnings("ignore::rnnlab.classic.ConvergenceWarning")
 
 
 def random_model(S=3, D=2, U=0, seed=0):
@@ -73,7 +75,7 @@ def test_filter_smoother_loglik_equal_dense_joint_gaussian():
     T, U = 5, 2
     model = random_model(S=3, D=2, U=U)
     u = torch.randn(T, U, dtype=DT)
-    y = model.sample(1, T, inputs=u[None], seed=1).observations[0]
+    y = model.sample(1, T, inputs=u[None], generator=1).observations[0]
     mx, cx, my, cy, cxy, S, D = dense_joint(model, T, u)
     filt = model.filter(y, inputs=u)
     smooth = model.smooth(y, inputs=u)
@@ -95,7 +97,7 @@ def test_filter_smoother_loglik_equal_dense_joint_gaussian():
 def test_partial_mask_equals_dense_conditional_on_observed_coordinates():
     T = 4
     model = random_model(S=2, D=3, seed=2)
-    y = model.sample(1, T, seed=3).observations[0]
+    y = model.sample(1, T, generator=3).observations[0]
     mask = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 0, 0], [0, 1, 1]], dtype=torch.bool)
     y_nan = y.masked_fill(~mask, float("nan"))
     mx, cx, my, cy, cxy, S, D = dense_joint(model, T)
@@ -114,7 +116,7 @@ def test_partial_mask_equals_dense_conditional_on_observed_coordinates():
 
 def test_batched_equals_one_by_one_and_masked_equals_truncated():
     model = random_model(S=3, D=2, seed=4)
-    y = model.sample(4, 12, seed=5).observations
+    y = model.sample(4, 12, generator=5).observations
     lengths = torch.tensor([12, 7, 3, 10])
     mask = torch.arange(12)[None] < lengths[:, None]  # (B, T): whole vectors
     batched_f = model.filter(y, mask=mask)
@@ -140,7 +142,7 @@ def test_batched_equals_one_by_one_and_masked_equals_truncated():
 
 def test_kernels_match_model_methods():
     model = random_model()
-    y = model.sample(2, 6, seed=0).observations
+    y = model.sample(2, 6, generator=0).observations
     torch.testing.assert_close(kalman_filter(model.params, y).means, model.filter(y).means)
     torch.testing.assert_close(rts_smoother(model.params, y).covs, model.smooth(y).covs)
 
@@ -148,7 +150,7 @@ def test_kernels_match_model_methods():
 def test_em_never_decreases_likelihood_and_respects_fixed_and_diagonal():
     truth = random_model(S=2, D=3, U=1, seed=6)
     u = torch.randn(5, 30, 1, dtype=DT)
-    y = truth.sample(5, 30, inputs=u, seed=7).observations
+    y = truth.sample(5, 30, inputs=u, generator=7).observations
     mask = torch.rand(5, 30, 3) > 0.2
     model = LinearDynamicalSystem(2, 3, 1)
     C0 = model.emission_matrix.detach().clone()
@@ -162,7 +164,7 @@ def test_em_never_decreases_likelihood_and_respects_fixed_and_diagonal():
         diagonal_covs=("emission_cov",),
     )
     h = np.array(model.history_)
-    assert len(h) == 25
+    assert len(h) == 26 and model.n_iter_ == 25
     assert np.all(np.diff(h) >= -1e-9 * np.abs(h[1:])), np.diff(h)
     assert h[-1] > h[0]
     torch.testing.assert_close(model.emission_matrix.detach(), C0)
@@ -175,7 +177,7 @@ def test_em_never_decreases_likelihood_and_respects_fixed_and_diagonal():
 
 def test_gradcheck_log_likelihood():
     model = random_model(S=2, D=2, seed=8)
-    y = model.sample(2, 5, seed=9).observations
+    y = model.sample(2, 5, generator=9).observations
     mask = torch.ones(2, 5, 2, dtype=torch.bool)
     mask[0, 2, 1] = False
     p = model.params
@@ -193,9 +195,9 @@ def test_gradcheck_log_likelihood():
 
 def test_forecast_and_predict_are_consistent():
     model = random_model(S=2, D=2, seed=10)
-    y = model.sample(3, 8, seed=11).observations
+    y = model.sample(3, 8, generator=11).observations
     fc = model.forecast(y[:, :7], steps=2)
-    pred = model.predict(y)
+    pred = model.one_step_forecast(y)
     torch.testing.assert_close(fc.means[:, 0], pred[:, 7], rtol=0, atol=1e-12)
     # the one-step forecast covariance is the innovation covariance C P C^T + R
     f = model.filter(y[:, :7])
@@ -207,7 +209,7 @@ def test_forecast_and_predict_are_consistent():
 
 def test_sample_moments_match_model():
     model = random_model(S=2, D=1, seed=12)
-    s = model.sample(4000, 3, seed=0)
+    s = model.sample(4000, 3, generator=0)
     mx, cx, my, cy, *_ = dense_joint(model, 3)
     emp = s.observations.reshape(4000, -1)
     torch.testing.assert_close(emp.mean(0), my, rtol=0, atol=0.15)
@@ -234,7 +236,7 @@ def test_bad_input_names_argument():
 def test_agrees_with_pykalman():
     pykalman = pytest.importorskip("pykalman")
     model = random_model(S=3, D=2, seed=13)
-    y = model.sample(1, 50, seed=14).observations[0]
+    y = model.sample(1, 50, generator=14).observations[0]
     p = {k: v.detach().numpy() for k, v in model.params._asdict().items()}
     kf = pykalman.KalmanFilter(
         transition_matrices=p["transition_matrix"],
@@ -257,7 +259,7 @@ def test_agrees_with_pykalman():
 def test_steady_state_equals_full_recursion():
     model = random_model(S=3, D=2, U=1, seed=15)
     u = torch.randn(3, 300, 1, dtype=DT)
-    y = model.sample(3, 300, inputs=u, seed=16).observations
+    y = model.sample(3, 300, inputs=u, generator=16).observations
     p = model.params
     fast_f = kalman_filter(p, y, u, steady_state=True)
     full_f = kalman_filter(p, y, u, steady_state=False)
@@ -270,7 +272,7 @@ def test_steady_state_equals_full_recursion():
 def test_one_em_iteration_agrees_with_pykalman():
     pykalman = pytest.importorskip("pykalman")
     model = random_model(S=2, D=2, seed=17)
-    y = model.sample(1, 40, seed=18).observations[0]
+    y = model.sample(1, 40, generator=18).observations[0]
     p = {k: v.detach().numpy().copy() for k, v in model.params._asdict().items()}
     kf = pykalman.KalmanFilter(
         transition_matrices=p["transition_matrix"],
@@ -298,14 +300,14 @@ def test_one_em_iteration_agrees_with_pykalman():
         "initial_cov": kf.initial_state_covariance,
     }
     model.fit(y, n_iter=1, tol=0.0)  # one E-step and one M-step
-    assert len(model.history_) == 1
+    assert len(model.history_) == 2 and model.n_iter_ == 1
     for name, ref in pairs.items():
         np.testing.assert_allclose(getattr(model, name).detach().numpy(), ref, atol=1e-8)
 
 
 def test_em_with_lengths_equals_em_on_truncated_sequences():
     truth = random_model(S=2, D=2, seed=19)
-    y = truth.sample(3, 20, seed=20).observations
+    y = truth.sample(3, 20, generator=20).observations
     lengths = torch.tensor([20, 12, 15])
     padded = LinearDynamicalSystem(2, 2).fit(y, lengths=lengths, n_iter=3, tol=0.0)
     # padded steps must not matter: other values there give the same fit

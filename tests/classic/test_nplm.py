@@ -38,13 +38,13 @@ def test_learns_deterministic_language_to_near_zero_loss():
     period = torch.tensor([0, 1, 2, 0, 2, 1])  # every order-2 context fixes the next token
     x = period.repeat(20)
     model = NeuralAR(order=2, vocab_size=3, embedding_dim=4, hidden_size=16)
-    model.fit(x, epochs=80, lr=5e-2, batch_size=128, seed=0)
+    model.fit(x, epochs=80, lr=5e-2, batch_size=128, generator=0)
     assert model.history_[-1] < 0.02
     assert -model.score(x) / (len(x) - 2) < 0.02
-    pred = model.predict(x)
+    pred = model.one_step_forecast(x)
     assert torch.equal(pred[2:], x[2:])
     assert (pred[:2] == -1).all()
-    sample = model.sample(1, 12, context=x[None, :2], temperature=0.01, seed=0)
+    sample = model.sample(1, 12, context=x[None, :2], temperature=0.01, generator=0)
     assert torch.equal(sample[0], x[2:14])
 
 
@@ -58,8 +58,8 @@ def test_continuous_variant_density_and_fit():
     var = model.log_var.exp()
     manual = (-0.5 * ((tgt - mean) ** 2 / var + torch.log(2 * math.pi * var))).sum()
     torch.testing.assert_close(model(y), manual)
-    model.fit(y, epochs=150, lr=1e-2, batch_size=64, seed=0)
-    pred = model.predict(y)
+    model.fit(y, epochs=150, lr=1e-2, batch_size=64, generator=0)
+    pred = model.one_step_forecast(y)
     rmse = (pred[2:] - y[2:]).pow(2).mean().sqrt()
     assert rmse < 0.05
     assert model.history_[-1] < model.history_[0]

@@ -66,7 +66,7 @@ def _main(quick: bool) -> dict:
     results = {}
     print(f"{'case':<16}{'pykalman s':>12}{'rnnlab s':>11}{'speed-up':>10}{'max |diff|':>12}")
     for name, batch, steps, steady in cases:
-        y = model.sample(batch, steps, seed=1).observations
+        y = model.sample(batch, steps, generator=1).observations
         y_np = y.numpy()
 
         def run_pk(y_np=y_np):

@@ -16,10 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rnnlab._validation import check_lengths, check_positive_int, check_rank
+from rnnlab.classic._em import as_generator
 from rnnlab.errors import InputError, InputTypeError
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -99,10 +101,14 @@ class LinearAR(nn.Module):
         check_positive_int("obs_dim", obs_dim)
         if lags is None:
             lags = range(1, order + 1)
-        lags = sorted(int(lag) for lag in lags)
-        if not lags or lags[0] < 1 or len(set(lags)) != len(lags):
-            raise InputError(f"lags: expected distinct integers >= 1, received {lags!r}")
-        if not ridge >= 0:
+        given = list(lags) if not isinstance(lags, (str, bytes)) else [lags]
+        integral = all(
+            isinstance(lag, (int, np.integer)) and not isinstance(lag, bool) for lag in given
+        )
+        lags = sorted(int(lag) for lag in given) if integral else given
+        if not integral or not lags or lags[0] < 1 or len(set(lags)) != len(lags):
+            raise InputError(f"lags: expected distinct integers >= 1, received {given!r}")
+        if isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not ridge >= 0:
             raise InputError(f"ridge: expected a number >= 0, received {ridge!r}")
         self.lags = tuple(lags)
         self.order = max(lags)
@@ -191,7 +197,17 @@ class LinearAR(nn.Module):
             self.coefficients.copy_(W.reshape(L, F, F).mT)  # A_k = W_k^T
             self.intercept.copy_(c)
             resid = Y - self._mean(X)
-            self.noise_cov.copy_(resid.mT @ resid / resid.shape[0])
+            cov = resid.mT @ resid / resid.shape[0]
+            scale = float(Y.var(0, unbiased=False).max()) if Y.shape[0] > 1 else 0.0
+            if int(torch.linalg.cholesky_ex(cov).info) != 0 or float(
+                torch.linalg.eigvalsh(cov).min()
+            ) <= 1e3 * torch.finfo(cov.dtype).eps * max(scale, torch.finfo(cov.dtype).tiny):
+                raise InputError(
+                    "y: the residuals of the least-squares fit have a singular covariance "
+                    "(a constant or exactly predictable series, or collinear features): the "
+                    "likelihood is unbounded; add noise, drop features or difference the series"
+                )
+            self.noise_cov.copy_(cov)
         self.history_ = [self.score(y, lengths)]
         return self
 
@@ -214,7 +230,7 @@ class LinearAR(nn.Module):
         return float(self.forward(y, lengths).sum())
 
     @torch.no_grad()
-    def predict(self, y, lengths=None) -> Tensor:
+    def one_step_forecast(self, y, lengths=None) -> Tensor:
         r"""One-step-ahead predictions :math:`E[y_t \mid y_{t-\ell_1}, \dots]`, same shape
         as y; NaN for t < p (not enough history) and zero past each length."""
         y, lengths, rank = self._prepare(y, lengths)
@@ -264,10 +280,11 @@ class LinearAR(nn.Module):
         num_sequences: int,
         length: int,
         history: Tensor | None = None,
-        seed: int | None = None,
+        generator: torch.Generator | int | None = None,
     ) -> Tensor:
         """Draw (B, length, F) from the model, started from ``history`` (B, p, F)
-        (zeros when None; the history is not part of the output)."""
+        (zeros when None; the history is not part of the output). ``generator``: a
+        ``torch.Generator``, an int seed or None (fresh entropy)."""
         check_positive_int("num_sequences", num_sequences)
         check_positive_int("length", length)
         ref = self.coefficients
@@ -278,8 +295,7 @@ class LinearAR(nn.Module):
             raise InputError(
                 f"history: expected shape ({B}, {p}, {F}), received {tuple(history.shape)}"
             )
-        gen = torch.Generator(device=ref.device)
-        gen.manual_seed(int(torch.randint(0, 2**62, (1,))) if seed is None else seed)
+        gen = as_generator(generator, ref.device)
         eps = torch.randn(B, length, F, generator=gen, dtype=ref.dtype, device=ref.device)
         noise = eps @ torch.linalg.cholesky(self.noise_cov).mT
         return self._roll(history, length, noise)

@@ -24,14 +24,15 @@ Joseph-form update.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Collection
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rnnlab._validation import check_lengths, check_positive_int, check_rank, check_tensor
+from rnnlab.classic._em import EMMonitor, as_generator
 from rnnlab.errors import InputError, InputTypeError
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -98,10 +99,11 @@ class ForecastResult(NamedTuple):
 
 
 class LDSSample(NamedTuple):
-    """Sampled hidden states (B, T, S) and observations (B, T, D)."""
+    """Sampled observations (B, T, D) and hidden states (B, T, S) (the order of every
+    classical model's sample: observations first, as hmmlearn's ``(X, Z)``)."""
 
-    states: Tensor
     observations: Tensor
+    states: Tensor
 
 
 class _FilterTrace(NamedTuple):
@@ -382,6 +384,64 @@ def _check_spd(name: str, P: Tensor) -> None:
         )
 
 
+def _check_mask(mask: object, shape) -> Tensor:
+    """A bool tensor from ``mask`` (True = observed): bool, or numbers that are all 0 or
+    1; ``shape`` (when given) must match."""
+    if isinstance(mask, np.ma.MaskedArray):
+        raise InputTypeError("mask: expected a bool array, received a numpy masked array")
+    try:
+        m = mask if isinstance(mask, Tensor) else torch.as_tensor(np.asarray(mask))
+    except (TypeError, ValueError) as e:
+        raise InputTypeError("mask: expected a bool array (True = observed)") from e
+    if m.dtype != torch.bool:
+        if m.is_complex() or not bool(((m == 0) | (m == 1)).all()):
+            bad = m[(m != 0) & (m != 1)].flatten()[:3].tolist()
+            raise InputError(f"mask: expected bool values or 0/1 (1 = observed), received {bad}")
+        m = m != 0
+    if shape is not None and tuple(m.shape) != tuple(shape):
+        raise InputError(f"mask: expected shape {tuple(shape)}, received {tuple(m.shape)}")
+    return m
+
+
+def _check_dtype(dtype: object) -> torch.dtype:
+    """float32 or float64 (the linear algebra needs one of them)."""
+    if dtype not in (torch.float32, torch.float64):
+        raise InputTypeError(f"dtype: expected torch.float32 or torch.float64, received {dtype}")
+    return dtype
+
+
+def _as_float_tensor(name: str, value: object, ref: Tensor, strict: bool = False) -> Tensor:
+    """``value`` as a tensor of ``ref``'s dtype and device: numpy arrays, lists and numbers
+    are converted; a tensor must be floating point (converted to the model's dtype) on
+    ``ref``'s device."""
+    if isinstance(value, np.ma.MaskedArray):
+        raise InputTypeError(
+            f"{name}: a numpy masked array is only understood as observations y "
+            "(its mask marks missing values)"
+        )
+    if isinstance(value, Tensor):
+        if not value.is_floating_point():
+            raise InputTypeError(
+                f"{name}: expected a floating-point tensor, received dtype {value.dtype}"
+            )
+        if value.device != ref.device:
+            raise InputTypeError(
+                f"{name}: expected device {ref.device} (the model's), received {value.device}"
+            )
+        if strict and value.dtype != ref.dtype:
+            raise InputTypeError(
+                f"{name}: expected dtype {ref.dtype} (the model's), received {value.dtype}"
+            )
+        return value.to(ref.dtype)
+    try:
+        arr = np.asarray(value)
+    except (TypeError, ValueError) as e:
+        raise InputTypeError(f"{name}: expected an array of numbers") from e
+    if arr.dtype.kind not in "biuf":
+        raise InputTypeError(f"{name}: expected numbers, received an array of {arr.dtype}")
+    return torch.as_tensor(arr.astype(np.float64), device=ref.device).to(ref.dtype)
+
+
 # ---------------------------------------------------------------------------- model
 
 
@@ -430,7 +490,7 @@ class LinearDynamicalSystem(nn.Module):
         check_positive_int("obs_dim", obs_dim)
         check_positive_int("input_dim", input_dim, minimum=0)
         self.state_dim, self.obs_dim, self.input_dim = state_dim, obs_dim, input_dim
-        kw = {"device": device, "dtype": dtype or torch.float64}
+        kw = {"device": device, "dtype": _check_dtype(dtype or torch.float64)}
         gen = torch.Generator().manual_seed(0)
         S, D, U = state_dim, obs_dim, input_dim
         self.transition_matrix = nn.Parameter(0.9 * torch.eye(S, **kw))
@@ -443,6 +503,8 @@ class LinearDynamicalSystem(nn.Module):
         self.input_matrix = nn.Parameter(torch.zeros(S, U, **kw))
         self.feedthrough_matrix = nn.Parameter(torch.zeros(D, U, **kw))
         self.history_: list[float] = []
+        self.converged_ = False
+        self.n_iter_ = 0
 
     @classmethod
     def from_params(
@@ -489,12 +551,13 @@ class LinearDynamicalSystem(nn.Module):
         for name, value in values.items():
             if name not in shapes:
                 raise InputError(f"{name}: not a parameter; valid: {', '.join(shapes)}")
-            value = check_tensor(name, value)
-            value = value.to(dtype=self.transition_matrix.dtype)
+            value = _as_float_tensor(name, value, self.transition_matrix)
             if tuple(value.shape) != shapes[name]:
                 raise InputError(
                     f"{name}: expected shape {shapes[name]}, received shape {tuple(value.shape)}"
                 )
+            if not bool(torch.isfinite(value).all()):
+                raise InputError(f"{name}: expected finite values, received NaN or inf")
             if name in COV_NAMES:
                 _check_spd(name, value)
             with torch.no_grad():
@@ -524,8 +587,17 @@ class LinearDynamicalSystem(nn.Module):
         """Validate and batch; returns y (NaN-free), inputs, float mask or None, lengths,
         and whether the input was unbatched."""
         ref = self.transition_matrix
-        if not isinstance(y, Tensor):
-            y = torch.as_tensor(y, dtype=ref.dtype, device=ref.device)
+        if isinstance(y, np.ma.MaskedArray):  # pykalman's idiom: masked = missing
+            observed = torch.as_tensor(~np.ma.getmaskarray(y), device=ref.device)
+            y = np.ma.getdata(y)
+            if mask is None:
+                mask = observed
+            else:
+                mask = _check_mask(mask, observed.shape)
+                mask = mask & observed
+        y = _as_float_tensor("y", y, ref, strict=True)
+        if y.dim() == 1 and self.obs_dim == 1:
+            y = y.unsqueeze(-1)  # (T,) -> (T, 1)
         check_rank("y", y, (2, 3), "(B, T, D) or (T, D)")
         unbatched = y.dim() == 2
         if unbatched:
@@ -541,8 +613,7 @@ class LinearDynamicalSystem(nn.Module):
             )
         batch, steps, _ = y.shape
         if inputs is not None:
-            if not isinstance(inputs, Tensor):
-                inputs = torch.as_tensor(inputs, dtype=ref.dtype, device=ref.device)
+            inputs = _as_float_tensor("inputs", inputs, ref, strict=True)
             if unbatched and inputs.dim() == 2:
                 inputs = inputs.unsqueeze(0)
             if inputs.shape[:2] != (batch, steps) or inputs.shape[-1] != self.input_dim:
@@ -557,17 +628,17 @@ class LinearDynamicalSystem(nn.Module):
                 f"inputs: the model has input_dim={self.input_dim}, received inputs=None"
             )
         if mask is not None:
-            mask = torch.as_tensor(mask, device=y.device)
+            mask = _check_mask(mask, None).to(y.device)
             if unbatched and mask.dim() in (1, 2) and mask.shape[0] == steps:
                 mask = mask.unsqueeze(0)
-            if mask.dim() == 2:
-                mask = mask.unsqueeze(-1).expand(batch, steps, self.obs_dim)
-            if tuple(mask.shape) != (batch, steps, self.obs_dim):
+            ok = tuple(mask.shape) in ((batch, steps), (batch, steps, self.obs_dim))
+            if not ok:
                 raise InputError(
                     f"mask: expected shape ({batch}, {steps}) or ({batch}, {steps}, "
-                    f"{self.obs_dim}), received shape {tuple(mask.shape)}"
+                    f"{self.obs_dim}) (as y), received shape {tuple(mask.shape)}"
                 )
-            mask = mask.bool()
+            if mask.dim() == 2:
+                mask = mask.unsqueeze(-1).expand(batch, steps, self.obs_dim)
         if lengths is not None:
             lengths = check_lengths(lengths, batch, steps, y.device)
             valid = torch.arange(steps, device=y.device) < lengths.unsqueeze(1)  # (B, T)
@@ -638,8 +709,15 @@ class LinearDynamicalSystem(nn.Module):
 
     @torch.no_grad()
     def predict(self, y, inputs=None, mask=None, lengths=None) -> Tensor:
-        r"""One-step-ahead predictions :math:`E[y_t \mid y_{0:t-1}]`, same shape as y
-        (entry t uses only the observations before t)."""
+        r"""The most likely hidden states given all observations: the smoothed means
+        :math:`E[x_t \mid y_{0:T-1}]` (B, T, S) (for a linear-Gaussian model the joint
+        mode of the state path equals the smoothed means). As the HMM's ``predict``."""
+        return self.smooth(y, inputs, mask, lengths).means
+
+    @torch.no_grad()
+    def one_step_forecast(self, y, inputs=None, mask=None, lengths=None) -> Tensor:
+        r"""One-step-ahead predicted observations :math:`E[y_t \mid y_{0:t-1}]`, same
+        shape as y (entry t uses only the observations before t)."""
         y, inputs, mask, lengths, unbatched = self._prepare(y, inputs, mask, lengths)
         tr = _filter(self.params, y, inputs, mask)
         out = tr.pred_means @ self.emission_matrix.mT  # (B, T, D)
@@ -694,15 +772,21 @@ class LinearDynamicalSystem(nn.Module):
 
     @torch.no_grad()
     def sample(
-        self, num_sequences: int, length: int, inputs: Tensor | None = None, seed: int | None = None
+        self,
+        num_sequences: int,
+        length: int,
+        inputs: Tensor | None = None,
+        generator: torch.Generator | int | None = None,
     ) -> LDSSample:
-        """Draw states (B, T, S) and observations (B, T, D) from the model."""
+        """Draw observations (B, T, D) and states (B, T, S) from the model; ``generator``
+        is a ``torch.Generator``, an int seed or None (fresh entropy)."""
         check_positive_int("num_sequences", num_sequences)
         check_positive_int("length", length)
         p = self.params
         dtype, device = p.transition_matrix.dtype, p.transition_matrix.device
-        gen = torch.Generator(device=device)
-        gen.manual_seed(int(torch.randint(0, 2**62, (1,))) if seed is None else seed)
+        gen = as_generator(generator, device)
+        if inputs is not None:
+            inputs = _as_float_tensor("inputs", inputs, p.transition_matrix, strict=True)
         B, S, D = num_sequences, self.state_dim, self.obs_dim
         if self.input_dim and inputs is None:
             raise InputError(f"inputs: the model has input_dim={self.input_dim}, got None")
@@ -727,7 +811,7 @@ class LinearDynamicalSystem(nn.Module):
         ys = xs @ p.emission_matrix.mT + v
         if inputs is not None:
             ys = ys + inputs @ p.feedthrough_matrix.mT
-        return LDSSample(xs, ys)
+        return LDSSample(ys, xs)
 
     # ---------------------------------------------------------------------------- EM
 
@@ -737,57 +821,107 @@ class LinearDynamicalSystem(nn.Module):
         inputs=None,
         mask=None,
         lengths=None,
-        n_iter: int = 100,
-        tol: float = 1e-6,
+        *,
+        n_iter: int = 1000,
+        tol: float = 1e-10,
+        rtol: float = 1e-13,
+        init: str = "auto",
         fixed: Collection[str] = (),
         diagonal_covs: Collection[str] = (),
         verbose: bool = False,
     ) -> LinearDynamicalSystem:
         """Expectation-maximisation over all sequences (Shumway & Stoffer 1982).
 
-        fixed: names of parameters to hold at their current values (from
-        ``PARAMETER_NAMES``). diagonal_covs: names of covariances (``transition_cov``,
-        ``emission_cov``, ``initial_cov``) kept diagonal. Stops after ``n_iter``
-        iterations or when the log-likelihood improves by less than ``tol`` times its
-        magnitude. ``history_`` holds the log-likelihood before each M-step; a decrease
-        (impossible in exact arithmetic) gives a warning. Returns self.
+        Args:
+            y, inputs, mask, lengths: the data (as :meth:`filter`).
+            n_iter: maximum number of EM iterations (M-steps).
+            tol, rtol: stop when the log-likelihood changes by less than
+                ``tol + rtol * |L|`` (L the total log-likelihood). EM on state-space
+                models converges slowly (linearly, with a rate near 1 for weakly
+                identified variances): the defaults are tight so that the standard
+                examples (the Nile local-level model) reach the maximum-likelihood
+                estimate to four digits.
+            init: ``"none"`` (start from the current parameters, continuing
+                ``history_``) or ``"auto"`` (the same; the parameters are the
+                constructor's defaults or those of :meth:`from_params`).
+            fixed: names of parameters held at their current values (from
+                ``PARAMETER_NAMES``).
+            diagonal_covs: names of covariances (``transition_cov``, ``emission_cov``,
+                ``initial_cov``) kept diagonal.
+            verbose: print the log-likelihood of each iteration.
+
+        ``history_`` holds the log-likelihood after each number of M-steps (the last
+        entry is the returned model's), ``converged_`` and ``n_iter_`` (M-steps of this
+        call) as in :meth:`rnnlab.classic.HMM.fit`. A decrease beyond rounding, or
+        stopping at ``n_iter`` unconverged, gives a
+        :class:`~rnnlab.classic.ConvergenceWarning`. The regression in the M-step is
+        solved deterministically (minimum-norm where it is rank deficient), so identical
+        fits are bitwise equal. Returns self.
         """
-        check_positive_int("n_iter", n_iter)
+        if init not in ("auto", "none"):
+            raise InputError(f"init: expected 'auto' or 'none', received {init!r}")
+        if isinstance(fixed, str):
+            fixed = (fixed,)
+        if isinstance(diagonal_covs, str):
+            diagonal_covs = (diagonal_covs,)
         for n in fixed:
             if n not in PARAMETER_NAMES:
                 raise InputError(f"fixed: unknown parameter {n!r}; valid: {PARAMETER_NAMES}")
         for n in diagonal_covs:
             if n not in COV_NAMES:
                 raise InputError(f"diagonal_covs: unknown covariance {n!r}; valid: {COV_NAMES}")
+        monitor = EMMonitor(
+            "LinearDynamicalSystem",
+            n_iter,
+            tol,
+            rtol,
+            self.history_,
+            self.transition_matrix.dtype,
+        )
         y, inputs, mask, lengths, _ = self._prepare(y, inputs, mask, lengths)
-        self.history_ = []
+        self.n_iter_ = 0
         with torch.no_grad():
-            for it in range(n_iter):
+            for it in range(n_iter + 1):
                 p = self.params
                 tr = _filter(p, y, inputs, mask)
                 ll = float(tr.log_likelihood.sum())
-                if self.history_ and ll < self.history_[-1] - 1e-8 * abs(self.history_[-1]):
-                    warnings.warn(
-                        f"LinearDynamicalSystem.fit: log-likelihood decreased at iteration "
-                        f"{it} ({self.history_[-1]:.10g} -> {ll:.10g})",
-                        RuntimeWarning,
-                        stacklevel=2,
-                    )
-                converged = bool(self.history_) and ll - self.history_[-1] < tol * abs(ll)
-                self.history_.append(ll)
                 if verbose:
                     print(f"EM iteration {it}: log-likelihood {ll:.6f}")
-                if converged:
+                if monitor.report(ll) or it == n_iter:
                     break
                 new = _m_step(p, tr, y, inputs, mask, lengths, fixed, diagonal_covs)
                 for name, value in new.items():
                     getattr(self, name).copy_(value)
+                self.n_iter_ = it + 1
+        self.history_ = monitor.history
+        self.converged_ = monitor.converged
+        if not monitor.converged:
+            monitor.finish()
         return self
 
 
 def _solve_rows(S_yz: Tensor, S_zz: Tensor) -> Tensor:
-    """W = S_yz S_zz^{-1} for symmetric positive (semi)definite S_zz."""
-    return torch.linalg.lstsq(S_zz, S_yz.mT).solution.mT
+    r"""W = S_yz S_zz^{-1} for symmetric positive semidefinite S_zz, deterministic.
+
+    A Cholesky solve when S_zz is well conditioned; otherwise (collinear or constant
+    inputs, a state the data do not excite) the minimum-norm solution
+    :math:`W = S_{yz} V \Lambda^+ V^	op` from the eigendecomposition, with eigenvalues
+    below :math:`n \epsilon \lambda_{max}` treated as zero. Both are bitwise reproducible
+    (``torch.linalg.lstsq`` on a rank-deficient system is not), and the minimum-norm
+    solution maximises the M-step objective, so EM stays monotone."""
+    n = S_zz.shape[-1]
+    if n == 0:
+        return S_yz.new_zeros(S_yz.shape[0], 0)
+    S_zz = _symmetrize(S_zz)
+    eps = torch.finfo(S_zz.dtype).eps
+    evals, evecs = torch.linalg.eigh(S_zz)
+    top = float(evals[-1].clamp_min(0))
+    if top > 0 and float(evals[0]) > 1e3 * n * eps * top:
+        L = torch.linalg.cholesky(S_zz)
+        return torch.cholesky_solve(S_yz.mT, L).mT
+    keep = evals > n * eps * top if top > 0 else torch.zeros_like(evals, dtype=torch.bool)
+    inv = torch.where(keep, 1.0 / torch.where(keep, evals, torch.ones_like(evals)), 0.0)
+    return (S_yz @ evecs) * inv @ evecs.mT
 
 
 def _regress(S_yz, S_zz, W_old, nx, fix_x, fix_u):

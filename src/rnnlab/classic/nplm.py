@@ -15,6 +15,7 @@ import torch.nn.functional as F_
 from torch import Tensor, nn
 
 from rnnlab._validation import check_lengths, check_positive_int, check_rank
+from rnnlab.classic._em import as_generator
 from rnnlab.errors import InputError, InputTypeError
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -175,6 +176,35 @@ class NeuralAR(nn.Module):
                 )
         return x, lengths, rank
 
+    def _check_context(self, context, shape: tuple[int, ...]) -> Tensor:
+        """The sampling context as a tensor of the right dtype, shape and range."""
+        ref = self.hidden.weight
+        if not isinstance(context, Tensor):
+            context = torch.as_tensor(context, device=ref.device)
+        if tuple(context.shape) != shape:
+            raise InputError(f"context: expected shape {shape}, received {tuple(context.shape)}")
+        if self.discrete:
+            if context.is_floating_point() or context.is_complex() or context.dtype == torch.bool:
+                raise InputTypeError(
+                    f"context: expected integer token ids, received dtype {context.dtype}"
+                )
+            context = context.long()
+            if context.numel() and (
+                int(context.min()) < 0 or int(context.max()) >= self.vocab_size
+            ):
+                raise InputError(
+                    f"context: expected token ids in 0..{self.vocab_size - 1}, received min "
+                    f"{int(context.min())}, max {int(context.max())}"
+                )
+            return context
+        if not context.is_floating_point():
+            raise InputTypeError(
+                f"context: expected floating-point values, received dtype {context.dtype}"
+            )
+        if not bool(torch.isfinite(context).all()):
+            raise InputError("context: expected finite values, received NaN or inf")
+        return context.to(ref.dtype)
+
     def _features(self, context: Tensor) -> Tensor:
         """(..., n) tokens or (..., n, F) values -> (..., n E) concatenated features."""
         if self.discrete:
@@ -232,7 +262,7 @@ class NeuralAR(nn.Module):
         return float(self.forward(x, lengths).sum())
 
     @torch.no_grad()
-    def predict(self, x, lengths=None) -> Tensor:
+    def one_step_forecast(self, x, lengths=None) -> Tensor:
         """One-step-ahead predictions aligned with x: entry t is the most probable token
         (discrete; -1 for t < n) or the Gaussian mean (continuous; NaN for t < n) of x_t
         given its context."""
@@ -255,23 +285,28 @@ class NeuralAR(nn.Module):
         lr: float = 1e-2,
         batch_size: int = 256,
         weight_decay: float = 0.0,
-        seed: int = 0,
+        generator: torch.Generator | int | None = 0,
         verbose: bool = False,
     ) -> NeuralAR:
         """Minimise the mean negative log-likelihood of all windows with Adam.
 
-        Minibatches of ``batch_size`` windows are drawn in an order fixed by ``seed``;
+        Minibatches of ``batch_size`` windows are drawn in an order fixed by
+        ``generator`` (a ``torch.Generator``, an int seed (default 0) or None);
         ``history_`` holds the mean training NLL (nats per element) of every epoch.
         Returns self.
         """
         check_positive_int("epochs", epochs)
         check_positive_int("batch_size", batch_size)
+        for name, v, low in (("lr", lr, "> 0"), ("weight_decay", weight_decay, ">= 0")):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or not (v > 0 if low == "> 0" else v >= 0):
+                raise InputError(f"{name}: expected a finite number {low}, received {v!r}")
         x, lengths, _ = self._prepare(x, lengths)
         ctx, tgt = context_windows(x, self.order)
         valid = self._valid(x, lengths)
         ctx, tgt = ctx[valid], tgt[valid]  # (N, n[, F]), (N[, F])
         n = tgt.shape[0]
-        gen = torch.Generator().manual_seed(seed)
+        gen = as_generator(generator)
         opt = torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
         self.history_ = []
         self.train()
@@ -304,13 +339,14 @@ class NeuralAR(nn.Module):
         length: int,
         context: Tensor | None = None,
         temperature: float = 1.0,
-        seed: int | None = None,
+        generator: torch.Generator | int | None = None,
     ) -> Tensor:
-        """Generate ``length`` elements after ``context`` ((B, n) tokens or (B, n, F)
-        values; zeros when None): (B, length) tokens or (B, length, F) values."""
+        """Generate ``length`` elements after ``context`` ((B, n) token ids or (B, n, F)
+        values; zeros when None): (B, length) tokens or (B, length, F) values.
+        ``generator``: a ``torch.Generator``, an int seed or None (fresh entropy)."""
         check_positive_int("num_sequences", num_sequences)
         check_positive_int("length", length)
-        if not temperature > 0:
+        if not isinstance(temperature, (int, float)) or not temperature > 0:
             raise InputError(f"temperature: expected a number > 0, received {temperature!r}")
         ref = self.hidden.weight
         B, n = num_sequences, self.order
@@ -318,10 +354,9 @@ class NeuralAR(nn.Module):
         if context is None:
             kw = {"dtype": torch.long} if self.discrete else {"dtype": ref.dtype}
             context = torch.zeros(shape, device=ref.device, **kw)
-        elif tuple(context.shape) != shape:
-            raise InputError(f"context: expected shape {shape}, received {tuple(context.shape)}")
-        gen = torch.Generator(device=ref.device)
-        gen.manual_seed(int(torch.randint(0, 2**62, (1,))) if seed is None else seed)
+        else:
+            context = self._check_context(context, shape)
+        gen = as_generator(generator, ref.device)
         buf = context.clone()  # oldest first
         out = []
         for _ in range(length):
