@@ -362,6 +362,59 @@ def wolff_update(
     return torch.where(flip, -s, s), flip.sum(-1)
 
 
+def lattice_neighbor_sum(s: torch.Tensor, periodic: bool) -> torch.Tensor:
+    """sum of the 2d nearest neighbours of every site of spins s (C, *shape) on a
+    hypercubic lattice (open boundaries: missing neighbours count 0). Returns (C, *shape)."""
+    total = torch.zeros_like(s)
+    for axis in range(1, s.dim()):
+        if periodic:
+            total += torch.roll(s, 1, axis) + torch.roll(s, -1, axis)
+        else:
+            n = s.shape[axis]
+            total.narrow(axis, 1, n - 1).add_(s.narrow(axis, 0, n - 1))
+            total.narrow(axis, 0, n - 1).add_(s.narrow(axis, 1, n - 1))
+    return total
+
+
+def wolff_update_lattice(
+    s: torch.Tensor,
+    coupling: float,
+    periodic: bool,
+    beta: torch.Tensor,
+    seeds: torch.Tensor,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`wolff_update` on a hypercubic lattice, s (C, *shape), by rolls: the bond from
+    each site to its + neighbour along each axis is drawn once (open with probability
+    1 - exp(-2 beta J) between spins aligned with the seed's), then the seed's cluster grows
+    through open bonds until it stops. Returns (new spins, cluster sizes (C,))."""
+    C = s.shape[0]
+    rows = torch.arange(C, device=s.device)
+    flat = s.reshape(C, -1)
+    sigma = flat[rows, seeds].reshape((C,) + (1,) * (s.dim() - 1))  # (C, 1, ..., 1)
+    like = s == sigma  # (C, *shape)
+    p = -torch.expm1(-2.0 * beta.reshape(sigma.shape) * coupling)  # (C, 1, ..., 1)
+    bonds = []
+    for axis in range(1, s.dim()):
+        u = torch.rand(s.shape, generator=generator, device=s.device, dtype=s.dtype)
+        b = like & torch.roll(like, -1, axis) & (u < p)  # bond (i, i + e_axis)
+        if not periodic:
+            b.narrow(axis, s.shape[axis] - 1, 1).zero_()
+        bonds.append(b)
+    cluster = torch.zeros(C, flat.shape[1], dtype=torch.bool, device=s.device)
+    cluster[rows, seeds] = True
+    cluster = cluster.reshape(s.shape)
+    while True:
+        new = cluster.clone()
+        for axis, b in zip(range(1, s.dim()), bonds):
+            new |= torch.roll(cluster & b, 1, axis)  # i -> i + e_axis
+            new |= torch.roll(cluster, -1, axis) & b  # i + e_axis -> i
+        if torch.equal(new, cluster):
+            break
+        cluster = new
+    return torch.where(cluster, -s, s), cluster.reshape(C, -1).sum(-1)
+
+
 # --------------------------------------------------------------------------- model
 
 
@@ -544,8 +597,18 @@ class IsingModel(nn.Module):
             raise InputError("states: expected entries in {-1, +1}")
         return states.reshape(-1, self.num_spins).to(self.bonds.dtype)
 
+    def _local_field(self, s: torch.Tensor, field: torch.Tensor | None) -> torch.Tensor:
+        """phi = J s (+ field) for flat spins (C, N): rolls on lattices, the table otherwise."""
+        if self.lattice:
+            C = s.shape[0]
+            nb = lattice_neighbor_sum(s.reshape(C, *self.shape), self.periodic).reshape(C, -1)
+            phi = self.coupling * nb
+            return phi if field is None else phi + field
+        zero = torch.zeros_like(self.field)
+        return local_field(s, self.neighbors, self.bonds, zero if field is None else field)
+
     def _energy_flat(self, s: torch.Tensor) -> torch.Tensor:
-        pair = local_field(s, self.neighbors, self.bonds, torch.zeros_like(self.field))
+        pair = self._local_field(s, None)
         return -0.5 * (s * pair).sum(-1) - s @ self.field  # (C,)
 
     def energy(self, states: torch.Tensor) -> torch.Tensor:
@@ -584,13 +647,17 @@ class IsingModel(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """One sweep of ``method`` on flat spins s (C, N) at inverse temperatures beta (C, 1)."""
+        C = s.shape[0]
         if method == "wolff":
-            seeds = torch.randint(self.num_spins, (s.shape[0],), generator=generator,
-                                  device=s.device)  # fmt: skip
+            seeds = torch.randint(self.num_spins, (C,), generator=generator, device=s.device)
+            if self.lattice:
+                new, _ = wolff_update_lattice(s.reshape(C, *self.shape), self.coupling,
+                                              self.periodic, beta, seeds, generator)  # fmt: skip
+                return new.reshape(C, -1)
             return wolff_update(s, self.neighbors, self.bonds, beta, seeds, generator)[0]
         update = metropolis_update if method == "metropolis" else heat_bath_update
         for mask in self.classes:
-            phi = local_field(s, self.neighbors, self.bonds, self.field)
+            phi = self._local_field(s, self.field)
             u = torch.rand(s.shape, generator=generator, device=s.device, dtype=s.dtype)
             s = update(s, phi, mask, beta, u)
         return s
