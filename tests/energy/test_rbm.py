@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from rnnlab._threads import torch_threads
 from rnnlab.energy.rbm import (
     RBM,
     binary_states,
@@ -18,6 +19,13 @@ from rnnlab.energy.rbm import (
 )
 
 DT = torch.float64
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one intra-op thread is fastest and leaves the other core free."""
+    with torch_threads(1):
+        yield
 
 
 def _random_rbm(D, H, scale=1.0, visible="bernoulli", seed=0):
