@@ -10,7 +10,6 @@ as orders of magnitude.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,11 +45,32 @@ class TrainLog:
 class Evaluation:
     """What ``evaluate(model)`` returns: metrics to log, whether the success rule holds
     (training stops), and an optional score (higher is better) for keeping the best
-    checkpoint."""
+    model."""
 
     metrics: dict
     done: bool = False
     score: float | None = None
+
+
+class TaskBatches:
+    """Endless batches ``sample(batch_size, generator)`` from one seeded generator; its
+    ``state_dict`` is the generator's state, so a resumed run draws the same batches."""
+
+    def __init__(self, sample: Callable[[int, torch.Generator], object], batch_size: int, seed):
+        self.sample, self.batch_size = sample, batch_size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        return self.sample(self.batch_size, self.generator)
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
 
 
 def train_task(
@@ -69,10 +89,11 @@ def train_task(
     clip: float | None = None,
     seed: int = 0,
     keep_best: bool = False,
-    on_batch: Callable[[nn.Module, object, torch.Tensor], None] | None = None,
+    on_batch: Callable[[nn.Module, object, float], None] | None = None,
 ) -> TrainLog:
-    """Train ``model`` on batches ``sample(batch_size, generator)`` until ``evaluate``
-    says done or ``max_sequences`` training sequences have been seen.
+    """Train ``model`` with :class:`rnnlab.train.Trainer` on batches ``sample(batch_size,
+    generator)`` until ``evaluate`` says done or ``max_sequences`` training sequences
+    have been seen.
 
     loss_fn(model, batch) -> scalar loss. evaluate(model) -> :class:`Evaluation`, called
     every ``eval_every`` sequences (in eval mode, without gradients) and once at the end.
@@ -82,67 +103,70 @@ def train_task(
     keep_best: restore the parameters of the best-scoring evaluation at the end (when
     training did not succeed). on_batch(model, batch, loss): a hook after each update.
     """
+    from rnnlab.train import StepOutput, TrainConfig, Trainer
+    from rnnlab.train import loop as train_loop
+
     if optimiser not in ("adam", "sgd"):
         raise InputError(f"optimiser: expected 'adam' or 'sgd', received {optimiser!r}")
-    if batch_size < 1 or max_sequences < 1 or eval_every < 1:
-        raise InputError(
-            "batch_size, max_sequences, eval_every: expected positive integers, received "
-            f"{batch_size}, {max_sequences}, {eval_every}"
-        )
+    for name, v in (("batch_size", batch_size), ("max_sequences", max_sequences),
+                    ("eval_every", eval_every)):  # fmt: skip
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise InputError(f"{name}: expected an integer >= 1, received {v!r}")
     params = [p for p in model.parameters() if p.requires_grad]
     if optimiser == "adam":
         opt = torch.optim.Adam(params, lr=lr)
     else:
         opt = torch.optim.SGD(params, lr=lr, momentum=momentum)
-    g = torch.Generator().manual_seed(seed)
-    log = TrainLog()
-    best_state = None
-    losses: list[float] = []
-    next_eval = eval_every
+    schedule = None
+    if lr_end is not None:  # lr (lr_end / lr)^(sequences / max_sequences) before each update
+        ratio = lr_end / lr
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda u: ratio ** min(1.0, u * batch_size / max_sequences)
+        )
+    scores: list[float | None] = []
 
-    def check() -> bool:
-        nonlocal best_state
-        model.eval()
-        with torch.no_grad():
-            ev = evaluate(model)
-        model.train()
-        mean_loss = sum(losses) / len(losses) if losses else float("nan")
-        losses.clear()
-        log.history.append({"sequences": log.sequences, "loss": mean_loss, **ev.metrics})
-        if ev.score is not None and ev.score > log.best_score:
-            log.best_score, log.best_sequences = float(ev.score), log.sequences
-            if keep_best:
-                best_state = copy.deepcopy(model.state_dict())
-        return ev.done
+    def eval_fn(m):
+        ev = evaluate(m)
+        scores.append(ev.score)
+        # lower is better for the loop: the negated score (None: nothing to compare)
+        return train_loop.Evaluation(
+            None if ev.score is None else -float(ev.score), ev.metrics, ev.done
+        )
 
-    model.train()
-    while log.sequences < max_sequences:
-        batch = sample(batch_size, g)
-        loss = loss_fn(model, batch)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if clip is not None:
-            nn.utils.clip_grad_norm_(params, clip)
-        if lr_end is not None:
-            for group in opt.param_groups:
-                group["lr"] = lr * (lr_end / lr) ** min(1.0, log.sequences / max_sequences)
-        opt.step()
-        log.updates += 1
-        log.sequences += batch_size
-        losses.append(float(loss.detach()))
-        if on_batch is not None:
-            on_batch(model, batch, loss.detach())
-        if log.sequences >= next_eval:
-            next_eval += eval_every
-            if check():
-                log.success = True
-                break
-    else:
-        log.success = check()
-    if keep_best and not log.success and best_state is not None:
-        model.load_state_dict(best_state)
+    trainer = Trainer(
+        model,
+        opt,
+        TaskBatches(sample, batch_size, seed),
+        lambda m, b, carry: StepOutput(loss_fn(m, b), items=batch_size),
+        TrainConfig(
+            examples=max_sequences,
+            eval_every_examples=eval_every,
+            clip_norm=clip,
+            keep_best=keep_best,
+            progress=False,
+            log_every=10**9,
+        ),
+        schedule=schedule,
+        eval_fn=eval_fn,
+        after_step=on_batch,
+    )
+    result = trainer.fit()
+    log = TrainLog(sequences=trainer.items, updates=trainer.step)
+    log.success = result.stopped == "done" or bool(
+        trainer.last_evaluation is not None and trainer.last_evaluation.done
+    )
+    for record, score in zip(trainer.history, scores):
+        log.history.append(
+            {"sequences": record["items"], "loss": record["train_loss"],
+             **{k: v for k, v in record.items() if k not in _LOOP_KEYS}}
+        )  # fmt: skip
+        if score is not None and score > log.best_score:
+            log.best_score, log.best_sequences = float(score), record["items"]
     model.eval()
     return log
+
+
+_LOOP_KEYS = ("step", "items", "train_loss", "val_loss", "final_val_loss")
 
 
 def plot_curves(

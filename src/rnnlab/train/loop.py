@@ -261,6 +261,8 @@ class Trainer:
             both where they are).
         loss_unit: (name, factor) the progress bar and messages show losses in, e.g.
             ("bits/char", 1 / ln 2); the log and the result stay in the loss's own unit.
+        after_step: ``after_step(model, batch, loss)`` after every update that was taken
+            (an observer: a stopping rule that watches the training batches, a plot).
     """
 
     def __init__(
@@ -280,6 +282,7 @@ class Trainer:
         extra: dict | None = None,
         device: str | torch.device | None = None,
         loss_unit: tuple[str, float] = ("loss", 1.0),
+        after_step: Callable[[nn.Module, Any, float], None] | None = None,
     ):
         self.device = None if device is None else torch.device(device)
         if self.device is not None:
@@ -308,6 +311,7 @@ class Trainer:
         self.history: list[dict] = []  # one record per evaluation
         self.last_evaluation: Evaluation | None = None
         self.loss_unit = loss_unit
+        self.after_step = after_step
         self.rank = process_rank()
         self._stop_signal: str | None = None
         self._scaler = None
@@ -585,7 +589,8 @@ class Trainer:
                     break
                 t0 = time.perf_counter()
                 items_before = self.items
-                loss, norm = self._train_step([next(self.batches) for _ in range(cfg.accumulate)])
+                drawn = [next(self.batches) for _ in range(cfg.accumulate)]
+                loss, norm = self._train_step(drawn)
                 dt = time.perf_counter() - t0
                 train_seconds += dt
                 self.step += 1
@@ -612,6 +617,8 @@ class Trainer:
                     session_items += self.last_items
                     recent.append(loss)
                     since_eval.append(loss)
+                    if self.after_step is not None:
+                        self.after_step(self.model, drawn[-1], loss)
                 tps = session_items / train_seconds if train_seconds > 0 else 0.0
                 if cfg.steps is not None:
                     bar.update(1)
