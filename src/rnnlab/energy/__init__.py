@@ -6,6 +6,8 @@ Each model file holds pure tensor kernels (energies, update rules, samplers) bes
 readable ``nn.Module`` class whose docstring states the energy and the update rule.
 """
 
+from rnnlab.energy.boltzmann import BoltzmannGradient, BoltzmannMachine
+from rnnlab.energy.dbm import DBM
 from rnnlab.energy.hopfield import Hopfield, RecallResult
 from rnnlab.energy.ising import (
     CRITICAL_TEMPERATURE,
@@ -19,9 +21,15 @@ from rnnlab.energy.ising import (
     onsager_magnetization,
 )
 from rnnlab.energy.modern_hopfield import HopfieldLayer, ModernHopfield
+from rnnlab.energy.rbm import RBM, CDResult, PartitionEstimate
 
 __all__ = [
     "CRITICAL_TEMPERATURE",
+    "DBM",
+    "RBM",
+    "BoltzmannGradient",
+    "BoltzmannMachine",
+    "CDResult",
     "Hopfield",
     "HopfieldLayer",
     "IsingEstimate",
@@ -30,6 +38,7 @@ __all__ = [
     "IsingRun",
     "Measurement",
     "ModernHopfield",
+    "PartitionEstimate",
     "RecallResult",
     "estimate_observables",
     "onsager_energy",
