@@ -10,6 +10,7 @@ the network from the carried state (O(1) work per token, the prefix is never re-
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -50,6 +51,22 @@ def filter_logits(
     return out
 
 
+def exclude_tokens(logits: torch.Tensor, exclude: Sequence[int]) -> torch.Tensor:
+    """``logits`` (..., V) with the ids in ``exclude`` set to -inf (never generated, e.g.
+    the unknown token); InputError when an id is out of range or nothing would remain."""
+    if not exclude:
+        return logits
+    V = logits.shape[-1]
+    ids = sorted({int(i) for i in exclude})
+    if ids[0] < 0 or ids[-1] >= V:
+        raise InputError(f"exclude: expected token ids in [0, {V}), received {ids}")
+    if len(ids) >= V:
+        raise InputError(f"exclude: would exclude all {V} tokens of the vocabulary")
+    out = logits.clone()
+    out[..., ids] = -math.inf
+    return out
+
+
 def next_token(
     logits: torch.Tensor,
     *,
@@ -58,11 +75,14 @@ def next_token(
     top_p: float | None = None,
     greedy: bool = False,
     generator: torch.Generator | None = None,
+    exclude: Sequence[int] = (),
 ) -> torch.Tensor:
     """Choose the next token from ``logits`` (B, V): argmax when greedy or temperature 0,
-    else a draw from softmax(filtered logits / temperature). Returns (B,) int64."""
+    else a draw from softmax(filtered logits / temperature); never a token of
+    ``exclude``. Returns (B,) int64."""
     if temperature < 0:
         raise InputError(f"temperature: expected a number >= 0, received {temperature!r}")
+    logits = exclude_tokens(logits, exclude)
     if greedy or temperature == 0:
         return logits.argmax(dim=-1)
     scores = filter_logits(logits.float() / temperature, top_k=top_k, top_p=top_p)
@@ -81,8 +101,10 @@ def sample(
     top_p: float | None = None,
     greedy: bool = False,
     generator: torch.Generator | None = None,
+    exclude: Sequence[int] = (),
 ) -> list[int]:
-    """Generate ``length`` tokens after the ids ``prime`` (at least one), carrying the state.
+    """Generate ``length`` tokens after the ids ``prime`` (at least one), carrying the state;
+    the ids in ``exclude`` (e.g. the unknown token) are never generated.
 
     Returns the generated ids (without the prime).
     """
@@ -104,6 +126,7 @@ def sample(
             top_p=top_p,
             greedy=greedy,
             generator=generator,
+            exclude=exclude,
         )  # (1,)
         out.append(int(tok))
         logits, state = model(tok.view(1, 1), state)  # (1, 1, V): one step from the state
@@ -129,12 +152,15 @@ def _select(state: Any, index: torch.Tensor) -> Any:
 
 
 @torch.no_grad()
-def beam_search(model: nn.Module, prime: list[int], length: int, beam: int = 4) -> BeamResult:
+def beam_search(
+    model: nn.Module, prime: list[int], length: int, beam: int = 4, exclude: Sequence[int] = ()
+) -> BeamResult:
     """The most probable continuation of exactly ``length`` tokens found by beam search.
 
     Keeps the ``beam`` highest-scoring partial sequences (sum of log-probabilities), each
     with its own carried state; with ``beam = 1`` this is greedy decoding, and with
-    ``beam >= V ** (length - 1)`` it is exact.
+    ``beam >= V ** (length - 1)`` it is exact. Continuations holding a token of
+    ``exclude`` are not considered (the model's probabilities are not renormalised).
     """
     if not prime:
         raise InputError("prime: expected at least one token to start from, received none")
@@ -144,7 +170,7 @@ def beam_search(model: nn.Module, prime: list[int], length: int, beam: int = 4) 
     model.eval()
     device = next(model.parameters()).device
     logits, state = model(torch.tensor([prime], dtype=torch.long, device=device), None)
-    logp = torch.log_softmax(logits[:, -1].double(), dim=-1)  # (1, V)
+    logp = exclude_tokens(torch.log_softmax(logits[:, -1].double(), dim=-1), exclude)  # (1, V)
     scores = torch.zeros(1, dtype=torch.float64, device=device)  # (K,) beams so far
     seqs = torch.zeros(1, 0, dtype=torch.long, device=device)  # (K, t)
     vocab = logp.shape[-1]
@@ -157,7 +183,7 @@ def beam_search(model: nn.Module, prime: list[int], length: int, beam: int = 4) 
         scores = top
         state = _select(state, parent)
         logits, state = model(tok[:, None], state)  # (k, 1, V)
-        logp = torch.log_softmax(logits[:, -1].double(), dim=-1)  # (k, V)
+        logp = exclude_tokens(torch.log_softmax(logits[:, -1].double(), dim=-1), exclude)
     model.train(was)
     best = int(torch.argmax(scores))
     return BeamResult(seqs[best].tolist(), float(scores[best]))

@@ -43,6 +43,7 @@ from rnnlab.train.loop import StepOutput, TrainConfig, Trainer, TrainResult
 from rnnlab.train.metrics import plot_losses
 
 KIND = "lm"
+UNKNOWN_ID = 0  # id of the tokenizers' <unk>
 CHECKPOINT = "checkpoint.pt"
 # fraction of unknown tokens above which a vocabulary "does not fit" the data
 UNKNOWN_LIMIT = {"char": 0.01, "word": 0.25}
@@ -106,6 +107,8 @@ class LMTrainOptions:
             raise InputError(
                 f"--schedule: expected one of {', '.join(SCHEDULES)}, received {self.schedule!r}"
             )
+        if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
+            raise InputError(f"--dropout: expected a number in [0, 1), received {self.dropout!r}")
         if not isinstance(self.momentum, (int, float)) or not 0.0 <= self.momentum < 1.0:
             raise InputError(f"--momentum: expected a number in [0, 1), received {self.momentum!r}")
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
@@ -373,9 +376,13 @@ def train_lm(
         dropout=opts.dropout,
     )
     model = LanguageModel(config, device=device)
-    optimizer = make_optimizer(
-        opts.optimizer, model.parameters(), lr=opts.lr, momentum=opts.momentum
-    )
+    try:
+        optimizer = make_optimizer(
+            opts.optimizer, model.parameters(), lr=opts.lr, momentum=opts.momentum
+        )
+    except InputError as exc:  # name the command-line option
+        msg = str(exc)
+        raise InputError(f"--{msg}" if msg.startswith(("lr:", "momentum:")) else msg) from None
     schedule = (
         None
         if opts.schedule == "constant"
@@ -569,8 +576,9 @@ def generate_text(
     """Prime text followed by ``length`` generated tokens."""
     prime = default_prime(tokenizer) if prime is None else prime
     ids = encode_prime(tokenizer, prime)
+    never = (UNKNOWN_ID,)  # the unknown token stands for no text: never generate it
     if beam is not None and beam > 1:
-        new = beam_search(model, ids, length, beam).tokens
+        new = beam_search(model, ids, length, beam, exclude=never).tokens
     else:
         gen = torch.Generator(device=next(model.parameters()).device).manual_seed(seed)
         new = sample(
@@ -582,6 +590,7 @@ def generate_text(
             top_p=top_p,
             greedy=greedy or beam == 1,
             generator=gen,
+            exclude=never,
         )
     return tokenizer.decode(ids + new)
 
