@@ -169,6 +169,50 @@ def train_task(
 _LOOP_KEYS = ("step", "items", "train_loss", "val_loss", "final_val_loss")
 
 
+def train_until_consolidated(
+    model: nn.Module,
+    sample: Callable[[int, torch.Generator], object],
+    loss_fn: Callable[[nn.Module, object], torch.Tensor],
+    check: Callable[[nn.Module], bool],
+    *,
+    batch_size: int,
+    max_steps: int,
+    consolidate: int,
+    lr: float,
+    seed: int,
+    every: int = 50,
+) -> tuple[int, bool]:
+    """Adam with :class:`rnnlab.train.Trainer` until ``check(model)`` (run every
+    ``every`` steps) has held at every check for ``consolidate`` steps, so that the
+    hidden states saturate (binary addition, parity). Returns (sequences seen, solved)."""
+    from rnnlab.train import StepOutput, TrainConfig, Trainer
+    from rnnlab.train import loop as train_loop
+
+    first_ok: list[int | None] = [None]  # the step since which every check has held
+    checked: dict[int, bool] = {}
+
+    def eval_fn(m):
+        step = trainer.step
+        if step not in checked:  # the final evaluation may repeat the last check
+            checked[step] = ok = bool(check(m))
+            first_ok[0] = (first_ok[0] or step) if ok else None
+        done = checked[step] and step >= first_ok[0] + consolidate
+        return train_loop.Evaluation(None, {"ok": checked[step]}, done)
+
+    trainer = Trainer(
+        model,
+        torch.optim.Adam(model.parameters(), lr=lr),
+        TaskBatches(sample, batch_size, seed),
+        lambda m, b, carry: StepOutput(loss_fn(m, b), items=batch_size),
+        TrainConfig(steps=max_steps, eval_every=every, progress=False, log_every=10**9),
+        eval_fn=eval_fn,
+    )
+    trainer.fit()
+    model.eval()
+    ev = trainer.last_evaluation
+    return trainer.items, bool(ev is not None and ev.done and trainer.step % every == 0)
+
+
 def plot_curves(
     path,
     curves: dict[str, tuple[list[float], list[float]]],

@@ -20,6 +20,7 @@ from torch import nn
 
 from rnnlab._threads import torch_threads
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
+from rnnlab.experiments._task_training import train_until_consolidated
 from rnnlab.tasks import binary_addition as ba
 
 STATE_NAMES = {
@@ -87,27 +88,22 @@ def _train(seed: int, steps: int, consolidate: int, n_bits: int, lr: float):
     solved)."""
     torch.manual_seed(seed)
     net = AdderNet(3)
-    opt = torch.optim.Adam(net.parameters(), lr=lr)
-    g = torch.Generator().manual_seed(seed)
     check = ba.generate(512, 64, seed=10_000 + seed)
-    seen, solved_at = 0, None
-    for step in range(1, steps + 1):
-        batch = ba.generate(BATCH, n_bits, generator=g)
-        logits, _ = net(batch.inputs)
-        loss = nn.functional.binary_cross_entropy_with_logits(
+
+    def loss_fn(m, batch):
+        logits, _ = m(batch.inputs)
+        return nn.functional.binary_cross_entropy_with_logits(
             logits[batch.mask], batch.targets[batch.mask]
         )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        seen += BATCH
-        if step % 50 == 0:
-            with torch.no_grad():
-                ok = ba.error_rate(torch.sigmoid(net(check.inputs)[0]), check) == 0.0
-            solved_at = (solved_at or step) if ok else None
-            if ok and step >= solved_at + consolidate:
-                return net, seen, True
-    return net, seen, False
+
+    def all_right(m) -> bool:
+        return ba.error_rate(torch.sigmoid(m(check.inputs)[0]), check) == 0.0
+
+    seen, solved = train_until_consolidated(
+        net, lambda b, g: ba.generate(b, n_bits, generator=g), loss_fn, all_right,
+        batch_size=BATCH, max_steps=steps, consolidate=consolidate, lr=lr, seed=seed,
+    )  # fmt: skip
+    return net, seen, solved
 
 
 def _clusters(H: torch.Tensor, true_state: torch.Tensor, seed: int, restarts: int = 5):

@@ -24,6 +24,7 @@ from torch import nn
 
 from rnnlab._threads import torch_threads
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
+from rnnlab.experiments._task_training import train_until_consolidated
 from rnnlab.tasks import parity
 
 PUBLISHED_GUESSES = {"A1 (n=1)": 2906, "A2": 2797, "A2 without self-connections": 250}
@@ -40,36 +41,42 @@ def _train_srn(
     from rnnlab.nn import SRN
 
     torch.manual_seed(seed)
-    rnn, head = SRN(1, hidden), nn.Linear(hidden, 1)
-    opt = torch.optim.Adam([*rnn.parameters(), *head.parameters()], lr=lr)
-    g = torch.Generator().manual_seed(seed)
+    net = _ParityNet(SRN(1, hidden), nn.Linear(hidden, 1))
     val = parity.generate(512, 1, 10, per_step=True, seed=10_000 + seed)
-    fit_at, seen = None, 0
 
-    def predict(batch):
-        out, _ = rnn(batch.inputs, lengths=batch.lengths)
-        return head(out)  # (B, T, 1) logits
-
-    for step in range(1, max_steps + 1):
-        batch = parity.generate(32, 1, 10, per_step=True, generator=g)
+    def sample(b, g):
+        batch = parity.generate(b, 1, 10, per_step=True, generator=g)
         if noise:  # input noise makes the two parity attractors robust
             jitter = noise * torch.randn(batch.inputs.shape, generator=g)
             batch = batch._replace(inputs=batch.inputs + jitter * batch.mask[..., None])
-        logits = predict(batch)
-        loss = nn.functional.binary_cross_entropy_with_logits(
+        return batch
+
+    def loss_fn(m, batch):
+        logits = m(batch)
+        return nn.functional.binary_cross_entropy_with_logits(
             logits[batch.mask], batch.targets[batch.mask]
         )
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        seen += 32
-        if step % 50 == 0:
-            with torch.no_grad():  # every output within 0.1 of its target, short strings
-                ok = bool(parity.is_correct(torch.sigmoid(predict(val)), val, 0.1).all())
-            fit_at = (fit_at or step) if ok else None
-            if ok and step >= fit_at + consolidate:
-                return predict, seen, True
-    return predict, seen, False
+
+    def fits(m) -> bool:  # every output within 0.1 of its target, short strings
+        return bool(parity.is_correct(torch.sigmoid(m(val)), val, 0.1).all())
+
+    seen, solved = train_until_consolidated(
+        net, sample, loss_fn, fits, batch_size=32, max_steps=max_steps,
+        consolidate=consolidate, lr=lr, seed=seed,
+    )  # fmt: skip
+    return net, seen, solved
+
+
+class _ParityNet(nn.Module):
+    """An SRN and a logistic read-out at every step: (B, T, 1) logits."""
+
+    def __init__(self, rnn: nn.Module, head: nn.Module) -> None:
+        super().__init__()
+        self.rnn, self.head = rnn, head
+
+    def forward(self, batch) -> torch.Tensor:
+        out, _ = self.rnn(batch.inputs, lengths=batch.lengths)
+        return self.head(out)
 
 
 # ----------------------------------------------------------------- random guessing
