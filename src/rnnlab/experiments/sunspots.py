@@ -12,6 +12,7 @@ only; its prediction for year t uses the true values before t.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import os
 from pathlib import Path
 
@@ -76,21 +77,25 @@ def _fit_lstm(z_train: torch.Tensor, z_all: torch.Tensor, epochs: int, seed: int
     """Next-step LSTM on the standardised series; returns one-step predictions for every
     t >= 1 of z_all (the output after reading z_0..z_{t-1})."""
     from rnnlab.nn import LSTM
+    from rnnlab.train import StepOutput, TrainConfig, Trainer
 
     torch.manual_seed(seed)
     lstm = LSTM(1, 32, dtype=torch.float32)
     head = torch.nn.Linear(32, 1)
-    params = list(lstm.parameters()) + list(head.parameters())
-    opt = torch.optim.Adam(params, lr=1e-2)
+    net = torch.nn.ModuleDict({"lstm": lstm, "head": head})
     x = z_train[None, :-1, None].float()  # (1, T-1, 1)
     y = z_train[None, 1:, None].float()
-    for _ in range(epochs):
-        out, _ = lstm(x)
-        loss = torch.mean((head(out) - y) ** 2)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+
+    def loss_fn(m, batch, carry):
+        inputs, targets = batch
+        out, _ = m["lstm"](inputs)
+        return StepOutput(torch.mean((m["head"](out) - targets) ** 2), items=targets.shape[1])
+
+    # full-batch Adam: every step sees the whole training series
+    Trainer(
+        net, torch.optim.Adam(net.parameters(), lr=1e-2), itertools.repeat((x, y)), loss_fn,
+        TrainConfig(steps=epochs, clip_norm=1.0, progress=False, log_every=10**9),
+    ).fit()  # fmt: skip
     with torch.no_grad():
         out, _ = lstm(z_all[None, :-1, None].float())
         return head(out)[0, :, 0].double().numpy()  # prediction of z_1..z_{T-1}
