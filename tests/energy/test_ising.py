@@ -195,14 +195,15 @@ def test_one_single_spin_update_satisfies_detailed_balance(method):
     T, site, R = 1.3, 1, 4000
     S = _states(3)
     pi = _boltzmann(model, S, T)
-    mask = torch.zeros(3, dtype=torch.bool)
-    mask[site] = True
     beta = torch.full((len(S) * R, 1), 1 / T, dtype=F64)
     update = metropolis_update if method == "metropolis" else heat_bath_update
 
-    def step(s):
-        phi = local_field(s, model.neighbors, model.bonds, model.field)
-        return update(s, phi, mask, beta, torch.rand(s.shape, generator=g, dtype=F64))
+    def step(s):  # the class {site}: its spin, its local field
+        phi = local_field(s, model.neighbors, model.bonds, model.field)[:, [site]]
+        u = torch.rand(s.shape[0], 1, generator=g, dtype=F64)
+        s = s.clone()
+        s[:, [site]] = update(s[:, [site]], phi, beta, u)
+        return s
 
     P_hat = _empirical(step, S, R)
     # exact: only s_site may change; flip with min(1, e^-dE/T) or set by the heat bath

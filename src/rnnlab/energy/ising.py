@@ -312,21 +312,20 @@ def local_field(
 
 
 def metropolis_update(
-    s: torch.Tensor, phi: torch.Tensor, mask: torch.Tensor, beta: torch.Tensor, u: torch.Tensor
+    s: torch.Tensor, phi: torch.Tensor, beta: torch.Tensor, u: torch.Tensor
 ) -> torch.Tensor:
-    """Flip s_i where ``mask`` and u_i < exp(-beta 2 s_i phi_i). s, phi, u: (C, N);
-    mask: (N,) bool; beta: (C, 1). Returns the new spins."""
-    accept = (u < torch.exp(-beta * 2.0 * s * phi)) & mask
-    return torch.where(accept, -s, s)
+    """Metropolis on one colour class: flip s_i where u_i < exp(-beta 2 s_i phi_i).
+    s, phi, u: (C, n) the class's spins, local fields and uniforms; beta: (C, 1).
+    Returns the class's new spins."""
+    return torch.where(u < torch.exp(-2.0 * beta * s * phi), -s, s)
 
 
 def heat_bath_update(
-    s: torch.Tensor, phi: torch.Tensor, mask: torch.Tensor, beta: torch.Tensor, u: torch.Tensor
+    s: torch.Tensor, phi: torch.Tensor, beta: torch.Tensor, u: torch.Tensor
 ) -> torch.Tensor:
-    """Set s_i = +1 with probability sigmoid(2 beta phi_i) where ``mask`` (shapes as
-    :func:`metropolis_update`)."""
-    new = torch.where(u < torch.sigmoid(2.0 * beta * phi), 1.0, -1.0).to(s.dtype)
-    return torch.where(mask, new, s)
+    """Heat bath on one colour class: s_i = +1 with probability sigmoid(2 beta phi_i)
+    (shapes as :func:`metropolis_update`)."""
+    return torch.where(u < torch.sigmoid(2.0 * beta * phi), 1.0, -1.0).to(s.dtype)
 
 
 def wolff_update(
@@ -639,6 +638,44 @@ class IsingModel(nn.Module):
             raise InputError(f"temperature: expected values > 0, received {t.min().item()!r}")
         return (1.0 / t)[:, None]  # (C, 1)
 
+    def _class_tables(self):
+        """Per colour class: (sites (n,), neighbours (n, D), bonds (n, D) or None when all
+        bonds are equal, fields (n,) or None when zero); cached per device and dtype."""
+        key = (self.bonds.device, self.bonds.dtype)
+        if getattr(self, "_tables_key", None) != key:
+            uniform = bool((self.bonds == self.bonds[0, 0]).all()) and not self._padded()
+            no_field = not bool((self.field != 0).any())
+            tables = []
+            for mask in self.classes:
+                idx = torch.nonzero(mask).flatten()
+                tables.append((idx, self.neighbors[idx], None if uniform else self.bonds[idx],
+                               None if no_field else self.field[idx]))  # fmt: skip
+            self._tables, self._tables_key = tables, key
+            self._uniform_bond = float(self.bonds[0, 0])
+        return self._tables
+
+    def _padded(self) -> bool:
+        return bool((self.neighbors == self.num_spins).any())
+
+    def _site_sweep(self, s, beta, method, generator, energy, magnet):
+        """One sweep of single-spin updates, a colour class at a time, in place on s (C, N);
+        updates the total energies and magnetisations (C,) in place: within a class no two
+        spins interact, so Delta H = -sum_i Delta s_i phi_i and Delta M = sum_i Delta s_i."""
+        update = metropolis_update if method == "metropolis" else heat_bath_update
+        for idx, nbr, bonds, field in self._class_tables():
+            src = torch.nn.functional.pad(s, (0, 1)) if bonds is not None else s  # (C, N + 1)
+            nb = src[:, nbr]  # (C, n, D)
+            phi = nb.sum(-1) * self._uniform_bond if bonds is None else (nb * bonds).sum(-1)
+            if field is not None:
+                phi = phi + field
+            old = s[:, idx]  # (C, n)
+            u = torch.rand(old.shape, generator=generator, device=s.device, dtype=s.dtype)
+            new = update(old, phi, beta, u)
+            s[:, idx] = new
+            diff = new - old  # 0 or +-2
+            energy -= (diff * phi).sum(-1)
+            magnet += diff.sum(-1)
+
     def sweep(
         self,
         s: torch.Tensor,
@@ -646,7 +683,8 @@ class IsingModel(nn.Module):
         method: str = "metropolis",
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """One sweep of ``method`` on flat spins s (C, N) at inverse temperatures beta (C, 1)."""
+        """One sweep of ``method`` on flat spins s (C, N) at inverse temperatures beta (C, 1);
+        returns the new spins (s is not modified)."""
         C = s.shape[0]
         if method == "wolff":
             seeds = torch.randint(self.num_spins, (C,), generator=generator, device=s.device)
@@ -655,11 +693,9 @@ class IsingModel(nn.Module):
                                               self.periodic, beta, seeds, generator)  # fmt: skip
                 return new.reshape(C, -1)
             return wolff_update(s, self.neighbors, self.bonds, beta, seeds, generator)[0]
-        update = metropolis_update if method == "metropolis" else heat_bath_update
-        for mask in self.classes:
-            phi = self._local_field(s, self.field)
-            u = torch.rand(s.shape, generator=generator, device=s.device, dtype=s.dtype)
-            s = update(s, phi, mask, beta, u)
+        s = s.clone()
+        e = torch.zeros(C, dtype=s.dtype, device=s.device)
+        self._site_sweep(s, beta, method, generator, e, torch.zeros_like(e))
         return s
 
     @torch.no_grad()
@@ -714,10 +750,21 @@ class IsingModel(nn.Module):
             s = self.sweep(s, beta, method, generator)
         energy = torch.empty(chains, sweeps, dtype=dtype, device=device)
         magnet = torch.empty(chains, sweeps, dtype=dtype, device=device)
-        for t in range(sweeps):
-            s = self.sweep(s, beta, method, generator)
-            energy[:, t] = self._energy_flat(s) / self.num_spins
-            magnet[:, t] = s.mean(-1)
+        N = self.num_spins
+        if method == "wolff":
+            for t in range(sweeps):
+                s = self.sweep(s, beta, method, generator)
+                energy[:, t] = self._energy_flat(s) / N
+                magnet[:, t] = s.mean(-1)
+        else:  # single-spin updates keep running totals, recomputed every 64 sweeps
+            acc = torch.float64 if device.type == "cpu" else dtype
+            for t in range(sweeps):
+                if t % 64 == 0:
+                    e_tot = self._energy_flat(s).to(acc)
+                    m_tot = s.sum(-1).to(acc)
+                self._site_sweep(s, beta, method, generator, e_tot, m_tot)
+                energy[:, t] = e_tot / N
+                magnet[:, t] = m_tot / N
         return IsingRun(energy, magnet, s.reshape(chains, *self.shape))
 
     def observables(self, run: IsingRun, temperature: float, block_size: int | None = None):
