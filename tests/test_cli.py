@@ -155,3 +155,137 @@ def test_unwritable_out_is_one_line_before_training(corpus, capsys):
         pytest.skip("no /sys/kernel")
     argv = ["train", "lm", "--data", corpus, "--steps", "2", "--out", "/sys/kernel", *SMALL]
     _one_line_error(capsys, argv, "--out: cannot write into")
+
+
+# ------------------------------------------------------------------ property: argument parsing
+def _cli_property(flags, steps):
+    """``rnnlab train lm`` with drawn flag values: exit 2 with one stderr line naming an
+    invalid flag, or the job receives exactly the parsed values (the job itself is replaced:
+    only parsing and option checks run here)."""
+    import io
+    import math as m
+    from contextlib import redirect_stderr
+
+    from rnnlab.train import lm_run
+
+    def parse(kind, text):
+        try:
+            return kind(text)
+        except ValueError:
+            return None
+
+    valid_rules = {
+        "--hidden": (int, lambda v: v >= 1),
+        "--layers": (int, lambda v: v >= 1),
+        "--seq-len": (int, lambda v: v >= 1),
+        "--batch": (int, lambda v: v >= 1),
+        "--embedding": (int, lambda v: v >= 0),
+        "--eval-every": (int, lambda v: v >= 0),
+        "--max-vocab": (int, lambda v: v >= 2),
+        "--patience": (int, lambda v: v >= 1),
+        "--seed": (int, lambda v: True),
+        "--lr": (float, lambda v: m.isfinite(v) and v > 0),
+        "--dropout": (float, lambda v: 0 <= v < 1),
+        "--val-fraction": (float, lambda v: 0 < v < 1),
+        "--momentum": (float, lambda v: 0 <= v < 1),
+        "--clip": (float, lambda v: v > 0),
+        "--clip-value": (float, lambda v: v > 0),
+        "--threads": (int, lambda v: v >= 0),
+        "--samples": (int, lambda v: v == 0),  # > 0 would sample from the stub
+    }
+    argv = ["train", "lm", "--no-progress", "--samples", "0", "--steps", steps]
+    invalid, parsed = set(), {}
+    for flag, text in flags.items():
+        if flag == "--samples" and (parse(int, text) or 0) > 0:
+            text = "0"  # samples would be drawn from the stub's model
+        argv += [flag, text]
+        kind, ok = valid_rules[flag]
+        value = parse(kind, text)
+        if value is None or not ok(value):
+            invalid.add(flag)
+        parsed[flag] = value
+    s = parse(int, steps)
+    if s is None or s < 1:
+        invalid.add("--steps")
+    seen = {}
+
+    def stub(options, **kw):
+        seen.update(options=options, **kw)
+        record = {"options": {"level": "char", "seed": 0}, "steps": 1, "stopped": "steps"}
+        record.update(seconds=0.0, tokens_per_second=0.0, checkpoint="c", loss_plot=None)
+        record.update(train_bits_per_char=1.0, val_bits_per_char=1.0)
+        return record, None
+
+    real = lm_run.train_lm
+    lm_run.train_lm = stub
+    err = io.StringIO()
+    try:
+        with redirect_stderr(err), contextlib_redirect_stdout():
+            try:
+                status = main(argv)
+            except SystemExit as exc:
+                status = exc.code
+    finally:
+        lm_run.train_lm = real
+    lines = err.getvalue().strip().splitlines()
+    if invalid:
+        assert status == 2 and len(lines) == 1, (argv, lines)
+        assert any(flag in lines[0] for flag in invalid), (invalid, lines)
+        assert not seen
+        return
+    assert status == 0, (argv, lines)
+    opts = seen["options"]
+    assert seen["steps"] == s
+    for flag, value in parsed.items():
+        if flag in ("--threads", "--samples"):
+            continue
+        got = getattr(opts, flag[2:].replace("-", "_"))
+        assert got == value or (isinstance(value, float) and m.isnan(value)), (flag, got, value)
+
+
+def contextlib_redirect_stdout():
+    import contextlib
+    import io
+
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+_FLAGS = [
+    "--hidden",
+    "--layers",
+    "--seq-len",
+    "--batch",
+    "--embedding",
+    "--eval-every",
+    "--max-vocab",
+    "--patience",
+    "--seed",
+    "--lr",
+    "--dropout",
+    "--val-fraction",
+    "--momentum",
+    "--clip",
+    "--clip-value",
+    "--threads",
+    "--samples",
+]
+_VALUES = ["0", "1", "3", "-1", "2.5", "1e-3", "nan", "inf", "abc", "0.5", "1e38", "-0.0"]
+
+
+def _both_cli(fast, slow):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    strategies = dict(
+        flags=st.dictionaries(st.sampled_from(_FLAGS), st.sampled_from(_VALUES), max_size=4),
+        steps=st.sampled_from(["1", "5", "0", "-2", "x", "1.5"]),
+    )
+    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    quick = settings(max_examples=fast, derandomize=True, **common)(
+        given(**strategies)(_cli_property)
+    )
+    many = settings(max_examples=slow, **common)(given(**strategies)(_cli_property))
+    return quick, pytest.mark.slow(many)
+
+
+test_train_lm_argument_parsing, test_train_lm_argument_parsing_slow = _both_cli(80, 3000)
