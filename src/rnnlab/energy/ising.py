@@ -364,14 +364,16 @@ def wolff_update(
 def lattice_neighbor_sum(s: torch.Tensor, periodic: bool) -> torch.Tensor:
     """sum of the 2d nearest neighbours of every site of spins s (C, *shape) on a
     hypercubic lattice (open boundaries: missing neighbours count 0). Returns (C, *shape)."""
+    if periodic:
+        total = torch.roll(s, 1, 1) + torch.roll(s, -1, 1)
+        for axis in range(2, s.dim()):
+            total += torch.roll(s, 1, axis) + torch.roll(s, -1, axis)
+        return total
     total = torch.zeros_like(s)
     for axis in range(1, s.dim()):
-        if periodic:
-            total += torch.roll(s, 1, axis) + torch.roll(s, -1, axis)
-        else:
-            n = s.shape[axis]
-            total.narrow(axis, 1, n - 1).add_(s.narrow(axis, 0, n - 1))
-            total.narrow(axis, 0, n - 1).add_(s.narrow(axis, 1, n - 1))
+        n = s.shape[axis]
+        total.narrow(axis, 1, n - 1).add_(s.narrow(axis, 0, n - 1))
+        total.narrow(axis, 0, n - 1).add_(s.narrow(axis, 1, n - 1))
     return total
 
 
@@ -573,7 +575,11 @@ class IsingModel(nn.Module):
     @property
     def classes(self) -> list[torch.Tensor]:
         """The colour classes as (N,) bool masks, updated one after the other in a sweep."""
-        return [self.colour == c for c in range(int(self.colour.max()) + 1)]
+        cached = getattr(self, "_classes", None)
+        if cached is None or cached[0].device != self.colour.device:
+            cached = [self.colour == c for c in range(int(self.colour.max()) + 1)]
+            self._classes = cached
+        return cached
 
     # ----------------------------------------------------------------- energies
 
@@ -662,6 +668,17 @@ class IsingModel(nn.Module):
         updates the total energies and magnetisations (C,) in place: within a class no two
         spins interact, so Delta H = -sum_i Delta s_i phi_i and Delta M = sum_i Delta s_i."""
         update = metropolis_update if method == "metropolis" else heat_bath_update
+        classes = self.classes
+        if self.lattice and len(classes) == 2:  # bipartite lattice: checkerboard by rolls
+            u = torch.rand(s.shape, generator=generator, device=s.device, dtype=s.dtype)
+            for mask in classes:  # each site uses its uniform once per sweep
+                phi = self._local_field(s, self.field)
+                new = torch.where(mask, update(s, phi, beta, u), s)
+                diff = new - s  # 0 or +-2, only on this class
+                energy -= (diff * phi).sum(-1)
+                magnet += diff.sum(-1)
+                s.copy_(new)
+            return
         for idx, nbr, bonds, field in self._class_tables():
             src = torch.nn.functional.pad(s, (0, 1)) if bonds is not None else s  # (C, N + 1)
             nb = src[:, nbr]  # (C, n, D)
