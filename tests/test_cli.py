@@ -289,3 +289,15 @@ def _both_cli(fast, slow):
 
 
 test_train_lm_argument_parsing, test_train_lm_argument_parsing_slow = _both_cli(80, 3000)
+
+
+def test_divergence_exits_1_without_calling_a_sick_checkpoint_good(tmp_path, corpus, capsys):
+    out = tmp_path / "d"
+    argv = ["train", "lm", "--data", corpus, "--steps", "20", "--out", str(out), *SMALL]
+    argv += ["--optimizer", "sgd", "--lr", "1e38", "--eval-every", "1"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("rnnlab train lm: training stopped: 5 consecutive steps")
+    assert err[-1].endswith("no checkpoint of a healthy state was written")
+    assert "no checkpoint written (validation loss inf)" in err[1]
+    assert not (out / "checkpoint.pt").exists()
