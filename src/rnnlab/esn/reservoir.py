@@ -138,12 +138,12 @@ def uniform_weights(
 
 
 def recurrent_operator(W: Tensor, sparse: bool | None = None) -> Callable:
-    r"""A function ``into(x, d, out)`` that writes :math:`d + x W^\top` into ``out``.
+    r"""A function ``into(x, d, out)`` that writes :math:`d + W x` into ``out``.
 
-    x: (B, H) the previous state; d: (B, H) the step's drive; out: (B, H).
-    sparse: run W as CSR (None: when H >= :data:`SPARSE_FROM` and the fraction of
-    nonzeros is at most :data:`SPARSE_DENSITY`). Both give the same numbers up to the order
-    of summation.
+    x: (B, H) the previous states, or (H,) for one sequence; d: the step's drive, same
+    shape; out: same shape. sparse: run W as CSR with int32 indices (None: when
+    H >= :data:`SPARSE_FROM` and the fraction of nonzeros is at most
+    :data:`SPARSE_DENSITY`). Both give the same numbers up to the order of summation.
     """
     H = W.shape[0]
     if sparse is None:
@@ -152,16 +152,22 @@ def recurrent_operator(W: Tensor, sparse: bool | None = None) -> Callable:
         Wt = W.t()  # (H, H): x (B, H) @ W^T
 
         def dense_into(x: Tensor, d: Tensor, out: Tensor) -> Tensor:
-            return torch.addmm(d, x, Wt, out=out)
+            if x.dim() == 1:
+                return torch.addmv(d, W, x, out=out)  # (H,)
+            return torch.addmm(d, x, Wt, out=out)  # (B, H)
 
         return dense_into
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
         warnings.simplefilter("ignore", UserWarning)
-        Ws = W.to_sparse_csr()
+        C = W.to_sparse_csr()
+        Ws = torch.sparse_csr_tensor(  # int32 indices: less memory traffic per step
+            C.crow_indices().to(torch.int32), C.col_indices().to(torch.int32), C.values(),
+            size=C.shape,
+        )  # fmt: skip
 
     def sparse_into(x: Tensor, d: Tensor, out: Tensor) -> Tensor:
-        if x.shape[0] == 1:
-            return torch.add(d, torch.mv(Ws, x[0]), out=out)  # (1, H) + (H,)
+        if x.dim() == 1:
+            return torch.addmv(d, Ws, x, out=out)
         return torch.add(d, (Ws @ x.t()).t(), out=out)  # (H, B) -> (B, H)
 
     return sparse_into
@@ -173,6 +179,19 @@ def _activation_(name: str) -> Callable[[Tensor], Tensor]:
     return lambda x: x
 
 
+def _time_major(drive: Tensor, x0: Tensor):
+    """Per-step views: one sequence runs on (H,) vectors (cheaper calls), a batch on (B, H)."""
+    if drive.shape[0] == 1:
+        d = drive[0]  # (T, H)
+        return d, x0[0], torch.empty_like(d)
+    d = drive.transpose(0, 1).contiguous()  # (T, B, H)
+    return d, x0, torch.empty_like(d)
+
+
+def _batch_first(X: Tensor, B: int) -> Tensor:
+    return X[None] if B == 1 and X.dim() == 2 else X.transpose(0, 1)
+
+
 def run_reservoir(
     drive: Tensor, x0: Tensor, recur: Callable, leak_rate: float, activation: str = "tanh"
 ) -> Tensor:
@@ -182,17 +201,17 @@ def run_reservoir(
     feedback (if any) known in advance (teacher forcing); x0: (B, H); recur: from
     :func:`recurrent_operator`. Returns (B, T, H). No autograd (the reservoir is fixed).
     """
-    B, T, H = drive.shape
-    d = drive.transpose(0, 1).contiguous()  # (T, B, H): one contiguous block per step
-    X = torch.empty_like(d)  # (T, B, H)
+    B = drive.shape[0]
+    d, x, X = _time_major(drive, x0)
+    ds, Xs = d.unbind(0), X.unbind(0)  # views made once
     act_ = _activation_(activation)
-    x = x0
-    for t in range(T):
-        h = act_(recur(x, d[t], X[t]))  # f(d_t + W x_{t-1}), written into X[t]
-        if leak_rate != 1.0:
-            torch.lerp(x, h, leak_rate, out=X[t])  # (1 - a) x_{t-1} + a h
-        x = X[t]
-    return X.transpose(0, 1)  # (B, T, H)
+    a = leak_rate
+    for t in range(len(ds)):
+        h = act_(recur(x, ds[t], Xs[t]))  # f(d_t + W x_{t-1}), written into X[t]
+        if a != 1.0:
+            torch.lerp(x, h, a, out=h)  # (1 - a) x_{t-1} + a h
+        x = h
+    return _batch_first(X, B)  # (B, T, H)
 
 
 def run_closed_loop(
@@ -213,21 +232,30 @@ def run_closed_loop(
     y0: (B, O) the output before the first step; W_fb: (H, O); W_out: (O, H);
     b_out: (O,). Returns (states (B, T, H), outputs (B, T, O)).
     """
-    B, T, H = drive.shape
-    d = drive.transpose(0, 1).contiguous()  # (T, B, H)
-    X = torch.empty_like(d)
-    Y = d.new_empty(T, B, W_out.shape[0])  # (T, B, O)
+    B, T, _ = drive.shape
+    O = W_out.shape[0]
+    d, x, X = _time_major(drive, x0)
+    one = B == 1
+    y = y0[0] if one else y0
+    Y = d.new_empty((T, O) if one else (T, B, O))
+    ds, Xs, Ys = d.unbind(0), X.unbind(0), Y.unbind(0)
     act_ = _activation_(activation)
     W_fb_t, W_out_t = W_fb.t(), W_out.t()
-    x, y = x0, y0
+    a = leak_rate
     for t in range(T):
-        dt = torch.addmm(d[t], y, W_fb_t)  # d_t + W_fb y_{t-1}
-        h = act_(recur(x, dt, X[t]))
-        if leak_rate != 1.0:
-            torch.lerp(x, h, leak_rate, out=X[t])
-        x = X[t]
-        y = torch.addmm(b_out, x, W_out_t, out=Y[t])  # (B, O)
-    return X.transpose(0, 1), Y.transpose(0, 1)
+        if one:
+            dt = torch.addmv(ds[t], W_fb, y)  # d_t + W_fb y_{t-1}
+        else:
+            dt = torch.addmm(ds[t], y, W_fb_t)
+        h = act_(recur(x, dt, Xs[t]))
+        if a != 1.0:
+            torch.lerp(x, h, a, out=h)
+        x = h
+        if one:
+            y = torch.addmv(b_out, W_out, x, out=Ys[t])  # (O,)
+        else:
+            y = torch.addmm(b_out, x, W_out_t, out=Ys[t])  # (B, O)
+    return _batch_first(X, B), _batch_first(Y, B)
 
 
 def check_leak_rate(leak_rate: object) -> float:
