@@ -180,6 +180,49 @@ class Network(nn.Module):
         return NetworkState(neurons, traces, 0)
 
 
+@dataclass
+class _Run:
+    """The mutable state of one :func:`simulate` call."""
+
+    neurons: dict[str, LIFState]
+    traces: dict[str, STDPState]
+    weights: list[Tensor]
+    rules: list[STDP | None]
+    decays: list[tuple[float, float] | None]
+    currents: dict[str, Tensor | float]
+    batch: int
+
+
+def _clock_step(network: Network, run: _Run, source_spikes: Mapping[str, Tensor]) -> dict:
+    """One clock step (module docstring): populations, propagation, plasticity.
+    source_spikes: (B or 1, N) bool per source. Returns the spikes (B, N) of every
+    population and source."""
+    spikes: dict[str, Tensor] = {}
+    for k, pop in network.populations.items():
+        spikes[k], run.neurons[k] = pop.step(run.neurons[k], run.currents.get(k, 0.0))
+    for k, s in source_spikes.items():
+        spikes[k] = s.expand(run.batch, -1)  # (B, N)
+    for j, c in enumerate(network.connections):
+        s_pre = spikes[c.pre]
+        w = run.weights[j]
+        if bool(s_pre.any()):
+            if w.dim() == 2:
+                inc = s_pre.to(w.dtype) @ w  # (B, N_post)
+            else:
+                inc = torch.bmm(s_pre.to(w.dtype).unsqueeze(1), w).squeeze(1)  # (B, N_post)
+            st = run.neurons[c.post]
+            if c.target == "exc":
+                run.neurons[c.post] = st._replace(exc=st.exc + inc)
+            else:
+                run.neurons[c.post] = st._replace(inh=st.inh + inc)
+        rule = run.rules[j]
+        if rule is not None:
+            run.weights[j], run.traces[c.name] = rule.step(
+                w, run.traces[c.name], s_pre, spikes[c.post], *run.decays[j]
+            )
+    return spikes
+
+
 def _as_source(name: str, value: object, size: int) -> SpikeSource:
     if isinstance(value, Tensor):
         value = SpikeTrain(value)
@@ -203,6 +246,7 @@ def simulate(
     record: Sequence[str] = ("spikes",),
     every: int = 1,
     plasticity: bool = True,
+    engine: str = "clock",
 ) -> SimulationResult:
     """Run ``network`` for ``steps`` clock steps (see the module docstring).
 
@@ -211,7 +255,10 @@ def simulate(
     at rest with ``batch_size`` trials (default: the sources' batch size, else 1).
     currents: constant drive (mV) per population, a number or (B, N). record: any of
     ``"spikes"``, ``"v"``, ``"weights"``; ``v`` and ``weights`` are sampled after every
-    ``every``-th step. plasticity: False freezes every rule (weights and traces)."""
+    ``every``-th step. plasticity: False freezes every rule (weights and traces).
+    engine: ``"clock"``, the step-by-step loop (the reference), or ``"window"``, the same
+    steps computed a window at a time between output spikes (:mod:`rnnlab.spiking.window`;
+    feedforward networks of sources into one population, recording spikes only)."""
     check_positive_int("steps", steps)
     check_positive_int("every", every)
     for r in record:
@@ -236,19 +283,33 @@ def simulate(
         if k not in network.populations:
             raise InputError(f"currents: {k!r} is not a LIF population")
 
-    neurons = dict(state.neurons)
-    traces = dict(state.traces)
     conns = list(network.connections)
-    weights = [c.weight for c in conns]
     rules = [(c.plasticity if plasticity else None) for c in conns]
-    decays = [r.decays(network.dt) if r is not None else None for r in rules]
-    like = next(iter(neurons.values())).v
+    like = next(iter(state.neurons.values())).v
+    run = _Run(
+        neurons=dict(state.neurons),
+        traces=dict(state.traces),
+        weights=[c.weight for c in conns],
+        rules=rules,
+        decays=[r.decays(network.dt) if r is not None else None for r in rules],
+        currents=currents,
+        batch=batch,
+    )
     counts = {k: like.new_zeros(batch, p.num_neurons) for k, p in network.populations.items()}
     counts.update({k: like.new_zeros(batch, n) for k, n in network.sources.items()})
     spike_rec = {k: [] for k in network.populations} if "spikes" in record else None
     v_rec = {k: [] for k in network.populations} if "v" in record else None
     plastic_names = [c.name for c, r in zip(conns, rules) if r is not None]
     w_rec = {k: [] for k in plastic_names} if "weights" in record else None
+    check_choice("engine", engine, ("clock", "window"))
+    if engine == "window":
+        from rnnlab.spiking.window import check_window_network, run_windows
+
+        if v_rec is not None or w_rec is not None:
+            raise InputError(
+                f"record: expected only 'spikes' with engine='window', received {tuple(record)}"
+            )
+        check_window_network(network)
     block = 1000
     start = state.step
     for k0 in range(0, steps, block):
@@ -256,29 +317,15 @@ def simulate(
         chunks = {k: s.chunk(start + k0, n) for k, s in sources.items()}  # (n, B or 1, N)
         for k, ch in chunks.items():
             counts[k] += ch.sum(0)
+        if engine == "window":
+            out = run_windows(network, run, chunks, n, lambda sp: _clock_step(network, run, sp))
+            for k in network.populations:
+                counts[k] += out[k].sum(0)
+                if spike_rec is not None:
+                    spike_rec[k].extend(out[k].unbind(0))
+            continue
         for i in range(n):
-            spikes: dict[str, Tensor] = {}
-            for k, pop in network.populations.items():
-                spikes[k], neurons[k] = pop.step(neurons[k], currents.get(k, 0.0))
-            for k in sources:
-                spikes[k] = chunks[k][i].expand(batch, -1)  # (B, N)
-            for j, c in enumerate(conns):
-                s_pre = spikes[c.pre]
-                w = weights[j]
-                if bool(s_pre.any()):
-                    if w.dim() == 2:
-                        inc = s_pre.to(w.dtype) @ w  # (B, N_post)
-                    else:
-                        inc = torch.bmm(s_pre.to(w.dtype).unsqueeze(1), w).squeeze(1)
-                    st = neurons[c.post]
-                    if c.target == "exc":
-                        neurons[c.post] = st._replace(exc=st.exc + inc)
-                    else:
-                        neurons[c.post] = st._replace(inh=st.inh + inc)
-                if rules[j] is not None:
-                    weights[j], traces[c.name] = rules[j].step(
-                        w, traces[c.name], s_pre, spikes[c.post], *decays[j]
-                    )
+            spikes = _clock_step(network, run, {k: ch[i] for k, ch in chunks.items()})
             for k in network.populations:
                 counts[k] += spikes[k]
             if spike_rec is not None:
@@ -287,11 +334,12 @@ def simulate(
             if (k0 + i + 1) % every == 0:
                 if v_rec is not None:
                     for k in network.populations:
-                        v_rec[k].append(neurons[k].v)
+                        v_rec[k].append(run.neurons[k].v)
                 if w_rec is not None:
                     for j, c in enumerate(conns):
                         if rules[j] is not None:
-                            w_rec[c.name].append(weights[j])
+                            w_rec[c.name].append(run.weights[j])
+    neurons, traces, weights = run.neurons, run.traces, run.weights
     for c, w in zip(conns, weights):
         c.weight = w
     new_state = NetworkState(neurons, traces, start + steps)
