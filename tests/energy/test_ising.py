@@ -146,6 +146,15 @@ def test_long_run_averages_equal_the_enumeration(method, shape, T):
     _assert_matches_exact(model.observables(run, T), model.exact(T), model.exact_binder(T))
 
 
+@pytest.mark.parametrize("method", ["metropolis", "heat_bath", "wolff"])
+def test_long_run_on_an_open_lattice_equals_the_enumeration(method):
+    model = IsingModel((3, 4), coupling=0.8, periodic=False, dtype=F64)
+    T = 1.6
+    g = torch.Generator().manual_seed(len(method))
+    run = model.sample(T, 2000, chains=16, method=method, burn_in=100, generator=g)
+    _assert_matches_exact(model.observables(run, T), model.exact(T), model.exact_binder(T))
+
+
 @pytest.mark.parametrize("method", ["metropolis", "heat_bath"])
 def test_long_run_with_fields_and_per_chain_temperatures(method):
     g = torch.Generator().manual_seed(2)
