@@ -3,6 +3,8 @@ a quick run can already check against theory), and the Binder-crossing estimator
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -27,7 +29,8 @@ def test_hopfield_capacity_quick(tmp_path):
     assert hebb[-1]["bit_error"] > 0.05  # alpha = 0.24: far beyond capacity
     assert all(s["bit_error"] <= h["bit_error"] for h, s in zip(hebb, storkey))
     assert all(0 <= r["fixed_points"] <= 1 for r in hebb)
-    assert all(p.exists() for p in res.plots) and len(res.plots) == 2
+    with_digits = importlib.util.find_spec("sklearn") is not None
+    assert all(p.exists() for p in res.plots) and len(res.plots) == 1 + with_digits
     assert "| P | alpha |" in res.report
 
 
