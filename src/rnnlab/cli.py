@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 from collections.abc import Sequence
 
-from rnnlab.errors import InputError
+from rnnlab.errors import InputError, UsageError
+from rnnlab.output import print_json
+
+__all__ = ["UsageError", "build_parser", "main", "print_json"]
 
 # module path of each subcommand group; each defines add_parser(subparsers)
 COMMANDS = (
@@ -27,27 +29,10 @@ COMMANDS = (
 )
 
 
-class UsageError(InputError):
-    """Bad input from the command line; printed as one line, exit status 2."""
-
-
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # one line, status 2 (argparse prints usage too)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2)
-
-
-def print_json(record: dict) -> None:
-    """Print the machine-readable record as the last line of output."""
-    print(json.dumps(record, default=_json_default), flush=True)
-
-
-def _json_default(obj):
-    if hasattr(obj, "item"):
-        return obj.item()
-    if hasattr(obj, "tolist"):
-        return obj.tolist()
-    return str(obj)
 
 
 def build_parser() -> argparse.ArgumentParser:

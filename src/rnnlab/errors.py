@@ -19,4 +19,8 @@ class InputTypeError(InputError, TypeError):
     """Bad input of the wrong type (a tensor expected, a float where an int belongs, ...)."""
 
 
-__all__ = ["InputError", "InputTypeError"]
+class UsageError(InputError):
+    """Bad input from the command line (a flag, a missing name)."""
+
+
+__all__ = ["InputError", "InputTypeError", "UsageError"]

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 
 from rnnlab.errors import InputError
+from rnnlab.output import print_json
 
 
 def available() -> list[str]:
@@ -43,8 +44,6 @@ def add_parser(sub) -> None:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from rnnlab.cli import print_json
-
     names = available() if args.name == "all" else [args.name]
     for name in names:
         if name not in available():

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rnnlab.errors import UsageError
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, get, registry
+from rnnlab.output import print_json
 
 
 def add_parser(sub) -> None:
@@ -40,8 +42,6 @@ def _fmt(v) -> str:
 
 
 def _reproduce(args: argparse.Namespace) -> int:
-    from rnnlab.cli import UsageError, print_json
-
     if args.list:
         for exp in registry().values():
             print(f"{exp.name:<18} {exp.summary}")

@@ -8,6 +8,7 @@ import sys
 
 from rnnlab.errors import InputError
 from rnnlab.optim.schedules import OPTIMIZERS, SCHEDULES
+from rnnlab.output import print_json
 from rnnlab.train.lm import CELLS
 
 
@@ -90,7 +91,6 @@ def add_parser(sub) -> None:
 
 
 def _train_lm(args: argparse.Namespace) -> int:
-    from rnnlab.cli import print_json
     from rnnlab.train.lm_run import LMTrainOptions, generate_text, option_names, train_lm
     from rnnlab.train.loop import TrainingDiverged
 
@@ -161,7 +161,6 @@ def _train_lm(args: argparse.Namespace) -> int:
 
 
 def _sample(args: argparse.Namespace) -> int:
-    from rnnlab.cli import print_json
     from rnnlab.train.lm_run import generate_text, load_lm
 
     if args.length < 0:
@@ -194,7 +193,6 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from rnnlab.cli import print_json
     from rnnlab.train.lm_run import eval_lm
 
     record = eval_lm(args.checkpoint, args.data)
