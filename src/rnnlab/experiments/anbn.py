@@ -1,22 +1,7 @@
 """``rnnlab reproduce anbn`` and ``anbncn``: counting languages learnt by LSTM with
 forget gates and peepholes (Gers & Schmidhuber 2001; docs/tasks.md#counting-languages).
 
-Strings ``S a^n b^n T`` (``S a^n b^n c^n T``); at every step the net predicts the set of
-legal next symbols, each output thresholded at 0.5 (logit 0). A string is accepted when
-every prediction is right; ``max_n_generalised`` is the largest N with every n <= N
-accepted, tested in batched chunks of n (one forward pass per chunk, with lengths).
-
-Net: ``rnnlab.nn.LSTM(peepholes=True)`` (forget gates and peepholes, the 2001 cell) with
-a few cells, a linear read-out of every step, sigmoid outputs with binary cross-entropy
-against the legal-next sets. Deviations from the paper: Adam (gradient-norm clip 1)
-instead of SGD with momentum 0.99 and lr 1e-5; one gate set per cell instead of blocks;
-shorter training range for a^n b^n c^n (n <= 10, as in the Kalman-filter follow-up,
-instead of 50). Protocol: a few initialisations are trained briefly (batches of 32, lr
-1e-2); the one that accepts the longest prefix of a validation range of n (beyond the
-training range) is trained on (batches of 128, lr decaying from 1e-2 to 1e-3), keeping
-the checkpoint best on validation (the paper, too, reports its best net). Gradients only
-ever see the training range of n; generalisation is then tested on n up to 1000 (500 for
-a^n b^n c^n).
+The setup and its deviations from the paper are :data:`SETUP` (the report quotes it).
 """
 
 from __future__ import annotations
@@ -37,6 +22,25 @@ from rnnlab.experiments._task_training import (
 )
 from rnnlab.nn import LSTM
 from rnnlab.tasks import anbn as task
+
+SETUP = """\
+Strings ``S a^n b^n T`` (``S a^n b^n c^n T``); at every step the net predicts the set of
+legal next symbols, each output thresholded at 0.5 (logit 0). A string is accepted when
+every prediction is right; ``max_n_generalised`` is the largest N with every n <= N
+accepted, tested in batched chunks of n (one forward pass per chunk, with lengths).
+
+Net: ``rnnlab.nn.LSTM(peepholes=True)`` (forget gates and peepholes, the 2001 cell) with
+a few cells, a linear read-out of every step, sigmoid outputs with binary cross-entropy
+against the legal-next sets. Deviations from the paper: Adam (gradient-norm clip 1)
+instead of SGD with momentum 0.99 and lr 1e-5; one gate set per cell instead of blocks;
+shorter training range for a^n b^n c^n (n <= 10, as in the Kalman-filter follow-up,
+instead of 50). Protocol: a few initialisations are trained briefly (batches of 32, lr
+1e-2); the one that accepts the longest prefix of a validation range of n (beyond the
+training range) is trained on (batches of 128, lr decaying from 1e-2 to 1e-3), keeping
+the checkpoint best on validation (the paper, too, reports its best net). Gradients only
+ever see the training range of n; generalisation is then tested on n up to 1000 (500 for
+a^n b^n c^n).
+"""
 
 
 def max_n_generalised(net, with_c: bool, limit: int, chunk: int = 100) -> int:
@@ -169,7 +173,7 @@ def _run(config: ExperimentConfig, with_c: bool) -> ExperimentResult:
     report = "\n\n".join(
         [
             f"# {name}: {lang} with LSTM (forget gates, peepholes)",
-            (__doc__ or "").split("\n\n", 1)[1].strip(),
+            SETUP.strip(),
             f"Preset: {'quick' if config.quick else 'full'}, seed {config.seed}, "
             f"{p['cells']} cells, validation n <= {p['val']}. Success: N >= {need}. "
             f"Wall time {seconds:.0f} s.",
