@@ -78,3 +78,26 @@ def test_poisson_input_does_not_depend_on_how_the_run_is_cut():
 def test_bad_input(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+def test_poisson_input_law():
+    """Gap sampling gives the Bernoulli process: rate per neuron, independence between
+    steps (lag-1 correlation 0) and the group correlation (c - p) / (1 - p)."""
+    rates = torch.tensor([0.0, 3.0, 30.0, 250.0, 1000.0] + [40.0] * 20)
+    src = PoissonInput(rates, dt=1.0, batch_size=2, correlated=None, seed=3, block=500)
+    s = src.chunk(0, 40000).double()  # (T, B, N)
+    p = rates / 1000
+    emp = s.mean((0, 1))
+    sd = (p * (1 - p) / 80000).sqrt()
+    assert bool(((emp - p).abs() <= 5 * sd + 1e-12).all())
+    x = s[:, 0, 5:]
+    lag1 = ((x[1:] - x.mean(0)) * (x[:-1] - x.mean(0))).mean(0) / x.var(0)
+    assert float(lag1.abs().max()) < 0.03
+    grp = PoissonInput(torch.full((30,), 40.0), dt=1.0, correlated=(20, 0.3), seed=4).chunk(
+        0, 40000
+    )
+    cc = torch.corrcoef(grp[:, 0].double().T)  # (30, 30)
+    inside = cc[:20, :20][~torch.eye(20, dtype=torch.bool)].mean()
+    assert float(inside) == pytest.approx((0.3 - 0.04) / 0.96, rel=0.06)
+    assert abs(float(cc[20:, :20].mean())) < 0.01
+    assert float(grp.double().mean()) == pytest.approx(0.04, rel=0.03)

@@ -60,6 +60,30 @@ def _bernoulli(p: Tensor, generator: torch.Generator | None) -> Tensor:
     return u < p
 
 
+def _bernoulli_events(p: Tensor, steps: int, generator) -> tuple[Tensor, Tensor, Tensor]:
+    """The spikes of independent Bernoulli(p) processes (p (B, N) per step) over ``steps``
+    steps, drawn as geometric gaps between spikes (one random number per spike rather
+    than per bin): returns (step, trial, neuron) index tensors."""
+    p64 = p.double()
+    log_q = torch.log1p(-p64.clamp(max=1.0))  # log(1 - p); -inf at p = 1, 0 at p = 0
+    mean = steps * float(p64.max()) if p64.numel() else 0.0
+    draws = int(mean + 6.0 * mean**0.5 + 8)
+    pos = torch.full_like(p64, -1.0)  # position of the last spike drawn
+    out = []
+    while True:
+        u = torch.rand((draws, *p.shape), generator=generator, dtype=torch.float64)
+        gaps = torch.floor(torch.log(u) / log_q) + 1.0  # geometric on {1, 2, ...}
+        gaps = torch.where(log_q == 0, float(steps + 1), torch.nan_to_num(gaps, nan=1.0))
+        t = pos + torch.cumsum(gaps, 0)  # (draws, B, N)
+        out.append(t)
+        pos = t[-1]
+        if bool((pos >= steps).all()):
+            break
+    t = torch.cat(out, 0) if len(out) > 1 else out[0]
+    idx = (t < steps).nonzero(as_tuple=True)
+    return t[idx].long(), idx[1], idx[2]
+
+
 def poisson_spikes(
     rates: Tensor, duration: float, dt: float, generator: torch.Generator | None = None
 ) -> Tensor:
@@ -143,7 +167,9 @@ class SpikeTrain(SpikeSource):
 class PoissonInput(SpikeSource):
     """Poisson spike trains drawn lazily in blocks of ``block`` steps from ``generator``
     (seeded with ``seed`` when no generator is given), so the spikes of step t are the same
-    whether a run takes one step per call or all at once.
+    whether a run takes one step per call or all at once. Each train is drawn as geometric
+    gaps between spikes (the law of the Bernoulli process of :func:`poisson_spikes`, with
+    one random number per spike instead of one per bin).
 
     rates: (N,) (same rates, independent draws in each of ``batch_size`` trials) or (B, N).
     correlated: optional (num_correlated, correlation): the first ``num_correlated`` inputs
@@ -201,16 +227,22 @@ class PoissonInput(SpikeSource):
     def _block(self, index: int) -> Tensor:
         """Spikes of steps index * block .. (index + 1) * block - 1: (block, B, N)."""
         while len(self._blocks) <= index:
-            i = len(self._blocks)
-            p = self._p.expand(self.block, *self._p.shape)  # (block, B, N)
-            s = _bernoulli(p, self.generator)
+            p = self._p
+            group = None
             if self.correlated is not None:
                 k, c = self.correlated
-                pm = self._p[:, :1].expand(self.block, -1, -1) / c  # (block, B, 1)
-                mother = _bernoulli(pm, self.generator)
-                keep = _bernoulli(torch.full_like(p[..., :k], c), self.generator)
-                s[..., :k] = mother & keep
-            self._blocks[i] = s
+                p = p.clone()
+                p[:, :k] = 0.0  # the group comes from its mother train
+                group = (k, c)
+            step, b, n = _bernoulli_events(p, self.block, self.generator)
+            s = torch.zeros(self.block, *p.shape, dtype=torch.bool, device=p.device)
+            s[step, b, n] = True
+            if group is not None:
+                k, c = group
+                step, b, _ = _bernoulli_events(self._p[:, :1] / c, self.block, self.generator)
+                keep = torch.rand((step.shape[0], k), generator=self.generator) < c
+                s[step, b, :k] = keep.to(s.device)
+            self._blocks[len(self._blocks)] = s
         return self._blocks[index]
 
     def chunk(self, start: int, steps: int) -> Tensor:

@@ -316,7 +316,7 @@ def simulate(
         n = min(block, steps - k0)
         chunks = {k: s.chunk(start + k0, n) for k, s in sources.items()}  # (n, B or 1, N)
         for k, ch in chunks.items():
-            counts[k] += ch.sum(0)
+            counts[k] += ch.view(torch.uint8).sum(0)  # (B or 1, N)
         if engine == "window":
             out = run_windows(network, run, chunks, n, lambda sp: _clock_step(network, run, sp))
             for k in network.populations:

@@ -207,7 +207,7 @@ def run_windows(
             spikes = clock_step({s: ch[i] for s, ch in chunks.items()})
             out[i] = spikes[name]
             i += 1
-            K = max(16, min(k_max, 2 * (m + 1)))  # about twice the last interval
+            K = max(16, min(k_max, 1 << (2 * m + 1).bit_length()))  # ~2x the last interval
         else:
             K = min(k_max, 2 * K)
     return {name: out}
