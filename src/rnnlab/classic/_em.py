@@ -70,6 +70,7 @@ class EMMonitor:
         self.tol = check_nonnegative("tol", tol)
         self.rtol = check_nonnegative("rtol", rtol)
         self.history: list[float] = list(history or [])
+        self._resumed = bool(self.history)  # a warm start continues the previous record
         self.converged = False
         self.n_steps = 0
         # rounding of a sum of N log terms: a few ulps of the largest magnitude
@@ -84,6 +85,12 @@ class EMMonitor:
                 "(an observation impossible under every state, or parameters out of range)"
             )
         prev = self.history[-1] if self.history else None
+        if self._resumed:  # the score of the parameters the previous fit returned
+            self._resumed = False
+            if abs(ll - prev) <= self._noise * max(abs(ll), 1.0):
+                return False  # already recorded
+            self.history.append(ll)  # changed in between (set by hand): a new start
+            return False
         self.history.append(ll)
         if prev is None:
             return False

@@ -198,7 +198,7 @@ class LinearAR(nn.Module):
             self.intercept.copy_(c)
             resid = Y - self._mean(X)
             cov = resid.mT @ resid / resid.shape[0]
-            scale = float(Y.var(0, unbiased=False).max()) if Y.shape[0] > 1 else 0.0
+            scale = float(Y.square().mean(0).max())  # the data's magnitude
             if int(torch.linalg.cholesky_ex(cov).info) != 0 or float(
                 torch.linalg.eigvalsh(cov).min()
             ) <= 1e3 * torch.finfo(cov.dtype).eps * max(scale, torch.finfo(cov.dtype).tiny):

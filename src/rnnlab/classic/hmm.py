@@ -286,9 +286,10 @@ def _backward_tm(log_A: Tensor, bc: Tensor) -> Tensor:
     tmp = torch.empty(B, K, dtype=bc.dtype, device=bc.device)
     if _use_numpy(bc):
         be, bcn, Atn, tmpn = beta.numpy(), bc.numpy(), At.detach().numpy(), tmp.numpy()
-        for t in range(T - 2, -1, -1):  # one elementwise op + one matmul a step
-            np.multiply(be[t + 1], bcn[t + 1], out=tmpn)
-            np.matmul(tmpn, Atn, out=be[t])
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow marks the fallback
+            for t in range(T - 2, -1, -1):  # one elementwise op + one matmul a step
+                np.multiply(be[t + 1], bcn[t + 1], out=tmpn)
+                np.matmul(tmpn, Atn, out=be[t])
     else:
         bl, bcl = beta.unbind(0), bc.unbind(0)
         for t in range(T - 2, -1, -1):
