@@ -355,3 +355,42 @@ def test_ridge_solve_falls_back_when_singular():
     with pytest.warns(RuntimeWarning, match="singular"):
         W, b = ridge_solve(G, C, 0.0)
     torch.testing.assert_close(b, torch.tensor([2.0], dtype=f64))
+
+
+def test_predict_with_lengths_equals_each_sequence_alone():
+    esn = _esn(leak_rate=0.5)
+    u, y = _data(B=3, T=40)
+    esn.fit(u, y, washout=5)
+    lengths = torch.tensor([40, 25, 10])
+    zeros = torch.zeros(3, 60, dtype=f64)
+    out = esn.predict(u, state=zeros, lengths=lengths)
+    final = esn.state_.x.clone()
+    for b in range(3):
+        L = int(lengths[b])
+        alone = esn.predict(u[b, :L], state=zeros[b])
+        torch.testing.assert_close(out[b, :L], alone, rtol=0, atol=1e-13)
+        assert bool((out[b, L:] == 0).all())
+        torch.testing.assert_close(final[b], esn.state_.x[0], rtol=0, atol=1e-13)
+
+
+def test_srn_from_the_reservoir_starts_at_the_esn_and_momentum_improves_it():
+    """Careful initialisation plus momentum (Hinton's lecture 7): the exported SRN with the
+    ESN's readout as its head computes the ESN's predictions exactly, so training starts at
+    the ESN's loss; SGD with momentum on all weights then lowers it."""
+    esn = _esn(reservoir_size=30, output_size=1, spectral_radius=0.9, ridge=1e-3)
+    u, y = _data(B=4, T=60, O=1)
+    esn.fit(u, y, washout=0)
+    srn, head = esn.to_srn(engine="loop"), copy.deepcopy(esn.readout)
+    loss = torch.nn.functional.mse_loss
+    with torch.no_grad():
+        start = loss(head(srn(u)[0]), y)
+    esn.reset_state()
+    torch.testing.assert_close(start, loss(esn.predict(u), y), rtol=1e-10, atol=0)
+    params = list(srn.parameters()) + list(head.parameters())
+    opt = torch.optim.SGD(params, lr=0.002, momentum=0.9)
+    for _ in range(30):
+        opt.zero_grad()
+        loss(head(srn(u)[0]), y).backward()
+        opt.step()
+    with torch.no_grad():
+        assert float(loss(head(srn(u)[0]), y)) < 0.9 * float(start)

@@ -604,7 +604,7 @@ class EchoStateNetwork(nn.Module):
         ref = self.weight_hh
         srn = SRN(self.input_size, self.reservoir_size, engine=engine, dtype=ref.dtype)
         srn.to(ref.device)
-        srn.load_state_dict(
+        missing, unexpected = srn.load_state_dict(
             {
                 "weight_ih_l0": self.weight_ih.clone(),
                 "weight_hh_l0": self.weight_hh.clone(),
@@ -613,4 +613,10 @@ class EchoStateNetwork(nn.Module):
             },
             strict=False,
         )
+        ours = {"weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"}
+        if unexpected or ours & set(missing):  # the SRN's public names changed
+            raise RuntimeError(
+                f"to_srn: SRN parameter names differ from torch.nn.RNN's: missing {missing}, "
+                f"unexpected {unexpected}"
+            )
         return srn
