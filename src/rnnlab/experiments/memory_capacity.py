@@ -5,8 +5,9 @@ Input u_t i.i.d. uniform in [-0.5, 0.5] (:func:`rnnlab.tasks.narma.memory_task`)
 readout per delay k = 1..2N trained by ridge regression on the states, MC = sum_k r_k^2 on
 held-out steps (:func:`rnnlab.esn.memory_capacity`). tanh reservoirs with small input
 scaling (0.1, nearly linear) and linear reservoirs (``activation="identity"``). Jaeger's
-theorem bounds MC by N for linear networks with i.i.d. input; a linear reservoir's MC
-approaches N as the spectral radius approaches 1.
+theorem bounds MC by N for linear networks with i.i.d. input. Success: the bound holds
+everywhere and MC grows with N at every radius. (A delay-line reservoir reaches N - 1
+exactly: tests/esn/test_metrics.py.)
 """
 
 from __future__ import annotations
@@ -53,13 +54,12 @@ def run(config: ExperimentConfig) -> ExperimentResult:
         for rho in radii
         for i in range(len(sizes) - 1)
     )
-    # a linear reservoir near radius 1 reaches most of the bound
-    near_bound = all(table["identity"][N, radii[-1]] > 0.8 * N for N in sizes)
-    success = bound_ok and grows and near_bound
+    success = bound_ok and grows
+    best_linear = {N: max(table["identity"][N, r] for r in radii) for N in sizes}
     metrics = {
         f"mc_{act}_N{N}_rho{rho}": mc for act, t in table.items() for (N, rho), mc in t.items()
     }
-    metrics.update(bound_holds=bound_ok, grows_with_size=grows, linear_near_bound=near_bound)
+    metrics.update(bound_holds=bound_ok, grows_with_size=grows)
     lines = [
         "# memory-capacity: short-term memory of echo state networks (Jaeger 2001)",
         "",
@@ -78,12 +78,14 @@ def run(config: ExperimentConfig) -> ExperimentResult:
     lines += [
         "",
         f"MC <= N everywhere: {'yes' if bound_ok else 'NO'}; MC grows with N at every radius: "
-        f"{'yes' if grows else 'NO'}; linear reservoir at rho = {radii[-1]} above 0.8 N: "
-        f"{'yes' if near_bound else 'NO'}.",
+        f"{'yes' if grows else 'NO'} (the success rule). Best linear reservoir, MC / N: "
+        + ", ".join(f"N={N}: {best_linear[N] / N:.2f}" for N in sizes)
+        + ".",
         "",
-        "Jaeger (2001) proves MC <= N for linear networks driven by i.i.d. input and shows MC "
-        "close to N for linear networks with suitable weights; tanh units lose capacity "
-        "to their nonlinearity (here small input scaling keeps them nearly linear).",
+        "Jaeger (2001) proves MC <= N for linear networks driven by i.i.d. input. Random "
+        "sparse reservoirs stay well below the bound as N grows (measured above); tanh "
+        "units lose more to their nonlinearity, though a small input scaling keeps them "
+        "nearly linear.",
     ]
     plots = _plot(config.out, table, sizes, radii)
     return ExperimentResult(
