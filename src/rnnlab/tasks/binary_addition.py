@@ -14,10 +14,12 @@ The carry automaton that solves it has 4 states, (carry, last sum bit) in
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 import torch
 
+from rnnlab._validation import check_tensor
 from rnnlab.errors import InputError
 from rnnlab.tasks._common import (
     TaskBatch,
@@ -42,7 +44,15 @@ THRESHOLD = 0.5
 
 def to_bits(values: Sequence[int], n_bits: int) -> torch.Tensor:
     """Long ``(B, n_bits)``: the binary digits of each value, least significant first."""
-    v = torch.as_tensor(list(values), dtype=torch.long)
+    check_range("n_bits", n_bits, 1, 62)
+    values = list(values)
+    try:
+        ints = [operator.index(x) for x in values]  # ints, numpy or 0-d torch integers
+    except TypeError:
+        ints = None
+    if ints is None or any(isinstance(x, bool) for x in values):
+        raise InputError(f"values: expected integers, received {values!r}")
+    v = torch.as_tensor(ints, dtype=torch.long)
     if (v < 0).any() or (v >= 2**n_bits).any():
         raise InputError(f"values: expected integers in [0, 2**{n_bits}), received {v.tolist()}")
     return (v[:, None] >> torch.arange(n_bits)) & 1
@@ -112,6 +122,11 @@ def encode(a: Sequence[int], b: Sequence[int], n_bits: int, *, device=None, dtyp
 
 def decode_sum(pred: torch.Tensor) -> list[int]:
     """The integers a net's outputs ``(B, n + 3, 1)`` spell (outputs thresholded at 0.5)."""
+    check_tensor("pred", pred)
+    if pred.dim() != 3 or pred.shape[1] <= DELAY or pred.shape[2] != OUTPUT_SIZE:
+        raise InputError(
+            f"pred: expected shape (B, n + 3, 1) with n >= 1, received shape {tuple(pred.shape)}"
+        )
     return from_bits((pred[:, DELAY:, 0] > 0.5).long())
 
 

@@ -141,6 +141,8 @@ def legal_next(string: str, embedded: bool = True) -> list[frozenset[str]]:
     """The legal next symbols after each symbol of ``string`` (one set per symbol). The
     set after the final ``E`` is ``{"B"}``: what follows in a continual stream.
     ValueError when the string is not in the grammar."""
+    if not isinstance(string, str):
+        raise InputTypeError(f"string: expected a str, received {string!r}")
     if embedded:
         ok = len(string) >= 9 and string[0] == "B" and string[1] in "TP"
         ok = ok and string[-2] == string[1] and string[-1] == "E"

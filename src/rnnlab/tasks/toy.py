@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from rnnlab._validation import check_rank, check_tensor
+from rnnlab.errors import InputError
 from rnnlab.tasks._common import (
     TaskBatch,
     check_range,
@@ -117,6 +119,8 @@ def error_rate(pred: torch.Tensor, batch: TaskBatch, tolerance: float) -> float:
 def linear_sum_net(x: torch.Tensor, w: float = 1.0) -> torch.Tensor:
     r"""The perfect solver of :func:`sum_inputs`: the linear unit
     :math:`h_t = w h_{t-1} + x_t`, ``(B, T, 1) -> (B, T, 1)`` (exact for ``w = 1``)."""
+    check_tensor("x", x)
+    check_rank("x", x, (3,), "(B, T, F)")
     h = torch.zeros_like(x[:, 0])
     out = []
     for t in range(x.shape[1]):
@@ -128,4 +132,7 @@ def linear_sum_net(x: torch.Tensor, w: float = 1.0) -> torch.Tensor:
 def comparison_net(x: torch.Tensor) -> torch.Tensor:
     """The perfect solver of :func:`larger_total`: integrate line 1 minus line 2 and
     threshold at 0, ``(B, T, 2) -> (B, T, 1)``."""
+    check_tensor("x", x)
+    if x.dim() != 3 or x.shape[-1] != 2:
+        raise InputError(f"x: expected shape (B, T, 2), received shape {tuple(x.shape)}")
     return (linear_sum_net(x[..., :1] - x[..., 1:]) > 0).to(x.dtype)
