@@ -134,7 +134,10 @@ def _train_lm(args: argparse.Namespace) -> int:
         f"{record['tokens_per_second']:,.0f} tokens/s; train {shown}"
         + (f", validation {val:.3f} {unit}" if val is not None else "")
     )
-    print(f"checkpoint: {record['checkpoint']}")
+    if record["checkpoint"]:
+        print(f"checkpoint: {record['checkpoint']}")
+    else:  # the state never became healthy enough to save (see the warnings above)
+        print("checkpoint: none written")
     if record["loss_plot"]:
         print(f"loss plot:  {record['loss_plot']}")
     samples = {}
