@@ -627,3 +627,34 @@ def test_property_kmeans_inertia_matches_labels_and_is_locally_optimal(k, n, see
         d2.gather(1, res.labels[:, None]).squeeze(1), d2.min(1).values
     )
     assert res.inertia == pytest.approx(float(d2.min(1).values.sum()), rel=1e-12, abs=1e-12)
+
+
+# ------------------------------------------------------------------- HMM features
+
+
+def test_map_decoding_stationary_distribution_initial_state_and_inferred_symbols():
+    A = torch.tensor([[0.9, 0.1, 0.0], [0.05, 0.9, 0.05], [0.2, 0.0, 0.8]], dtype=F64)
+    B = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]], dtype=F64)
+    m = HMM.from_params(
+        initial_probs=torch.tensor([0.2, 0.3, 0.5], dtype=F64),
+        transition_matrix=A,
+        emission_probs=B,
+    )
+    x = torch.tensor([0, 0, 1, 2, 2, 1])
+    log_b = B.log().t()[x]
+    _, post_ref, _ = brute_force(m.log_initial_probs, m.log_transition_matrix, log_b)
+    assert torch.equal(m.predict(x, algorithm="map"), post_ref.argmax(-1))
+    with pytest.raises(InputError, match="algorithm: expected 'viterbi' or 'map'"):
+        m.predict(x, algorithm="posterior")
+    pi = m.stationary_distribution
+    torch.testing.assert_close(pi, torch.linalg.matrix_power(A, 2000)[0], rtol=0, atol=1e-12)
+    s = m.sample(50, 4, generator=0, initial_state=2)
+    assert (s.states[:, 0] == 2).all()
+    with pytest.raises(InputError, match="initial_state: expected states in 0..2"):
+        m.sample(2, 4, initial_state=5)
+    # num_symbols inferred from the data by fit
+    h = HMM(2, "categorical", dtype=F64)
+    with pytest.raises(InputError, match="num_symbols: not known yet"):
+        h.score(x)
+    h.fit(torch.tensor([[0, 1, 4, 1], [2, 3, 9, 9]]), lengths=[4, 2], n_iter=3)
+    assert h.num_symbols == 5 and h.emission_probs.shape == (2, 5)

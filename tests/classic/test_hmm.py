@@ -452,7 +452,7 @@ def test_errors_name_the_argument_and_value():
     with pytest.raises(ValueError, match=r"emission: expected one of"):
         HMM(2, "poisson")
     with pytest.raises(ValueError, match=r"num_symbols: expected an integer >= 1"):
-        HMM(2, "categorical")
+        HMM(2, "categorical", num_symbols=0)
 
 
 def test_agrees_with_hmmlearn_float64():

@@ -34,12 +34,8 @@ class KMeansResult(NamedTuple):
     inertia: float
 
 
-def _as_generator(generator: object) -> torch.Generator:
-    if generator is None:
-        g = torch.Generator()
-        g.seed()
-        return g
-    if isinstance(generator, torch.Generator):
+def _as_generator(generator: object) -> torch.Generator | None:
+    if generator is None or isinstance(generator, torch.Generator):
         return generator
     if isinstance(generator, int) and not isinstance(generator, bool):
         return torch.Generator().manual_seed(generator)
@@ -103,7 +99,8 @@ def kmeans(
         k: number of clusters, 1 <= k <= N.
         n_init: number of k-means++ starts; the run with the lowest inertia wins.
         n_iter: maximum Lloyd iterations of each run (stops early when no label changes).
-        generator: a ``torch.Generator`` (CPU), an int seed, or None (fresh entropy).
+        generator: a ``torch.Generator`` (CPU), an int seed, or None (torch's global
+            generator).
 
     Returns :class:`KMeansResult` ``(centers (k, D), labels (N,), inertia)``.
     """

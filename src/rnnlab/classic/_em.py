@@ -26,15 +26,13 @@ class ConvergenceWarning(UserWarning):
     """EM stopped at its iteration limit before converging, or its likelihood fell."""
 
 
-def as_generator(generator: object, device=None) -> torch.Generator:
-    """A ``torch.Generator`` from ``generator``: a Generator (used as is), an int seed, or
-    None (seeded from fresh entropy)."""
-    if isinstance(generator, torch.Generator):
+def as_generator(generator: object, device=None) -> torch.Generator | None:
+    """What to pass as torch's ``generator=``: a Generator (used as is), a new one seeded
+    with an int, or None for torch's global generator (seeded by ``torch.manual_seed``)."""
+    if generator is None or isinstance(generator, torch.Generator):
         return generator
     g = torch.Generator(device=device if device is not None else "cpu")
-    if generator is None:
-        g.seed()
-    elif isinstance(generator, int) and not isinstance(generator, bool):
+    if isinstance(generator, int) and not isinstance(generator, bool):
         g.manual_seed(generator)
     else:
         raise InputTypeError(

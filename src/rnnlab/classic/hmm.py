@@ -726,8 +726,11 @@ class HMM(nn.Module):
                     "obs_dim / num_mixtures: not used by categorical emissions, received "
                     f"obs_dim={obs_dim!r}, num_mixtures={num_mixtures!r}"
                 )
-            self.num_symbols = check_positive_int("num_symbols", num_symbols)
-            self.emission_logits = nn.Parameter(torch.randn(K, num_symbols, **kw) * 0.1)
+            if num_symbols is None:  # inferred by fit from the largest symbol seen
+                self.emission_logits = nn.Parameter(torch.zeros(K, 0, **kw))
+            else:
+                self.num_symbols = check_positive_int("num_symbols", num_symbols)
+                self.emission_logits = nn.Parameter(torch.randn(K, num_symbols, **kw) * 0.1)
         else:
             if num_symbols is not None:
                 raise InputError(
@@ -999,6 +1002,11 @@ class HMM(nn.Module):
         read as N sequences of length 1)."""
         x = _as_input(name, x, self.emission == "categorical", self.dtype, self.device)
         cat = self.emission == "categorical"
+        if cat and self.num_symbols is None:
+            raise InputError(
+                "num_symbols: not known yet (HMM made with num_symbols=None); fit the model "
+                "first, which infers it from the data, or pass num_symbols"
+            )
         if lengths is not None:
             concatenated = x.dim() == (1 if cat else 2) or (
                 cat and x.dim() == 2 and x.shape[1] == 1
@@ -1163,9 +1171,28 @@ class HMM(nn.Module):
                 return ViterbiResult(res.paths[0], res.log_probs[0])
             return res
 
-    def predict(self, x: Tensor, lengths=None) -> Tensor:
-        """Viterbi state paths, (B, T) (0 past each length)."""
-        return self.viterbi(x, lengths).paths
+    def predict(self, x: Tensor, lengths=None, algorithm: str = "viterbi") -> Tensor:
+        r"""The most likely hidden states, (B, T) (0 past each length): the Viterbi path
+        (``algorithm="viterbi"``, the jointly most probable path) or, with
+        ``algorithm="map"``, each step's posterior arg-max :math:`\arg\max_k
+        p(z_t = k \mid x_{1:T})` (maximum posterior marginals)."""
+        if algorithm == "viterbi":
+            return self.viterbi(x, lengths).paths
+        if algorithm != "map":
+            raise InputError(f"algorithm: expected 'viterbi' or 'map', received {algorithm!r}")
+        return self.posterior(x, lengths).argmax(-1)
+
+    @property
+    def stationary_distribution(self) -> Tensor:
+        r"""The stationary distribution :math:`\bar\pi = \bar\pi A`, (K,), from
+        :math:`(I - A^\top + \mathbf 1 \mathbf 1^\top) \bar\pi = \mathbf 1` (unique for an
+        irreducible chain)."""
+        with torch.no_grad():
+            A = self.transition_matrix
+            K = A.shape[0]
+            ones = torch.ones(K, K, dtype=A.dtype, device=A.device)
+            M = torch.eye(K, dtype=A.dtype, device=A.device) - A.t() + ones
+            return torch.linalg.solve(M, ones[:, 0])
 
     def predict_next(self, x: Tensor, lengths=None) -> Tensor:
         r"""Predictive distribution of the next observation after each sequence.
@@ -1194,25 +1221,43 @@ class HMM(nn.Module):
     # ---------------------------------------------------------------- sampling
 
     def sample(
-        self, num_sequences: int, length: int, generator: torch.Generator | int | None = None
+        self,
+        num_sequences: int,
+        length: int,
+        generator: torch.Generator | int | None = None,
+        initial_state: int | Tensor | None = None,
     ) -> HMMSample:
-        """Draw ``num_sequences`` sequences of ``length`` steps: (observations, states)."""
+        """Draw ``num_sequences`` sequences of ``length`` steps: (observations, states).
+
+        ``generator``: a ``torch.Generator``, an int seed or None (torch's global
+        generator). ``initial_state``: the state at the first step (an int, or (N,)
+        states), as hmmlearn's ``currstate``; drawn from the initial distribution when
+        None."""
         N = check_positive_int("num_sequences", num_sequences)
         T = check_positive_int("length", length)
-        if isinstance(generator, int) and not isinstance(generator, bool):
-            generator = torch.Generator(device=self.device).manual_seed(generator)
-        elif generator is not None and not isinstance(generator, torch.Generator):
-            raise InputTypeError(
-                f"generator: expected a torch.Generator, an int seed or None, received "
-                f"{describe(generator)}"
-            )
-        g = generator
+        g = as_generator(generator, self.device)
+        K = self.num_states
+        if initial_state is not None:
+            z0 = torch.as_tensor(initial_state, device=self.device)
+            if z0.is_floating_point() or z0.dtype == torch.bool or z0.dim() > 1:
+                raise InputTypeError(
+                    f"initial_state: expected an int or ({N},) integer states, received "
+                    f"{describe(initial_state)}"
+                )
+            z0 = z0.long().expand(N)
+            if int(z0.min()) < 0 or int(z0.max()) >= K:
+                raise InputError(
+                    f"initial_state: expected states in 0..{K - 1}, received {z0.tolist()[:5]}"
+                )
         with torch.no_grad():
             A = self.transition_matrix
             states = torch.empty(N, T, dtype=torch.long, device=self.device)
-            states[:, 0] = torch.multinomial(
-                self.initial_probs.expand(N, -1), 1, True, generator=g
-            )[:, 0]
+            if initial_state is None:
+                states[:, 0] = torch.multinomial(
+                    self.initial_probs.expand(N, -1), 1, True, generator=g
+                )[:, 0]
+            else:
+                states[:, 0] = z0
             for t in range(1, T):
                 states[:, t] = torch.multinomial(A[states[:, t - 1]], 1, generator=g)[:, 0]
             z = states.reshape(-1)  # (N*T,)
@@ -1301,6 +1346,18 @@ class HMM(nn.Module):
             if name not in _FIXABLE:
                 raise InputError(f"fixed: expected names from {_FIXABLE}, received {name!r}")
         g = as_generator(generator)
+        if self.emission == "categorical" and self.num_symbols is None:
+            self.num_symbols = 2**62  # any symbol >= 0 passes; M = largest seen + 1
+            try:
+                xs, ls, _ = self._prepare(x, lengths)
+            finally:
+                self.num_symbols = None
+            valid = _valid(_mask_from_lengths(ls, *xs.shape[:2], xs.device), xs)
+            self.num_symbols = int(valid.max()) + 1
+            K = self.num_states
+            self.emission_logits = nn.Parameter(
+                torch.zeros(K, self.num_symbols, dtype=self.dtype, device=self.device)
+            )
         x, lengths, _ = self._prepare(x, lengths)
         B, T = x.shape[:2]
         mask = _mask_from_lengths(lengths, B, T, x.device)  # (B, T)
