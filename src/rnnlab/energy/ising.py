@@ -219,8 +219,8 @@ def estimate_observables(
     """Estimates per spin with jackknife errors over blocks of ``block_size`` sweeps
     (default: 6 tau, at most a sixteenth of the run), pooling the chains.
 
-    energy, magnetization: (C, T) per spin, as in :class:`IsingRun`; every chain at
-    ``temperature``."""
+    energy, magnetization: (C, T) per spin, as in :class:`IsingRun`, T >= 16; every chain
+    at ``temperature``. A RuntimeWarning says when T < 50 tau (error bars unreliable)."""
     check_tensor("energy", energy)
     check_tensor("magnetization", magnetization)
     check_rank("energy", energy, (2,), "(chains, sweeps)")
@@ -647,7 +647,7 @@ class IsingModel(nn.Module):
     def _class_tables(self):
         """Per colour class: (sites (n,), neighbours (n, D), bonds (n, D) or None when all
         bonds are equal, fields (n,) or None when zero); cached per device and dtype."""
-        key = (self.bonds.device, self.bonds.dtype)
+        key = (self.bonds.device, self.bonds.dtype, self.bonds._version, self.field._version)
         if getattr(self, "_tables_key", None) != key:
             uniform = bool((self.bonds == self.bonds[0, 0]).all()) and not self._padded()
             no_field = not bool((self.field != 0).any())
