@@ -132,12 +132,17 @@ def test_spectral_radius_is_as_requested(rho):
 
 def test_iterative_spectral_radius_is_close_to_exact():
     g = torch.Generator().manual_seed(3)
-    W = torch.randn(1500, 1500, generator=g, dtype=f64) * (
-        torch.rand(1500, 1500, generator=g) < 0.02
+    W = torch.randn(1200, 1200, generator=g, dtype=f64) * (
+        torch.rand(1200, 1200, generator=g) < 0.02
     )
     exact = spectral_radius(W, exact=True)
     approx = spectral_radius(W, exact=False)
-    assert abs(approx - exact) / exact < 0.03, (approx, exact)
+    assert abs(approx - exact) / exact < 0.01, (approx, exact)
+    # a dominant complex pair (a rotation block): the growth rate still converges
+    R = torch.zeros(50, 50, dtype=f64)
+    R[:2, :2] = 1.3 * torch.tensor([[0.6, -0.8], [0.8, 0.6]], dtype=f64)
+    R[2:, 2:] = 0.5 * torch.eye(48, dtype=f64)
+    assert spectral_radius(R, exact=False) == pytest.approx(1.3, rel=1e-3)
 
 
 def test_seeded_and_reproducible():
