@@ -8,7 +8,7 @@ from rnnlab.tasks import (
     adding,
     anbn,
     binary_addition,
-    copy,
+    copying,
     long_lag,
     parity,
     permutation,
@@ -211,27 +211,27 @@ def test_binary_addition():
 
 
 def test_copy_and_memorization():
-    b = copy.generate(128, 50, seed=0, dtype=D)
+    b = copying.generate(128, 50, seed=0, dtype=D)
     assert b.inputs.shape == (128, 70, 10)
-    logits = copy.solve(b)
-    assert copy.error_rate(logits, b) == 0.0 and copy.symbol_accuracy(logits, b) == 1.0
-    assert float(copy.loss(logits, b)) < 1e-6
+    logits = copying.solve(b)
+    assert copying.error_rate(logits, b) == 0.0 and copying.symbol_accuracy(logits, b) == 1.0
+    assert float(copying.loss(logits, b)) < 1e-6
     # the memoryless baseline: blanks, then uniform over a0..a7
     base = torch.full((128, 70, 9), -30.0, dtype=D)
     base[:, :60, 8] = 0.0
     base[:, 60:, :8] = 0.0
-    assert abs(float(copy.loss(base, b)) - copy.copy_baseline(50)) < 1e-9
-    assert copy.error_rate(base, b) == 1.0
+    assert abs(float(copying.loss(base, b)) - copying.copy_baseline(50)) < 1e-9
+    assert copying.error_rate(base, b) == 1.0
     for variant, n in (("5bit", 5), ("20bit", 10)):
-        m = copy.memorization(32, 100, variant, all_patterns=variant == "5bit", seed=0, dtype=D)
-        lg = copy.solve(m)
-        assert copy.error_rate(lg, m) == 0.0
+        m = copying.memorization(32, 100, variant, all_patterns=variant == "5bit", seed=0, dtype=D)
+        lg = copying.solve(m)
+        assert copying.error_rate(lg, m) == 0.0
         assert int(m.mask.sum(1)[0]) == n
         assert (m.inputs[:, 100 - n - 1].argmax(-1) == m.inputs.shape[-1] - 1).all()
         blank = torch.zeros_like(lg)
         blank[..., -1] = 1.0
-        assert copy.error_rate(blank, m) == 1.0
-    m = copy.memorization(32, 60, "5bit", all_patterns=True)
+        assert copying.error_rate(blank, m) == 1.0
+    m = copying.memorization(32, 60, "5bit", all_patterns=True)
     assert len({tuple(r) for r in m.targets[:, -5:].tolist()}) == 32
 
 

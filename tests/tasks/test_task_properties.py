@@ -22,7 +22,7 @@ from rnnlab.tasks import (
     adding,
     anbn,
     binary_addition,
-    copy,
+    copying,
     long_lag,
     parity,
     permutation,
@@ -69,7 +69,7 @@ def _spec(name, a, b):
         "xor": ("T", _is_int(b, 10)),
         "parity": ("min_length", _is_int(b, 1)),
         "binary_addition": ("n_bits", _is_int(b, 1)),
-        "copy": ("T", _is_int(b, 1)),
+        "copying": ("T", _is_int(b, 1)),
         "permutation": ("T", _is_int(b, 3)),
         "long_lag_2a": ("p", _is_int(b, 2)),
         "long_lag_2b": ("p", _is_int(b, 2)),
@@ -94,7 +94,7 @@ def _call(name, a, b, seed):
         "xor": lambda: xor.generate(a, b, **kw),
         "parity": lambda: parity.generate(a, b, per_step=seed % 2 == 0, **kw),
         "binary_addition": lambda: binary_addition.generate(a, b, **kw),
-        "copy": lambda: copy.generate(a, b, **kw),
+        "copying": lambda: copying.generate(a, b, **kw),
         "permutation": lambda: permutation.generate(a, b, **kw),
         "long_lag_2a": lambda: long_lag.generate_2a(a, b, **kw),
         "long_lag_2b": lambda: long_lag.generate_2b(a, b, **kw),
@@ -104,7 +104,7 @@ def _call(name, a, b, seed):
         "toy_sum": lambda: toy.sum_inputs(a, b, **kw),
         "toy_larger": lambda: toy.larger_total(a, b, **kw),
         "reber": lambda: reber.generate(a, embedded=seed % 2 == 0, **kw),
-        "memorization": lambda: copy.memorization(a, b, "5bit", **kw),
+        "memorization": lambda: copying.memorization(a, b, "5bit", **kw),
     }[name]()
 
 
@@ -129,9 +129,9 @@ def _check_oracle(name, batch, seed):
         a = binary_addition.from_bits(batch.inputs[:, :-3, 0])
         b = binary_addition.from_bits(batch.inputs[:, :-3, 1])
         assert binary_addition.decode_sum(exact) == [x + y for x, y in zip(a, b)]
-    elif name in ("copy", "memorization"):
-        logits = copy.solve(batch)
-        assert copy.error_rate(logits, batch) == 0.0
+    elif name in ("copying", "memorization"):
+        logits = copying.solve(batch)
+        assert copying.error_rate(logits, batch) == 0.0
     elif name == "permutation":
         assert permutation.error_rate(permutation.solve(batch), batch) == 0.0
     elif name in ("long_lag_2a", "long_lag_2b"):
@@ -167,7 +167,7 @@ NAMES = [
     "xor",
     "parity",
     "binary_addition",
-    "copy",
+    "copying",
     "permutation",
     "long_lag_2a",
     "long_lag_2b",
@@ -297,15 +297,15 @@ test_reber_scoring, test_reber_scoring_slow = both(
 
 
 def _copy_scoring(B, T, V, seed):
-    """copy.loss / is_correct with V outputs: brute-force mean cross-entropy and the
+    """copying.loss / is_correct with V outputs: brute-force mean cross-entropy and the
     per-step argmax rule when V = 9; any other V is refused naming logits."""
     g = torch.Generator().manual_seed(seed)
-    batch = copy.generate(B, T, seed=seed, dtype=D)
+    batch = copying.generate(B, T, seed=seed, dtype=D)
     L = batch.inputs.shape[1]
     logits = torch.randn(B, L, V, generator=g, dtype=D)
-    if V != copy.COPY_OUTPUT_SIZE:
+    if V != copying.COPY_OUTPUT_SIZE:
         with pytest.raises(InputError, match="^logits"):
-            copy.loss(logits, batch)
+            copying.loss(logits, batch)
         return
     total = 0.0
     for b in range(B):
@@ -314,9 +314,9 @@ def _copy_scoring(B, T, V, seed):
             m = max(row)
             lse = m + math.log(sum(math.exp(v - m) for v in row))
             total += lse - row[int(batch.targets[b, t])]
-    assert math.isclose(float(copy.loss(logits, batch)), total / (B * L), rel_tol=1e-9)
+    assert math.isclose(float(copying.loss(logits, batch)), total / (B * L), rel_tol=1e-9)
     want = [all(logits[b, t].argmax() == batch.targets[b, t] for t in range(L)) for b in range(B)]
-    assert copy.is_correct(logits, batch).tolist() == want
+    assert copying.is_correct(logits, batch).tolist() == want
 
 
 test_copy_scoring, test_copy_scoring_slow = both(

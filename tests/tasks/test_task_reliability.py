@@ -14,7 +14,7 @@ from rnnlab.tasks import (
     adding,
     anbn,
     binary_addition,
-    copy,
+    copying,
     long_lag,
     parity,
     permutation,
@@ -112,7 +112,7 @@ def test_reber_encode_and_generate_name_the_argument():
 # ------------------------------------------------------------------ item 15: prediction shapes
 def _cases():
     ba = binary_addition.generate(3, 4, seed=0, dtype=D)
-    cp = copy.generate(3, 5, seed=0, dtype=D)
+    cp = copying.generate(3, 5, seed=0, dtype=D)
     pm = permutation.generate(3, 6, 5, seed=0, dtype=D)
     l2a = long_lag.generate_2a(3, 5, seed=0, dtype=D)
     l2c = long_lag.generate_2c(3, 4, 3, seed=0, dtype=D)
@@ -128,9 +128,13 @@ def _cases():
     return [
         ("binary_addition.loss", lambda p: binary_addition.loss(p, ba), bad(ba)),
         ("binary_addition.is_correct", lambda p: binary_addition.is_correct(p, ba), bad(ba)),
-        ("copy.loss", lambda p: copy.loss(p, cp), bad(cp) + [torch.zeros(3, 25, 10, dtype=D)]),
-        ("copy.is_correct", lambda p: copy.is_correct(p, cp), bad(cp)),
-        ("copy.symbol_accuracy", lambda p: copy.symbol_accuracy(p, cp), bad(cp)),
+        (
+            "copying.loss",
+            lambda p: copying.loss(p, cp),
+            bad(cp) + [torch.zeros(3, 25, 10, dtype=D)],
+        ),
+        ("copying.is_correct", lambda p: copying.is_correct(p, cp), bad(cp)),
+        ("copying.symbol_accuracy", lambda p: copying.symbol_accuracy(p, cp), bad(cp)),
         ("permutation.loss", lambda p: permutation.loss(p, pm), bad(pm)),
         ("permutation.is_correct", lambda p: permutation.is_correct(p, pm), bad(pm)),
         ("long_lag.loss_2ab", lambda p: long_lag.loss_2ab(p, l2a), bad(l2a)),

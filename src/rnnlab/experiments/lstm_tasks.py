@@ -24,7 +24,7 @@ from rnnlab.experiments._task_training import (
     train_task,
 )
 from rnnlab.nn import LSTM
-from rnnlab.tasks import adding, copy, temporal_order
+from rnnlab.tasks import adding, copying, temporal_order
 
 SETUPS = {
     "temporal-order": (
@@ -255,24 +255,26 @@ def run_copy(config: ExperimentConfig) -> ExperimentResult:
     T = 10 if config.quick else 100
     budget, eval_every = (1_000, 500) if config.quick else (200_000, 5_000)
     hidden, batch, lr = 40, 32, 3e-3
-    baseline = copy.copy_baseline(T)
-    val = copy.generate(256, T, seed=10_000 + s)
-    test = copy.generate(256 if config.quick else 1024, T, seed=20_000 + s)
+    baseline = copying.copy_baseline(T)
+    val = copying.generate(256, T, seed=10_000 + s)
+    test = copying.generate(256 if config.quick else 1024, T, seed=20_000 + s)
     torch.manual_seed(s)
-    net = RecurrentNet(LSTM(copy.COPY_INPUT_SIZE, hidden), copy.COPY_OUTPUT_SIZE, per_step=True)
+    net = RecurrentNet(
+        LSTM(copying.COPY_INPUT_SIZE, hidden), copying.COPY_OUTPUT_SIZE, per_step=True
+    )
 
     def evaluate(m):
         logits = m(val.inputs)
-        ce = float(copy.loss(logits, val))
-        acc = copy.symbol_accuracy(logits, val)
+        ce = float(copying.loss(logits, val))
+        acc = copying.symbol_accuracy(logits, val)
         return Evaluation({"val_ce": ce, "val_symbol_accuracy": acc}, done=acc > 0.99, score=-ce)
 
     t0 = time.perf_counter()
     with torch_threads(1):
         log = train_task(
             net,
-            lambda b, g: copy.generate(b, T, generator=g),
-            lambda m, b: copy.loss(m(b.inputs), b),
+            lambda b, g: copying.generate(b, T, generator=g),
+            lambda m, b: copying.loss(m(b.inputs), b),
             evaluate,
             batch_size=batch,
             max_sequences=budget,
@@ -285,9 +287,9 @@ def run_copy(config: ExperimentConfig) -> ExperimentResult:
         with torch.no_grad():
             logits = net(test.inputs)
     seconds = time.perf_counter() - t0
-    ce = float(copy.loss(logits, test))
-    acc = copy.symbol_accuracy(logits, test)
-    wrong = copy.error_rate(logits, test)
+    ce = float(copying.loss(logits, test))
+    acc = copying.symbol_accuracy(logits, test)
+    wrong = copying.error_rate(logits, test)
     success = ce < baseline
     metrics = {
         "T": T,
@@ -295,12 +297,12 @@ def run_copy(config: ExperimentConfig) -> ExperimentResult:
         "test_ce": ce,
         "memoryless_baseline_ce": baseline,
         "symbol_accuracy": acc,
-        "chance_symbol_accuracy": 1 / copy.COPY_SYMBOLS,
+        "chance_symbol_accuracy": 1 / copying.COPY_SYMBOLS,
         "sequences_wrong_percent": 100.0 * wrong,
         "weights": sum(q.numel() for q in net.parameters()),
         "seconds": round(seconds, 1),
     }
-    published = {"memoryless_baseline_ce": copy.copy_baseline(100), "beats_baseline": True}
+    published = {"memoryless_baseline_ce": copying.copy_baseline(100), "beats_baseline": True}
     xs = [h["sequences"] for h in log.history]
     plots = [
         plot_curves(
@@ -314,7 +316,7 @@ def run_copy(config: ExperimentConfig) -> ExperimentResult:
     ]
     rows = [
         ("sequences seen", f"{log.sequences:,}", "-"),
-        ("test cross-entropy", f"{ce:.4f}", f"below {copy.copy_baseline(100):.4f} (T=100)"),
+        ("test cross-entropy", f"{ce:.4f}", f"below {copying.copy_baseline(100):.4f} (T=100)"),
         ("memoryless baseline", f"{baseline:.4f}", "10 ln 8 / (T + 20)"),
         ("data symbols right", f"{acc:.3f}", "-"),
     ]

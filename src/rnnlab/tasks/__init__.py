@@ -12,7 +12,7 @@ that the tests use as an oracle).
 Modules: :mod:`adding` (1997 and modern adding, multiplication), :mod:`temporal_order`,
 :mod:`two_sequence`, :mod:`long_lag` (2a/2b/2c), :mod:`xor`, :mod:`permutation`,
 :mod:`reber` (embedded Reber, continual stream), :mod:`anbn` (a^n b^n, a^n b^n c^n),
-:mod:`parity`, :mod:`binary_addition`, :mod:`copy` (uRNN copy, memorisation),
+:mod:`parity`, :mod:`binary_addition`, :mod:`copying` (uRNN copy, memorisation),
 :mod:`toy` (the lecture toy nets), :mod:`mackey_glass`, :mod:`narma` (NARMA and the
 memory-capacity task, for echo state networks).
 """
@@ -21,7 +21,7 @@ from rnnlab.tasks import (
     adding,
     anbn,
     binary_addition,
-    copy,
+    copying,
     long_lag,
     mackey_glass,
     narma,
@@ -57,7 +57,7 @@ __all__ = [
     "adding",
     "anbn",
     "binary_addition",
-    "copy",
+    "copying",
     "end_prediction",
     "error_rate",
     "final_step",
