@@ -42,18 +42,6 @@ def check_shape(name: str, x: torch.Tensor, shape: Sequence[int | None]) -> None
         raise InputError(f"{name}: expected shape {want}, received shape {tuple(x.shape)}")
 
 
-def check_like(name: str, x: torch.Tensor, ref: torch.Tensor, ref_name: str) -> None:
-    """Raise TypeError when ``x`` and ``ref`` differ in dtype or device (no silent casts)."""
-    if x.dtype != ref.dtype:
-        raise InputTypeError(
-            f"{name}: expected dtype {ref.dtype} (as {ref_name}), received {x.dtype}"
-        )
-    if x.device != ref.device:
-        raise InputTypeError(
-            f"{name}: expected device {ref.device} (as {ref_name}), received {x.device}"
-        )
-
-
 def check_positive_int(name: str, value: object, minimum: int = 1) -> int:
     """Raise ValueError unless ``value`` is an int >= ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
