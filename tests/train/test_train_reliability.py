@@ -380,3 +380,20 @@ def test_generation_never_emits_the_unknown_token(tmp_path, corpus):
 def _make_unknown_likely(model):
     last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
     last.bias[0] = 50.0
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1e-300, 1e-40, 1e-38, 1e-20, 1e-3, 1.0, 1e6])
+def test_next_token_at_any_temperature(temperature):
+    # found probing `rnnlab sample --temperature 1e-300`: the scores overflowed to NaN
+    from rnnlab.train.generate import next_token
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, 9, generator=g) * 30
+    logits[:5] = 1e30  # huge and tied
+    tok = next_token(logits, temperature=temperature, generator=g, exclude=(0,))
+    assert tok.shape == (64,) and bool((tok >= 1).all()) and bool((tok < 9).all())
+    if temperature < torch.finfo(torch.float32).tiny:
+        assert torch.equal(tok, logits[:, 1:].argmax(-1) + 1)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="temperature"):
+            next_token(logits, temperature=bad)

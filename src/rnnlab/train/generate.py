@@ -83,9 +83,17 @@ def next_token(
     if temperature < 0:
         raise InputError(f"temperature: expected a number >= 0, received {temperature!r}")
     logits = exclude_tokens(logits, exclude)
-    if greedy or temperature == 0:
+    # below float32's smallest normal number the temperature is 0 in the arithmetic below:
+    # take the limit T -> 0, the argmax
+    if greedy or temperature < torch.finfo(torch.float32).tiny:
         return logits.argmax(dim=-1)
-    scores = filter_logits(logits.float() / temperature, top_k=top_k, top_p=top_p)
+    if not math.isfinite(temperature):
+        raise InputError(f"temperature: expected a finite number >= 0, received {temperature!r}")
+    x = logits.float()
+    # shifted so that the largest score is 0: a tiny temperature then sends the others to
+    # -inf (the argmax) instead of overflowing every score to inf (NaN probabilities)
+    x = x - x.amax(dim=-1, keepdim=True)
+    scores = filter_logits(x / temperature, top_k=top_k, top_p=top_p)
     probs = torch.softmax(scores, dim=-1)  # (B, V)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
