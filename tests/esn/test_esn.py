@@ -399,3 +399,33 @@ def test_srn_from_the_reservoir_starts_at_the_esn_and_momentum_improves_it():
         opt.step()
     with torch.no_grad():
         assert float(loss(head(srn(u)[0]), y)) < 0.9 * float(start)
+
+
+def test_noise_is_seeded_and_input_noise_is_noise_on_the_inputs():
+    u, y = _data(B=2, T=80)
+    a = _esn(noise=1e-2, input_noise=0.1, feedback=True, feedback_noise=0.05).fit(u, y)
+    w1 = a.readout.weight.clone()
+    a.fit(u, y)  # a second fit draws the same noise
+    torch.testing.assert_close(a.readout.weight, w1, rtol=0, atol=0)
+    b = _esn(noise=1e-2, input_noise=0.1, feedback=True, feedback_noise=0.05).fit(u, y)
+    torch.testing.assert_close(b.readout.weight, w1, rtol=0, atol=0)
+    clean = _esn(feedback=True).fit(u, y)
+    assert float((clean.readout.weight.detach() - w1).abs().max()) > 1e-3
+    # input noise only: the same as a noiseless fit on u + 0.1 * eps, eps from the noise seed
+    noisy = _esn(input_noise=0.1)
+    noisy.fit(u, y)
+    eps = torch.randn(u.shape, generator=torch.Generator().manual_seed(noisy._noise_seed),
+                      dtype=f64)  # fmt: skip
+    ref = _esn().fit(u + 0.1 * eps, y)
+    torch.testing.assert_close(noisy.readout.weight, ref.readout.weight, rtol=1e-10, atol=1e-10)
+
+
+def test_float32_agrees_with_float64():
+    u, y = _data(B=2, T=100)
+    e64 = _esn(leak_rate=0.5, ridge=1e-3).fit(u, y, washout=10)
+    e32 = _esn(leak_rate=0.5, ridge=1e-3, dtype=torch.float32).fit(u.float(), y.float(), washout=10)
+    e64.reset_state()
+    e32.reset_state()
+    p64, p32 = e64.predict(u), e32.predict(u.float())
+    assert p32.dtype == torch.float32
+    torch.testing.assert_close(p32.double(), p64, rtol=0, atol=1e-4)

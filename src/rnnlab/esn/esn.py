@@ -361,10 +361,13 @@ class EchoStateNetwork(nn.Module):
 
         inputs: (B, T, F) / (T, F) (None when input_size is 0); targets: (B, T, O) /
         (T, O); washout: initial steps of every sequence left out of the regression;
-        lengths: (B,) valid steps. Starts from zero states unless ``state`` is given.
+        lengths: (B,) valid steps. Starts from zero states unless ``state`` is given, and
+        restarts the noise generator (a fit is reproducible; successive
+        :meth:`partial_fit` calls draw fresh noise).
         Same as :meth:`reset_fit` followed by :meth:`partial_fit`.
         """
         self.reset_fit()
+        self._noise_gen.manual_seed(self._noise_seed)  # the same noise on every fit
         if state is None:
             self.reset_state()
         return self.partial_fit(inputs, targets, washout=washout, lengths=lengths, state=state)
