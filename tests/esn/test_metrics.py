@@ -5,6 +5,7 @@ trajectories, and the three dynamics regimes."""
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pytest
@@ -131,3 +132,15 @@ def test_three_regimes():
     assert r.regime == "oscillating", r
     assert abs(r.lyapunov_exponent) < 1e-2
     assert r.effective_spectral_radius == pytest.approx(1.1)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("reservoirpy") is None, reason="needs reservoirpy")
+def test_nrmse_matches_reservoirpy_where_the_normalisations_agree():
+    from reservoirpy.observables import nrmse as rpy_nrmse
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(200, 1, generator=g, dtype=f64) * 3 + 1
+    pred = target + 0.1 * torch.randn(200, 1, generator=g, dtype=f64)
+    t, p = target.numpy(), pred.numpy()
+    assert nrmse(pred, target, norm="range") == pytest.approx(rpy_nrmse(t, p, norm="minmax"))
+    assert nrmse(pred, target, norm="var") == pytest.approx(rpy_nrmse(t, p, norm="var"))
