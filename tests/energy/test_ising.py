@@ -22,10 +22,10 @@ from rnnlab.energy import (
     onsager_magnetization,
 )
 from rnnlab.energy.ising import (
-    heat_bath_update,
+    heat_bath_flips,
     integrated_autocorrelation_time,
     local_field,
-    metropolis_update,
+    metropolis_flips,
     wolff_update,
 )
 from rnnlab.errors import InputError
@@ -205,13 +205,13 @@ def test_one_single_spin_update_satisfies_detailed_balance(method):
     S = _states(3)
     pi = _boltzmann(model, S, T)
     beta = torch.full((len(S) * R, 1), 1 / T, dtype=F64)
-    update = metropolis_update if method == "metropolis" else heat_bath_update
+    flips = metropolis_flips if method == "metropolis" else heat_bath_flips
 
     def step(s):  # the class {site}: its spin, its local field
         phi = local_field(s, model.neighbors, model.bonds, model.field)[:, [site]]
         u = torch.rand(s.shape[0], 1, generator=g, dtype=F64)
         s = s.clone()
-        s[:, [site]] = update(s[:, [site]], phi, beta, u)
+        s[:, [site]] = torch.where(flips(s[:, [site]], phi, beta, u), -s[:, [site]], s[:, [site]])
         return s
 
     P_hat = _empirical(step, S, R)

@@ -311,21 +311,21 @@ def local_field(
     return (padded[:, neighbors] * bonds).sum(-1) + field  # (C, N, D) -> (C, N)
 
 
-def metropolis_update(
+def metropolis_flips(
     s: torch.Tensor, phi: torch.Tensor, beta: torch.Tensor, u: torch.Tensor
 ) -> torch.Tensor:
-    """Metropolis on one colour class: flip s_i where u_i < exp(-beta 2 s_i phi_i).
-    s, phi, u: (C, n) the class's spins, local fields and uniforms; beta: (C, 1).
-    Returns the class's new spins."""
-    return torch.where(u < torch.exp(-2.0 * beta * s * phi), -s, s)
+    """Metropolis: which spins flip, u_i < exp(-beta Delta H_i) with Delta H_i = 2 s_i phi_i.
+    s, phi, u: (C, ...) spins, local fields and uniforms of spins that do not interact;
+    beta: (C, 1, ...) broadcastable. Returns a bool tensor like s."""
+    return u < torch.exp(phi * s * (-2.0 * beta))
 
 
-def heat_bath_update(
+def heat_bath_flips(
     s: torch.Tensor, phi: torch.Tensor, beta: torch.Tensor, u: torch.Tensor
 ) -> torch.Tensor:
-    """Heat bath on one colour class: s_i = +1 with probability sigmoid(2 beta phi_i)
-    (shapes as :func:`metropolis_update`)."""
-    return torch.where(u < torch.sigmoid(2.0 * beta * phi), 1.0, -1.0).to(s.dtype)
+    """Heat bath: the new spin is +1 with probability sigmoid(2 beta phi_i); returns where it
+    differs from s (shapes as :func:`metropolis_flips`)."""
+    return (u < torch.sigmoid(phi * (2.0 * beta))) != (s > 0)
 
 
 def wolff_update(
@@ -667,17 +667,24 @@ class IsingModel(nn.Module):
         """One sweep of single-spin updates, a colour class at a time, in place on s (C, N);
         updates the total energies and magnetisations (C,) in place: within a class no two
         spins interact, so Delta H = -sum_i Delta s_i phi_i and Delta M = sum_i Delta s_i."""
-        update = metropolis_update if method == "metropolis" else heat_bath_update
+        flips = metropolis_flips if method == "metropolis" else heat_bath_flips
         classes = self.classes
         if self.lattice and len(classes) == 2:  # bipartite lattice: checkerboard by rolls
-            u = torch.rand(s.shape, generator=generator, device=s.device, dtype=s.dtype)
+            C = s.shape[0]
+            x = s.view(C, *self.shape)
+            u = torch.rand(x.shape, generator=generator, device=s.device, dtype=s.dtype)
+            b = beta.view((C,) + (1,) * len(self.shape))
+            field = self.field.view(self.shape) if bool((self.field != 0).any()) else None
             for mask in classes:  # each site uses its uniform once per sweep
-                phi = self._local_field(s, self.field)
-                new = torch.where(mask, update(s, phi, beta, u), s)
-                diff = new - s  # 0 or +-2, only on this class
-                energy -= (diff * phi).sum(-1)
-                magnet += diff.sum(-1)
-                s.copy_(new)
+                phi = lattice_neighbor_sum(x, self.periodic)
+                if self.coupling != 1.0:
+                    phi = phi * self.coupling
+                if field is not None:
+                    phi = phi + field
+                fx = x * (flips(x, phi, b, u) & mask.view(self.shape))  # s_i where i flips
+                energy += 2.0 * (fx * phi).flatten(1).sum(-1)  # Delta H = 2 sum s_i phi_i
+                magnet -= 2.0 * fx.flatten(1).sum(-1)
+                x.add_(fx, alpha=-2.0)
             return
         for idx, nbr, bonds, field in self._class_tables():
             src = torch.nn.functional.pad(s, (0, 1)) if bonds is not None else s  # (C, N + 1)
@@ -687,11 +694,10 @@ class IsingModel(nn.Module):
                 phi = phi + field
             old = s[:, idx]  # (C, n)
             u = torch.rand(old.shape, generator=generator, device=s.device, dtype=s.dtype)
-            new = update(old, phi, beta, u)
-            s[:, idx] = new
-            diff = new - old  # 0 or +-2
-            energy -= (diff * phi).sum(-1)
-            magnet += diff.sum(-1)
+            fx = old * flips(old, phi, beta, u)  # s_i where i flips, else 0
+            s[:, idx] = old - 2.0 * fx
+            energy += 2.0 * (fx * phi).sum(-1)
+            magnet -= 2.0 * fx.sum(-1)
 
     def sweep(
         self,
