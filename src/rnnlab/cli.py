@@ -46,6 +46,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag_names(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> dict[str, str]:
+    """Python argument name -> command-line flag, for the subcommand being run
+    (``seq_len`` -> ``--seq-len``)."""
+    names: dict[str, str] = {}
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+            elif action.option_strings:
+                names.setdefault(action.dest, max(action.option_strings, key=len))
+    return names
+
+
+def _in_flags(message: str, names: dict[str, str]) -> str:
+    """Library errors name Python arguments ("seq_len: expected ..."); the command line
+    says the flag the user typed instead ("--seq-len: expected ...")."""
+    head, sep, rest = message.partition(":")
+    if sep and head in names:
+        return names[head] + sep + rest
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``rnnlab`` command; returns the exit status (0 ok, 1 a bug or a failed
     run, 2 bad input, 130 interrupted)."""
@@ -66,6 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("RNNLAB_TRACEBACK"):
             raise
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = _in_flags(msg, _flag_names(parser, argv))
         print(f"rnnlab {args.command}: error: {msg}", file=sys.stderr)
         return 2
     return int(status or 0)

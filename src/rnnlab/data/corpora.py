@@ -97,7 +97,7 @@ def stdlib_corpus(root: str | os.PathLike | None = None) -> Corpus:
     """The standard library's source code (files that are not valid UTF-8 are skipped)."""
     files = stdlib_files(root)
     if not files:
-        raise InputError(f"--corpus stdlib: no .py files found under {root or 'the stdlib'}")
+        raise InputError(f"corpus: 'stdlib' has no .py files found under {root or 'the stdlib'}")
 
     def blocks() -> Iterator[str]:
         def pieces() -> Iterator[str]:
@@ -114,7 +114,7 @@ def stdlib_corpus(root: str | os.PathLike | None = None) -> Corpus:
     return Corpus("stdlib", str(Path(files[0]).parent), size, blocks, meta)
 
 
-def check_text_file(path: str | os.PathLike, argument: str = "--data") -> Path:
+def check_text_file(path: str | os.PathLike, argument: str = "data") -> Path:
     """Raise ValueError unless ``path`` is an existing, non-empty, readable file."""
     p = Path(path)
     if not p.exists():
@@ -140,7 +140,7 @@ def read_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES) -> Iter
                 text = decoder.decode(raw, final=final)
             except UnicodeDecodeError as exc:
                 raise InputError(
-                    f"--data: {str(path)!r} is not UTF-8 text (bad byte at offset "
+                    f"data: {str(path)!r} is not UTF-8 text (bad byte at offset "
                     f"{offset + exc.start})"
                 ) from None
             offset += len(raw)
@@ -150,7 +150,7 @@ def read_blocks(path: str | os.PathLike, block_bytes: int = BLOCK_BYTES) -> Iter
                 return
 
 
-def file_corpus(path: str | os.PathLike, argument: str = "--data") -> Corpus:
+def file_corpus(path: str | os.PathLike, argument: str = "data") -> Corpus:
     """Any UTF-8 text file, streamed in blocks."""
     p = check_text_file(path, argument)
 
@@ -169,4 +169,4 @@ def load_corpus(corpus: str = "topics", data: str | os.PathLike | None = None) -
         return topics_corpus()
     if corpus == "stdlib":
         return stdlib_corpus()
-    raise InputError(f"--corpus: expected one of {', '.join(CORPORA)}, received {corpus!r}")
+    raise InputError(f"corpus: expected one of {', '.join(CORPORA)}, received {corpus!r}")

@@ -44,7 +44,7 @@ def stream_layout(tokens: torch.Tensor, batch_size: int) -> tuple[torch.Tensor, 
     if length < 1:
         raise InputError(
             f"data: expected at least batch_size + 1 = {batch_size + 1} tokens, received {n} "
-            "(use a smaller --batch or more text)"
+            "(use a smaller batch or more text)"
         )
     inputs = tokens[: batch_size * length].view(batch_size, length)  # (B, L)
     targets = tokens[1 : batch_size * length + 1].view(batch_size, length)  # (B, L)
@@ -119,7 +119,7 @@ class StreamBatcher:
             if state.get(key) != getattr(self, key):
                 raise InputError(
                     f"data position: the checkpoint has {key}={state.get(key)}, this data "
-                    f"has {key}={getattr(self, key)} (different data or --batch/--seq-len)"
+                    f"has {key}={getattr(self, key)} (different data, batch or seq_len)"
                 )
         self.position = int(state["position"])
         self.epoch = int(state["epoch"])

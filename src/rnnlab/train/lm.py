@@ -57,15 +57,15 @@ class LMConfig:
 
     def __post_init__(self):
         if self.level not in ("char", "word"):
-            raise InputError(f"--level: expected 'char' or 'word', received {self.level!r}")
+            raise InputError(f"level: expected 'char' or 'word', received {self.level!r}")
         if self.cell not in CELLS:
-            raise InputError(f"--cell: expected one of {', '.join(CELLS)}, received {self.cell!r}")
+            raise InputError(f"cell: expected one of {', '.join(CELLS)}, received {self.cell!r}")
         check_positive_int("vocab_size", self.vocab_size, 2)
-        check_positive_int("--hidden", self.hidden_size)
-        check_positive_int("--layers", self.num_layers)
-        check_positive_int("--embedding", self.embedding_size, 0)
+        check_positive_int("hidden_size", self.hidden_size)
+        check_positive_int("num_layers", self.num_layers)
+        check_positive_int("embedding_size", self.embedding_size, 0)
         if not 0.0 <= self.dropout < 1.0:
-            raise InputError(f"--dropout: expected a number in [0, 1), received {self.dropout!r}")
+            raise InputError(f"dropout: expected a number in [0, 1), received {self.dropout!r}")
 
     def to_dict(self) -> dict:
         """Plain dict (for checkpoints and JSON)."""
