@@ -429,3 +429,24 @@ def test_float32_agrees_with_float64():
     p64, p32 = e64.predict(u), e32.predict(u.float())
     assert p32.dtype == torch.float32
     torch.testing.assert_close(p32.double(), p64, rtol=0, atol=1e-4)
+
+
+def test_generate_with_external_inputs_and_warmup_equals_the_loop_written_out():
+    esn = _esn(input_size=1, output_size=2, feedback=True, leak_rate=0.8, bias_scaling=0.1)
+    g = torch.Generator().manual_seed(7)
+    warm = torch.randn(2, 15, 2, generator=g, dtype=f64) * 0.5  # (B, Tw, O)
+    u = torch.randn(2, 25, 1, generator=g, dtype=f64)  # (B, Tw + steps, F)
+    with torch.no_grad():
+        esn.readout.weight.copy_(0.1 * torch.randn(2, 60, generator=g, dtype=f64))
+        esn.readout.bias.fill_(0.05)
+    esn.reset_state()
+    out = esn.generate(10, warmup=warm, inputs=u)
+    W, W_in, W_fb, b = esn.weight_hh, esn.weight_ih, esn.weight_fb, esn.bias
+    W_out, b_out = esn.readout.weight.detach(), esn.readout.bias.detach()
+    for s in range(2):
+        x, y = torch.zeros(60, dtype=f64), torch.zeros(2, dtype=f64)
+        for t in range(25):
+            x = 0.2 * x + 0.8 * torch.tanh(W_in @ u[s, t] + W @ x + W_fb @ y + b)
+            y = warm[s, t] if t < 15 else W_out @ x + b_out  # teacher, then its own output
+            if t >= 15:
+                torch.testing.assert_close(out[s, t - 15], y, rtol=0, atol=1e-12)
