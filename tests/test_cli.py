@@ -107,6 +107,7 @@ def test_resume_with_a_spent_budget_is_one_line(run6, capsys):
         (["--momentum", "1"], "--momentum"),
         (["--max-vocab", "1"], "--max-vocab"),
         (["--hidden", "2.5"], "--hidden"),
+        (["--threads", "100000"], "--threads"),  # torch.set_num_threads(100000): SIGSEGV
     ],
 )
 def test_bad_training_flags_are_one_line(tmp_path, corpus, capsys, flags, needle):
@@ -190,7 +191,7 @@ def _cli_property(flags, steps):
         "--momentum": (float, lambda v: 0 <= v < 1),
         "--clip": (float, lambda v: v > 0),
         "--clip-value": (float, lambda v: v > 0),
-        "--threads": (int, lambda v: v >= 0),
+        "--threads": (int, lambda v: 0 <= v <= 1024),
         "--samples": (int, lambda v: v == 0),  # > 0 would sample from the stub
     }
     argv = ["train", "lm", "--no-progress", "--samples", "0", "--steps", steps]
@@ -270,6 +271,7 @@ _FLAGS = [
     "--samples",
 ]
 _VALUES = ["0", "1", "3", "-1", "2.5", "1e-3", "nan", "inf", "abc", "0.5", "1e38", "-0.0"]
+_VALUES += ["100000"]
 
 
 def _both_cli(fast, slow):

@@ -102,8 +102,12 @@ def _train_lm(args: argparse.Namespace) -> int:
         raise InputError(f"--steps: expected an integer >= 1, received {args.steps}")
     if args.minutes is not None and not (math.isfinite(args.minutes) and args.minutes > 0):
         raise InputError(f"--minutes: expected a positive number, received {args.minutes}")
-    if args.threads < 0:
-        raise InputError(f"--threads: expected an integer >= 0, received {args.threads}")
+    from rnnlab.train.lm_run import MAX_THREADS
+
+    if not 0 <= args.threads <= MAX_THREADS:  # torch crashes (SIGSEGV) on ~100,000
+        raise InputError(
+            f"--threads: expected an integer in [0, {MAX_THREADS}], received {args.threads}"
+        )
     if args.samples < 0:
         raise InputError(f"--samples: expected an integer >= 0, received {args.samples}")
     given = {k: getattr(args, k) for k in option_names() if getattr(args, k, None) is not None}

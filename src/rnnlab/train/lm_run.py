@@ -44,6 +44,7 @@ from rnnlab.train.metrics import plot_losses
 
 KIND = "lm"
 UNKNOWN_ID = 0  # id of the tokenizers' <unk>
+MAX_THREADS = 1024  # torch.set_num_threads(100_000) kills the process (SIGSEGV)
 CHECKPOINT = "checkpoint.pt"
 # fraction of unknown tokens above which a vocabulary "does not fit" the data
 UNKNOWN_LIMIT = {"char": 0.01, "word": 0.25}
@@ -320,6 +321,12 @@ def train_lm(
         raise InputError(f"--steps: expected an integer >= 1, received {steps!r}")
     if minutes is not None and not minutes > 0:
         raise InputError(f"--minutes: expected a positive number, received {minutes!r}")
+    if threads is not None and not (
+        isinstance(threads, int) and not isinstance(threads, bool) and 0 <= threads <= MAX_THREADS
+    ):
+        raise InputError(
+            f"threads: expected an integer in [0, {MAX_THREADS}], received {threads!r}"
+        )
     if threads:
         torch.set_num_threads(threads)
     state = None
