@@ -658,3 +658,55 @@ def test_map_decoding_stationary_distribution_initial_state_and_inferred_symbols
         h.score(x)
     h.fit(torch.tensor([[0, 1, 4, 1], [2, 3, 9, 9]]), lengths=[4, 2], n_iter=3)
     assert h.num_symbols == 5 and h.emission_probs.shape == (2, 5)
+
+
+# -------------------------------------------------------------- associative scan
+
+
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_associative_scan_equals_the_sequential_recursion(monkeypatch, K):
+    import rnnlab.classic.hmm as hmm_module
+
+    g = torch.Generator().manual_seed(K)
+    m = HMM.from_params(
+        initial_probs=torch.softmax(torch.randn(K, generator=g, dtype=F64), 0),
+        transition_matrix=torch.softmax(2 * torch.randn(K, K, generator=g, dtype=F64), -1),
+        means=2 * torch.randn(K, 2, generator=g, dtype=F64),
+        covs=torch.ones(K, 2, dtype=F64),
+    )
+    x = m.sample(2, 700, generator=K).observations
+    lens = torch.tensor([700, 513])
+
+    def run():
+        ll, post = m.score_samples(x, lens)
+        fit = HMM.from_params(
+            initial_probs=m.initial_probs.detach(),
+            transition_matrix=m.transition_matrix.detach(),
+            means=m.means.detach(),
+            covs=m.variances.detach(),
+        ).fit(x, lens, n_iter=2, tol=0.0, rtol=0.0)
+        return ll, post, fit.transition_matrix.detach(), fit.means.detach()
+
+    monkeypatch.setattr(hmm_module, "SCAN_MIN_STEPS", 2)
+    monkeypatch.setattr(hmm_module, "SCAN_MAX_WORK", 10**9)
+    scan = run()
+    monkeypatch.setattr(hmm_module, "SCAN_MIN_STEPS", 10**9)
+    seq = run()
+    for a, b in zip(scan, seq):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_associative_scan_falls_back_exactly_on_an_outlier(monkeypatch):
+    import rnnlab.classic.hmm as hmm_module
+
+    monkeypatch.setattr(hmm_module, "SCAN_MIN_STEPS", 2)
+    m = _reachability_model(torch.float32, 13.0)
+    x = torch.tensor([[13.0], [0.1], [-0.4], [0.2]])
+    log_b = torch.distributions.Normal(torch.tensor([0.0, 13.0], dtype=F64), 1.0).log_prob(
+        x.double()
+    )
+    pi, A = m.log_initial_probs.detach().double(), m.log_transition_matrix.detach().double()
+    ll_ref, post_ref, _ = brute_force(pi, A, log_b)
+    ll, post = m.score_samples(x)
+    assert float(ll) == pytest.approx(float(ll_ref), rel=1e-4)
+    torch.testing.assert_close(post.double(), post_ref, atol=1e-4, rtol=0)

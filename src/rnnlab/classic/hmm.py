@@ -232,6 +232,15 @@ def _scaled_emissions(log_b: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _forward_tm(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """The scaled forward pass (:func:`_forward_seq` or, for long sequences in small
+    batches, the same quantities from the associative scan :func:`_forward_scan`)."""
+    T, B, K = log_b.shape
+    if _use_scan(T, B, K):
+        return _forward_scan(log_pi, log_A, log_b)
+    return _forward_seq(log_pi, log_A, log_b)
+
+
+def _forward_seq(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     r"""Scaled forward pass, time-major, no autograd. ``log_b`` (T, B, K) with 0 at padding.
 
     Returns the filtered distributions :math:`\hat\alpha_t` (T, B, K), the log normalisers
@@ -298,7 +307,125 @@ def _backward_tm(log_A: Tensor, bc: Tensor) -> Tensor:
     return beta
 
 
-def _smooth_tm(
+def _smooth_tm(*args, **kwargs) -> tuple[Tensor, Tensor | None]:
+    """Posteriors and expected transitions (:func:`_smooth_seq` or :func:`_smooth_scan`,
+    chosen as in :func:`_forward_tm`)."""
+    T, B, K = args[1].shape  # bc
+    if _use_scan(T, B, K):
+        return _smooth_scan(*args, **kwargs)
+    return _smooth_seq(*args, **kwargs)
+
+
+# Temporal parallelisation (Sarkka & Garcia-Fernandez 2021; dynamax's parallel HMM
+# filter): with M_t = A diag(b_t), the forward messages are prefix products
+# alpha_t = (pi * b_1) M_2 ... M_t and the backward messages suffix products
+# beta_t = M_{t+1} ... M_T 1. An associative scan computes all of them in log2(T) rounds
+# of batched K x K matrix products (Hillis & Steele 1986) instead of T Python steps; each
+# partial product is divided by its largest entry, its log kept aside, so nothing under-
+# or overflows. Sequences whose messages still vanish go to the exact log-space fallback
+# like those of the sequential kernels.
+
+SCAN_MIN_STEPS = 256  # below this the sequential loop is as fast
+SCAN_MAX_WORK = 64  # B * K^2 per step above which the batched loop wins
+
+
+def _use_scan(T: int, B: int, K: int) -> bool:
+    """The associative scan for long sequences in small batches."""
+    return T >= SCAN_MIN_STEPS and B * K * K <= SCAN_MAX_WORK
+
+
+def _scan_products(M: Tensor, reverse: bool = False) -> tuple[Tensor, Tensor]:
+    r"""Prefix products :math:`P_t = M_0 M_1 \cdots M_t` (or, with ``reverse``, suffix
+    products :math:`M_t M_{t+1} \cdots M_{T-1}`) of ``M`` (T, B, K, K), as normalised
+    matrices (largest entry 1) and their log scales (T, B): :math:`P_t = e^{s_t} \tilde P_t`.
+    Hillis-Steele scan: after the round with stride d, entry t holds the product over
+    the 2d steps ending (starting) at t."""
+    T = M.shape[0]
+    mx = M.flatten(-2).amax(-1)  # (T, B)
+    P = M / mx[..., None, None]
+    s = mx.log()  # (T, B)
+    d = 1
+    while d < T:
+        # prefix: entry t >= d is (.. M_{t-d}) (M_{t-d+1} .. M_t);
+        # suffix: entry t < T - d is (M_t .. M_{t+d-1}) (M_{t+d} ..)
+        new = torch.matmul(P[:-d], P[d:])  # (T-d, B, K, K)
+        mx = new.flatten(-2).amax(-1)  # (T-d, B)
+        new.div_(mx[..., None, None])
+        snew = mx.log_().add_(s[:-d]).add_(s[d:])
+        if reverse:  # entries t >= T - d are complete
+            P[: T - d].copy_(new)
+            s[: T - d].copy_(snew)
+        else:  # entries t < d are complete
+            P[d:].copy_(new)
+            s[d:].copy_(snew)
+        d *= 2
+    return P, s
+
+
+def _forward_scan(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_forward_seq`'s results from prefix products (see above)."""
+    T, B, K = log_b.shape
+    b, m = _scaled_emissions(log_b)  # (T, B, K), (T, B)
+    A = log_A.exp()
+    v0 = b[0] * log_pi.exp()  # (B, K) alpha_1 up to e^{m_1}
+    alpha = torch.empty_like(b)
+    lp = torch.empty(T, B, dtype=b.dtype, device=b.device)  # log p(x_{1:t}) - sum m
+    s0 = v0.sum(-1)
+    alpha[0] = v0 / s0.unsqueeze(-1)
+    lp[0] = s0.log()
+    if T > 1:
+        M = A * b[1:].unsqueeze(-2)  # (T-1, B, K, K) A diag(b_t)
+        P, sc = _scan_products(M)
+        a = (alpha[0].unsqueeze(1).unsqueeze(0) @ P).squeeze(-2)  # (T-1, B, K)
+        tot = a.sum(-1)  # (T-1, B)
+        alpha[1:] = a / tot.unsqueeze(-1)
+        lp[1:] = tot.log() + sc + lp[0]
+    log_c = torch.cat([lp[:1], lp[1:] - lp[:-1]], 0)  # (T, B) log c_t
+    bc = b / log_c.exp().unsqueeze(-1)
+    return alpha, log_c + m, bc
+
+
+def _smooth_scan(
+    log_A: Tensor,
+    bc: Tensor,
+    mask_tm: Tensor | None,
+    alpha: Tensor,
+    weights: Tensor | None = None,
+    per_sequence: bool = True,
+    transitions: bool = True,
+) -> tuple[Tensor, Tensor | None]:
+    r""":func:`_smooth_seq`'s results from suffix products: the backward messages are
+    needed only up to a factor per step, since :math:`\gamma_t` and :math:`\xi_t` are
+    normalised per step (:math:`\sum_{ij} \xi_t(i, j) = 1`)."""
+    T, B, K = bc.shape
+    A = log_A.exp()
+    beta = torch.ones_like(bc)  # (T, B, K) up to a factor per step
+    if T > 1:
+        M = A * bc[1:].unsqueeze(-2)  # (T-1, B, K, K) A diag(bc_t), t = 2..T
+        Q, _ = _scan_products(M, reverse=True)  # Q_t = M_t ... M_T
+        beta[:-1] = Q.sum(-1)  # (T-1, B, K) Q_{t+1} 1
+    gamma = alpha * beta
+    gamma = gamma / gamma.sum(-1, keepdim=True)
+    if mask_tm is not None:
+        gamma = gamma.masked_fill(~mask_tm.unsqueeze(-1), 0.0)
+    if not transitions:
+        return gamma, None
+    if T == 1:
+        xi = alpha.new_zeros(B, K, K)
+        return gamma, (xi if per_sequence else xi.sum(0))
+    u = bc[1:] * beta[1:]  # (T-1, B, K)
+    xi_t = alpha[:-1].unsqueeze(-1) * A * u.unsqueeze(-2)  # (T-1, B, K, K)
+    z = xi_t.sum((-2, -1))  # (T-1, B)
+    w = z.reciprocal()
+    if mask_tm is not None:
+        w = w.masked_fill(~mask_tm[1:], 0.0)
+    if weights is not None:
+        w = w * weights
+    xi = (xi_t * w[..., None, None]).sum(0)  # (B, K, K)
+    return gamma, (xi if per_sequence else xi.sum(0))
+
+
+def _smooth_seq(
     log_A: Tensor,
     bc: Tensor,
     mask_tm: Tensor | None,
