@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -qq
 
-.PHONY: run test test-slow bench lint format clean
+.PHONY: run test test-slow bench lint format clean brian2-env
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,16 @@ test: $(VENV)/.test
 
 test-slow: $(VENV)/.test
 	$(PY) -m pytest -q -m slow
+
+# Brian2 (the spiking benchmark's reference) pins numpy<2: its own environment, run in a
+# subprocess by rnnlab.bench.spiking
+brian2-env: .venv-brian2/.done
+
+.venv-brian2/.done:
+	test -x .venv-brian2/bin/python || $(PYTHON) -m venv .venv-brian2
+	echo '*' > .venv-brian2/.gitignore
+	.venv-brian2/bin/python -m pip --disable-pip-version-check -qq install brian2 'numpy<2'
+	touch $@
 
 bench: $(VENV)/.test
 	$(VENV)/bin/rnnlab bench all

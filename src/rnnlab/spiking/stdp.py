@@ -120,7 +120,9 @@ class STDP:
     def window(self, delta_t: Tensor | float) -> Tensor:
         """The weight change of one pair at delta_t = t_post - t_pre (ms), far from the
         bounds of an additive rule: A+ e^{-dt/tau+} for dt >= 0, -A- e^{dt/tau-} below."""
-        d = torch.as_tensor(delta_t, dtype=torch.get_default_dtype())
+        d = torch.as_tensor(delta_t)
+        if not d.is_floating_point():
+            d = d.to(torch.get_default_dtype())
         return torch.where(
             d >= 0,
             self.a_plus * torch.exp(-d.clamp(min=0) / self.tau_plus),
