@@ -651,6 +651,7 @@ class IsingModel(nn.Module):
         if getattr(self, "_tables_key", None) != key:
             uniform = bool((self.bonds == self.bonds[0, 0]).all()) and not self._padded()
             no_field = not bool((self.field != 0).any())
+            self._has_field = not no_field
             tables = []
             for mask in self.classes:
                 idx = torch.nonzero(mask).flatten()
@@ -674,7 +675,8 @@ class IsingModel(nn.Module):
             x = s.view(C, *self.shape)
             u = torch.rand(x.shape, generator=generator, device=s.device, dtype=s.dtype)
             b = beta.view((C,) + (1,) * len(self.shape))
-            field = self.field.view(self.shape) if bool((self.field != 0).any()) else None
+            self._class_tables()  # refreshes the cached field check
+            field = self.field.view(self.shape) if self._has_field else None
             for mask in classes:  # each site uses its uniform once per sweep
                 phi = lattice_neighbor_sum(x, self.periodic)
                 if self.coupling != 1.0:
