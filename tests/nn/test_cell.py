@@ -174,3 +174,18 @@ def test_cells_follow_the_layer_across_dtype_changes_and_functional_call():
 def test_make_cell_must_return_a_cell():
     with pytest.raises(TypeError, match="make_cell"):
         Recurrent(lambda n: nn.Linear(n, 3), 2)
+
+
+def test_the_fused_weight_list_is_kept_between_calls_and_follows_conversions():
+    layer = LSTM(2, 3, 2)
+    x = torch.randn(2, 4, 2)
+    layer(x)
+    kept = layer.fused_weights(0, 2)
+    layer(x)
+    assert layer.fused_weights(0, 2) is kept
+    assert [t is p for t, p in zip(kept, layer.parameters())] == [True] * 8  # torch's order
+    layer.double()
+    assert all(w.dtype == DT for w in layer.fused_weights(0, 2))
+    theirs = nn.LSTM(2, 3, 2, batch_first=True).double()
+    theirs.load_state_dict(layer.state_dict())
+    torch.testing.assert_close(layer(x.double())[0], theirs(x.double())[0])

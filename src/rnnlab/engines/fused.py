@@ -111,7 +111,7 @@ class FusedEngine:
         cells = layer.cells[k0 * D : k1 * D]
         hx = state if len(state) > 1 else state[0]
         return call_fused(
-            cells[0].fused_mode, x, hx, flat_weights(cells), bias=cells[0].bias,
+            cells[0].fused_mode, x, hx, layer.fused_weights(k0, k1), bias=cells[0].bias,
             num_layers=k1 - k0, dropout=layer.dropout, training=layer.training,
             bidirectional=layer.bidirectional, lengths=lengths,
         )  # fmt: skip

@@ -42,7 +42,7 @@ from rnnlab._validation import (
     describe,
 )
 from rnnlab.engines import ENGINE_NAMES, ENGINES
-from rnnlab.engines.fused import flatten_for_cudnn
+from rnnlab.engines.fused import flat_weights, flatten_for_cudnn
 from rnnlab.errors import InputError, InputTypeError
 from rnnlab.nn.cell import Cell, State
 
@@ -117,6 +117,7 @@ class Recurrent(nn.Module):
         # under torch.nn's names ({name}_l{k}[_reverse]) and re-pointed by _sync_cells
         self._cells: list[Cell] = []
         self._links: list[tuple[Cell, str, str, bool]] = []  # cell, path, own name, param?
+        self._fused_weights: dict[tuple[int, int], list[Tensor]] = {}  # torch's flat lists
         D = self.num_directions
         for k in range(num_layers):
             for d in range(D):
@@ -160,9 +161,20 @@ class Recurrent(nn.Module):
             mine = self._parameters[name] if is_param else self._buffers[name]
             if store[leaf] is not mine:
                 store[leaf] = mine
+                self._fused_weights.clear()
+
+    def fused_weights(self, k0: int, k1: int) -> list[Tensor]:
+        """torch.nn's flat weight list of layers k0..k1-1, kept between calls (on CUDA
+        its tensors are views of one cuDNN buffer: ``engines.fused.flatten_for_cudnn``)."""
+        key = (k0, k1)
+        if key not in self._fused_weights:
+            D = self.num_directions
+            self._fused_weights[key] = flat_weights(self._cells[k0 * D : k1 * D])
+        return self._fused_weights[key]
 
     def _apply(self, fn, recurse=True):
         out = super()._apply(fn, recurse)
+        self._fused_weights.clear()
         self._sync_cells()
         flatten_for_cudnn(self)
         return out
