@@ -15,8 +15,9 @@ Storage rules, for patterns :math:`\xi^\mu \in \{-1, +1\}^n`, :math:`\mu = 1..P`
 
 - Hebb: :math:`W_{ij} = \frac1n \sum_\mu \xi^\mu_i \xi^\mu_j`, :math:`W_{ii} = 0`.
   Random patterns are recalled up to a load :math:`P/n \approx 0.138` (Amit, Gutfreund &
-  Sompolinsky 1985); all of them are exact fixed points with high probability only for
-  :math:`P < n / (2 \ln n)` (McEliece et al. 1987).
+  Sompolinsky 1985); a stored pattern is an exact fixed point with probability tending
+  to 1 for :math:`P < n / (2 \ln n)`, all of them at once for :math:`P < n / (4 \ln n)`
+  (McEliece et al. 1987).
 - Storkey (1997), incremental and local, with a higher capacity
   (:math:`n / \sqrt{2 \ln n}`) and better behaviour on correlated patterns:
 
