@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import math
 import sys
 
@@ -11,11 +12,17 @@ from rnnlab.optim.schedules import OPTIMIZERS, SCHEDULES
 from rnnlab.output import print_json
 from rnnlab.train.lm import CELLS
 
+# other model families' ``rnnlab train NAME``: each module defines add_train_parser(tsub)
+TRAIN_MODELS: tuple[str, ...] = ()
+
 
 def add_parser(sub) -> None:
-    """Register ``train`` (with ``lm``), ``sample`` and ``eval``."""
+    """Register ``train`` (with ``lm`` and the families of :data:`TRAIN_MODELS`),
+    ``sample`` and ``eval``."""
     train = sub.add_parser("train", help="train a model (train lm: a language model)")
     tsub = train.add_subparsers(dest="model", required=True, parser_class=type(train))
+    for module in TRAIN_MODELS:
+        importlib.import_module(module).add_train_parser(tsub)
     lm = tsub.add_parser(
         "lm",
         help="character- or word-level recurrent language model",
