@@ -719,6 +719,7 @@ class RBM(nn.Module):
         momentum: float = 0.0,
         weight_decay: float = 0.0,
         batch_size: int = 20,
+        lr_decay: bool = False,
         seed: int = 0,
         shuffle: bool = True,
         progress: bool = False,
@@ -729,7 +730,9 @@ class RBM(nn.Module):
         r"""Train by CD-k, or PCD-k with ``persistent=True``, through the project's training
         loop (:class:`rnnlab.train.Trainer` with a ``gradients`` hook), with
         ``torch.optim.SGD(lr, momentum)``; ``weight_decay`` (L2) applies to the weights
-        only, not the biases (Hinton 2010, §10).
+        only, not the biases (Hinton 2010, §10); ``lr_decay`` lowers the learning rate
+        linearly to zero over the run (Tieleman 2008, §4; a schedule of the loop, so it
+        resumes exactly).
 
         ``epochs`` passes over ``data`` (B, D) in minibatches of ``batch_size`` (reshuffled
         every epoch when ``shuffle``); PCD keeps ``chains`` persistent particles (default
@@ -783,6 +786,11 @@ class RBM(nn.Module):
             )
 
         steps = epochs * math.ceil(n / batch_size)
+        schedule = None
+        if lr_decay:
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: max(0.0, 1.0 - step / steps)
+            )
         trainer = Trainer(
             self,
             optimizer,
@@ -792,6 +800,7 @@ class RBM(nn.Module):
                 steps=steps, progress=progress, log_every=max(1, math.ceil(n / batch_size))
             ),
             gradients=gradients,
+            schedule=schedule,
             checkpoint=checkpoint,
             metrics=metrics,
             kind="rbm",
