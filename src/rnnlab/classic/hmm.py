@@ -334,32 +334,52 @@ def _use_scan(T: int, B: int, K: int) -> bool:
     return T >= SCAN_MIN_STEPS and B * K * K <= SCAN_MAX_WORK
 
 
+def _normalized_product(X: Tensor, Y: Tensor, sx: Tensor, sy: Tensor) -> tuple[Tensor, Tensor]:
+    """``X @ Y`` divided by its largest entry, and its log scale ``sx + sy + log max``."""
+    P = torch.matmul(X, Y)  # (N, B, K, K)
+    mx = P.flatten(-2).amax(-1)  # (N, B)
+    P.div_(mx[..., None, None])
+    return P, mx.log_().add_(sx).add_(sy)
+
+
+def _prefix_products(M: Tensor, s: Tensor) -> tuple[Tensor, Tensor]:
+    """Prefix products of normalised matrices ``M`` (T, B, K, K) with log scales ``s``
+    (T, B), by pairwise reduction (Blelloch 1990; O(T) products in 2 log2(T) rounds):
+    the prefixes of the pair products give the odd entries, one more product the even."""
+    T = M.shape[0]
+    if T == 1:
+        return M, s
+    h = T // 2
+    pairs, sp = _normalized_product(
+        M[0 : 2 * h : 2], M[1 : 2 * h : 2], s[0 : 2 * h : 2], s[1 : 2 * h : 2]
+    )
+    R, sr = _prefix_products(pairs, sp)  # R[i] = M_0 .. M_{2i+1}
+    P = torch.empty_like(M)
+    sc = torch.empty_like(s)
+    P[1 : 2 * h : 2] = R
+    sc[1 : 2 * h : 2] = sr
+    P[0], sc[0] = M[0], s[0]
+    n_even = (T - 1) // 2  # even entries 2, 4, ..: R[i - 1] @ M[2i]
+    if n_even:
+        E, se = _normalized_product(
+            R[:n_even], M[2 : 2 * n_even + 1 : 2], sr[:n_even], s[2 : 2 * n_even + 1 : 2]
+        )
+        P[2 : 2 * n_even + 1 : 2] = E
+        sc[2 : 2 * n_even + 1 : 2] = se
+    return P, sc
+
+
 def _scan_products(M: Tensor, reverse: bool = False) -> tuple[Tensor, Tensor]:
     r"""Prefix products :math:`P_t = M_0 M_1 \cdots M_t` (or, with ``reverse``, suffix
     products :math:`M_t M_{t+1} \cdots M_{T-1}`) of ``M`` (T, B, K, K), as normalised
     matrices (largest entry 1) and their log scales (T, B): :math:`P_t = e^{s_t} \tilde P_t`.
-    Hillis-Steele scan: after the round with stride d, entry t holds the product over
-    the 2d steps ending (starting) at t."""
-    T = M.shape[0]
+    Suffix products are the transposed prefix products of the reversed, transposed
+    sequence."""
+    if reverse:
+        P, s = _scan_products(M.flip(0).mT)
+        return P.flip(0).mT, s.flip(0)
     mx = M.flatten(-2).amax(-1)  # (T, B)
-    P = M / mx[..., None, None]
-    s = mx.log()  # (T, B)
-    d = 1
-    while d < T:
-        # prefix: entry t >= d is (.. M_{t-d}) (M_{t-d+1} .. M_t);
-        # suffix: entry t < T - d is (M_t .. M_{t+d-1}) (M_{t+d} ..)
-        new = torch.matmul(P[:-d], P[d:])  # (T-d, B, K, K)
-        mx = new.flatten(-2).amax(-1)  # (T-d, B)
-        new.div_(mx[..., None, None])
-        snew = mx.log_().add_(s[:-d]).add_(s[d:])
-        if reverse:  # entries t >= T - d are complete
-            P[: T - d].copy_(new)
-            s[: T - d].copy_(snew)
-        else:  # entries t < d are complete
-            P[d:].copy_(new)
-            s[d:].copy_(snew)
-        d *= 2
-    return P, s
+    return _prefix_products(M / mx[..., None, None], mx.log())
 
 
 def _forward_scan(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -414,15 +434,19 @@ def _smooth_scan(
         xi = alpha.new_zeros(B, K, K)
         return gamma, (xi if per_sequence else xi.sum(0))
     u = bc[1:] * beta[1:]  # (T-1, B, K)
-    xi_t = alpha[:-1].unsqueeze(-1) * A * u.unsqueeze(-2)  # (T-1, B, K, K)
-    z = xi_t.sum((-2, -1))  # (T-1, B)
+    # xi_t(i, j) = alpha_{t-1}(i) A_ij u_t(j) / z_t, z_t = (alpha_{t-1} A) . u_t
+    z = (torch.matmul(alpha[:-1], A) * u).sum(-1)  # (T-1, B)
     w = z.reciprocal()
     if mask_tm is not None:
         w = w.masked_fill(~mask_tm[1:], 0.0)
     if weights is not None:
         w = w * weights
-    xi = (xi_t * w[..., None, None]).sum(0)  # (B, K, K)
-    return gamma, (xi if per_sequence else xi.sum(0))
+    aw = alpha[:-1] * w.unsqueeze(-1)  # (T-1, B, K)
+    if per_sequence:
+        xi = torch.bmm(aw.permute(1, 2, 0), u.transpose(0, 1)) * A  # (B, K, K)
+    else:
+        xi = (aw.reshape(-1, K).t() @ u.reshape(-1, K)) * A  # (K, K)
+    return gamma, xi
 
 
 def _smooth_seq(
