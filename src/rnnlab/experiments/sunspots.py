@@ -162,7 +162,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:
         "ar9_loglik_abs_err": abs(llf - STATSMODELS_AR9_LLF),
         "rmse_persistence": rmse_persistence,
         **{f"rmse_{_key(n)}": r for n, r in rmse.items()},
-        "lds_em_iterations": len(lds.history_),
+        "lds_em_iterations": lds.n_iter_,
         "held_out_years": f"{int(years[n_train])}-{int(years[-1])}",
     }
     published = {"ar9_loglik": STATSMODELS_AR9_LLF}
@@ -190,7 +190,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:
         "",
         "LDS: 9-dimensional state, started at the companion form of an AR(9) fit "
         "(Q = diag(0.9 s^2, 1e-3 s^2, ...), R = 0.1 s^2, s^2 the AR residual variance) and "
-        f"refined by {len(lds.history_)} EM iterations on the standardised data, with a "
+        f"refined by {lds.n_iter_} EM iterations on the standardised data, with a "
         "constant input for the intercept. (From the default initialisation EM needs "
         "hundreds of iterations to reach a comparable fit.) NeuralAR: continuous variant, "
         "9 lags, 16 tanh units, direct connections, learned variance, Adam. LSTM: `rnnlab.nn.LSTM` "
