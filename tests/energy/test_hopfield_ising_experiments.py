@@ -4,6 +4,7 @@ a quick run can already check against theory), and the Binder-crossing estimator
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -23,7 +24,9 @@ def _one_thread():
 
 def test_hopfield_capacity_quick(tmp_path):
     res = get("hopfield-capacity").run(ExperimentConfig(quick=True, seed=0, out=tmp_path))
-    hebb, storkey = res.metrics["hebb"], res.metrics["storkey"]
+    rows = json.loads((tmp_path / "hopfield_capacity_rows.json").read_text())
+    hebb, storkey = rows["hebb"], rows["storkey"]
+    assert res.metrics["hebb_bit_error_just_below_alpha_c"] == hebb[2]["bit_error"]  # 0.10
     assert [r["patterns"] for r in hebb] == [r["patterns"] for r in storkey]
     assert hebb[0]["bit_error"] == 0.0 and hebb[0]["exact_recall"] == 1.0
     assert hebb[-1]["bit_error"] > 0.05  # alpha = 0.24: far beyond capacity

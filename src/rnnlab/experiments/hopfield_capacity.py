@@ -22,6 +22,7 @@ installed package, nothing downloaded), binarised, stored, corrupted and recalle
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -167,15 +168,21 @@ def _run(config: ExperimentConfig) -> ExperimentResult:
         checks["digits_storkey_at_least_hebb"] = pictures["storkey_exact"] >= pictures["hebb_exact"]
     success = all(checks.values())
 
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_path = out / "hopfield_capacity_rows.json"
+    rows_path.write_text(json.dumps({"hebb": hebb, "storkey": storkey}, indent=1))
+    just_below = max((r for r in hebb if r["alpha"] <= ALPHA_C), key=lambda r: r["alpha"])
     metrics = {
         "units": n,
         "trials": trials,
-        "hebb_transition_alpha_at_5pct_error": transition,
-        "mceliece_bound_patterns": mceliece,
-        "storkey_capacity_patterns": storkey_capacity,
-        "hebb": hebb,
-        "storkey": storkey,
+        "hebb_transition_alpha": transition,
+        "hebb_bit_error_just_below_alpha_c": just_below["bit_error"],
+        "hebb_min_exact_recall_up_to_mceliece": min(r["exact_recall"] for r in below_mce),
+        f"hebb_bit_error_at_alpha_{a_cmp:g}": hebb_at[a_cmp]["bit_error"],
+        f"storkey_bit_error_at_alpha_{a_cmp:g}": storkey_at[a_cmp]["bit_error"],
         "checks": checks,
+        "rows": str(rows_path),
     }
     if pictures is not None:
         metrics["digits_exact_recalls"] = {
@@ -217,7 +224,8 @@ def _run(config: ExperimentConfig) -> ExperimentResult:
         "Predicted exact: the probability that a pattern is a fixed point of Hebb's rule in "
         "the Gaussian approximation of the crosstalk (independent units).",
         "",
-        "Hebb: the load at which the bit error first exceeds 5 %: "
+        "Per-load numbers: hopfield_capacity_rows.json. Hebb: the load at which the bit error "
+        "first exceeds 5 %: "
         + (f"alpha = {transition:.3f}" if transition is not None else "not reached")
         + f" (published: {ALPHA_C} for N -> infinity; at finite N the transition is "
         "smoothed).",
