@@ -451,3 +451,12 @@ def test_generate_with_external_inputs_and_warmup_equals_the_loop_written_out():
             y = warm[s, t] if t < 15 else W_out @ x + b_out  # teacher, then its own output
             if t >= 15:
                 torch.testing.assert_close(out[s, t - 15], y, rtol=0, atol=1e-12)
+
+
+def test_blocked_gram_equals_the_full_product():
+    from rnnlab.esn.readouts import _add_gram
+
+    x = torch.randn(37, 700, dtype=f64)
+    G = torch.ones(700, 700, dtype=f64)
+    _add_gram(G, x, block=256)  # blocks of 256, 256, 188: on and above the diagonal
+    torch.testing.assert_close(G, 1 + x.t() @ x, rtol=1e-12, atol=1e-12)

@@ -81,7 +81,7 @@ class RidgeAccumulator:
         return ridge_solve(self.gram, self.cross, ridge)
 
 
-def _add_gram(G: Tensor, x: Tensor, block: int = 512) -> None:
+def _add_gram(G: Tensor, x: Tensor, block: int = 256) -> None:
     """G += x^T x, computing only the blocks on and above the diagonal (half the
     multiply-adds of one ``x.t() @ x``; the lower blocks are copied by symmetry)."""
     H = x.shape[1]
