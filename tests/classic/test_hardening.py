@@ -310,25 +310,63 @@ def _nile():
     return np.loadtxt(path, delimiter=",", skiprows=1)[:, 1]
 
 
+def test_nile_diffuse_log_likelihood_at_the_published_mle():
+    pytest.importorskip("statsmodels")
+    y = torch.tensor(_nile(), dtype=F64)[:, None]
+    m = LinearDynamicalSystem.from_params(
+        transition_cov=torch.tensor([[1469.1]], dtype=F64),
+        emission_cov=torch.tensor([[15099.0]], dtype=F64),
+        diffuse=True,
+    )
+    # Durbin & Koopman (2012), section 2.10: log-likelihood -632.54 at this MLE (the first,
+    # diffuse, observation left out); no hand correction needed
+    assert m.score(y) == pytest.approx(-632.54, abs=0.01)
+    with pytest.raises(InputError, match="diffuse: a diffuse initial state"):
+        m.sample(1, 3)
+
+
+@pytest.mark.slow
 def test_nile_local_level_reaches_the_published_mle_with_default_settings():
     pytest.importorskip("statsmodels")
     y = torch.tensor(_nile(), dtype=F64)[:, None]
     t = lambda v: torch.tensor(v, dtype=F64)  # noqa: E731
     m = LinearDynamicalSystem.from_params(
-        transition_matrix=t([[1.0]]),
-        emission_matrix=t([[1.0]]),
-        transition_cov=t([[1000.0]]),
-        emission_cov=t([[10000.0]]),
-        initial_mean=t([y[0, 0].item()]),
-        initial_cov=t([[1e7]]),  # nearly diffuse
+        transition_cov=t([[1000.0]]), emission_cov=t([[10000.0]]), diffuse=True
     )
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)  # converged, monotone
-        m.fit(y, fixed=("transition_matrix", "emission_matrix", "initial_mean", "initial_cov"))
+        m.fit(y, fixed=("transition_matrix", "emission_matrix"))
     assert m.converged_
     # Durbin & Koopman (2012), section 2.10: sigma2_eps 15099, sigma2_eta 1469.1
-    assert float(m.emission_cov) == pytest.approx(15099, rel=2e-4)
-    assert float(m.transition_cov) == pytest.approx(1469.1, rel=2e-3)
+    assert float(m.emission_cov) == pytest.approx(15099, rel=1e-4)
+    assert float(m.transition_cov) == pytest.approx(1469.1, rel=1e-4)
+    assert m.history_[-1] == pytest.approx(-632.54, abs=0.01)
+
+
+def test_filter_update_online_equals_the_batch_filter_and_from_params_defaults():
+    model = random_model(S=3, D=2, U=1, seed=9)
+    u = torch.randn(1, 12, 1, dtype=F64)
+    y = model.sample(1, 12, inputs=u, generator=3).observations[0]
+    y_nan = y.clone()
+    y_nan[4] = math.nan  # a whole vector missing
+    y_nan[7, 1] = math.nan  # one coordinate missing
+    res = model.filter(y, inputs=u[0], mask=~torch.isnan(y_nan))
+    p = model.params
+    # step 0 is the measurement update of the prior; from then on filter_update
+    m, P = res.means[0], res.covs[0]
+    for t in range(1, 12):
+        obs = None if t == 4 else y_nan[t]
+        m, P = model.filter_update(m, P, obs, input=u[0, t])
+        torch.testing.assert_close(m, res.means[t], rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(P, res.covs[t], rtol=1e-10, atol=1e-12)
+    assert p.transition_matrix.shape == (3, 3)
+    d = LinearDynamicalSystem.from_params(
+        emission_cov=torch.eye(2, dtype=F64) * 2, initial_mean=[0.0] * 3
+    )
+    torch.testing.assert_close(d.transition_matrix.detach(), torch.eye(3, dtype=F64))
+    torch.testing.assert_close(d.emission_matrix.detach(), torch.eye(2, 3, dtype=F64))
+    with pytest.raises(InputError, match="state_dim: cannot be read"):
+        LinearDynamicalSystem.from_params(emission_cov=torch.eye(2, dtype=F64))
 
 
 def test_hmm_fit_does_not_depend_on_sequence_order():

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnlab._validation import check_lengths, check_positive_int, check_rank, check_tensor
+from rnnlab._validation import check_lengths, check_positive_int, check_rank
 from rnnlab.classic._em import EMMonitor, as_generator
 from rnnlab.errors import InputError, InputTypeError
 
@@ -185,8 +185,13 @@ def _filter(
     inputs: Tensor | None = None,
     mask: Tensor | None = None,
     steady_state: bool = True,
+    burn: int = 0,
 ) -> _FilterTrace:
     """Kalman filter over a batch; y (B, T, D) with zeros where mask (B, T, D) is 0.
+
+    burn: with a diffuse initial state (S dimensions), the log-likelihood leaves out the
+    steps up to the one at which the observed scalars first add up to ``burn`` (the
+    diffuse burn-in; statsmodels' ``loglikelihood_burn``).
 
     steady_state: without a mask the covariance recursion is the same for every sequence
     and converges (a Riccati recursion); once the filtered covariance changes by less than
@@ -273,7 +278,12 @@ def _filter(
         Ls = torch.cat([Ls, L.unsqueeze(1).expand(-1, n, -1, -1)], 1)
     z = torch.linalg.solve_triangular(Ls, rs.unsqueeze(-1), upper=False).squeeze(-1)
     logdet = 2.0 * torch.log(torch.diagonal(Ls, dim1=-2, dim2=-1)).sum(-1)  # (Bc, T)
-    ll = -0.5 * (n_obs * _LOG_2PI + logdet + z.pow(2).sum(-1)).sum(-1)  # (B,)
+    terms = -0.5 * (n_obs * _LOG_2PI + logdet + z.pow(2).sum(-1))  # (B, T)
+    if burn:  # drop the diffuse steps: those before the observed count reaches burn
+        seen = n_obs.cumsum(-1)  # (B, T)
+        before = torch.cat([torch.zeros_like(seen[:, :1]), seen[:, :-1]], -1)
+        terms = terms * (before >= burn).to(terms.dtype)
+    ll = terms.sum(-1)  # (B,)
     return _FilterTrace(means, covs, pmeans, pcovs, ll, steady_from)
 
 
@@ -340,14 +350,16 @@ def kalman_filter(
     inputs: Tensor | None = None,
     mask: Tensor | None = None,
     steady_state: bool = True,
+    burn: int = 0,
 ) -> FilterResult:
     """Kalman filter of a batch (pure kernel, differentiable).
 
     y: (B, T, D) observations, zeros (not NaN) where missing; inputs: (B, T, U) or None;
     mask: (B, T, D) floating 0/1 (1 = observed) or None for fully observed.
     steady_state: freeze the gain once the covariance has converged (see ``_filter``).
+    burn: leave the diffuse burn-in out of the log-likelihood (see ``_filter``).
     """
-    tr = _filter(params, y, inputs, mask, steady_state)
+    tr = _filter(params, y, inputs, mask, steady_state, burn)
     return FilterResult(tr.means, _expand_covs(tr.covs, y.shape[0]), tr.log_likelihood)
 
 
@@ -482,10 +494,14 @@ class LinearDynamicalSystem(nn.Module):
         state_dim: int,
         obs_dim: int,
         input_dim: int = 0,
+        diffuse: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
+        if not isinstance(diffuse, bool):
+            raise InputTypeError(f"diffuse: expected True or False, received {diffuse!r}")
+        self.diffuse = diffuse
         check_positive_int("state_dim", state_dim)
         check_positive_int("obs_dim", obs_dim)
         check_positive_int("input_dim", input_dim, minimum=0)
@@ -509,29 +525,25 @@ class LinearDynamicalSystem(nn.Module):
     @classmethod
     def from_params(
         cls,
-        transition_matrix: Tensor,
-        emission_matrix: Tensor,
-        transition_cov: Tensor,
-        emission_cov: Tensor,
-        initial_mean: Tensor,
-        initial_cov: Tensor,
-        input_matrix: Tensor | None = None,
-        feedthrough_matrix: Tensor | None = None,
+        transition_matrix=None,
+        emission_matrix=None,
+        transition_cov=None,
+        emission_cov=None,
+        initial_mean=None,
+        initial_cov=None,
+        input_matrix=None,
+        feedthrough_matrix=None,
+        *,
+        diffuse: bool = False,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
     ) -> LinearDynamicalSystem:
-        """A model with the given parameters (dtype and device of ``transition_matrix``);
-        covariances must be symmetric positive definite."""
-        A = check_tensor("transition_matrix", transition_matrix)
-        check_rank("transition_matrix", A, (2,), "(S, S)")
-        S = A.shape[0]
-        C = check_tensor("emission_matrix", emission_matrix)
-        check_rank("emission_matrix", C, (2,), "(D, S)")
-        D = C.shape[0]
-        U = 0
-        if input_matrix is not None:
-            U = check_tensor("input_matrix", input_matrix).shape[-1]
-        elif feedthrough_matrix is not None:
-            U = check_tensor("feedthrough_matrix", feedthrough_matrix).shape[-1]
-        model = cls(S, D, U, device=A.device, dtype=A.dtype)
+        """A model with the given parameters; covariances must be symmetric positive
+        definite. Parameters not given get pykalman's defaults: identity transition,
+        ``eye(D, S)`` emission, identity covariances, zero initial mean, zero input and
+        feedthrough matrices. S, D and U are read from the shapes given. ``dtype`` defaults
+        to that of the first floating-point tensor given, else float64; ``device`` to its
+        device. ``diffuse=True``: see the class docstring."""
         values = {
             "transition_matrix": transition_matrix,
             "emission_matrix": emission_matrix,
@@ -542,8 +554,78 @@ class LinearDynamicalSystem(nn.Module):
             "input_matrix": input_matrix,
             "feedthrough_matrix": feedthrough_matrix,
         }
-        model.set_params(**{k: v for k, v in values.items() if v is not None})
+        given = {k: v for k, v in values.items() if v is not None}
+        first = next((v for v in given.values() if isinstance(v, Tensor)), None)
+        if dtype is None:
+            dtype = first.dtype if first is not None and first.is_floating_point() else None
+        if device is None and first is not None:
+            device = first.device
+        ref = torch.empty(0, dtype=_check_dtype(dtype or torch.float64), device=device)
+        arrays = {k: _as_float_tensor(k, v, ref) for k, v in given.items()}
+
+        def dim(names_axes, what):
+            for name, axis in names_axes:
+                if name in arrays:
+                    a = arrays[name]
+                    if a.dim() <= axis:
+                        raise InputError(f"{name}: expected a matrix, received {tuple(a.shape)}")
+                    return a.shape[axis]
+            raise InputError(
+                f"{what}: cannot be read from the parameters given; pass "
+                f"{' or '.join(n for n, _ in names_axes)}"
+            )
+
+        S = dim(
+            [
+                ("transition_matrix", 0),
+                ("transition_cov", 0),
+                ("initial_mean", 0),
+                ("initial_cov", 0),
+                ("emission_matrix", 1),
+                ("input_matrix", 0),
+            ],
+            "state_dim",
+        )
+        D = dim([("emission_matrix", 0), ("emission_cov", 0), ("feedthrough_matrix", 0)], "obs_dim")
+        U = 0
+        for name in ("input_matrix", "feedthrough_matrix"):
+            if name in arrays:
+                U = arrays[name].shape[-1] if arrays[name].dim() == 2 else -1
+                if U < 0:
+                    raise InputError(
+                        f"{name}: expected a matrix, received {tuple(arrays[name].shape)}"
+                    )
+                break
+        model = cls(S, D, U, diffuse=diffuse, device=device, dtype=ref.dtype)
+        with torch.no_grad():
+            model.emission_matrix.copy_(torch.eye(D, S, dtype=ref.dtype, device=device))
+            model.transition_matrix.copy_(torch.eye(S, dtype=ref.dtype, device=device))
+        model.set_params(**arrays)
         return model
+
+    @property
+    def _burn(self) -> int:
+        """Scalar observations whose log-likelihood terms the diffuse burn-in drops."""
+        return self.state_dim if self.diffuse else 0
+
+    def _run_params(self) -> LDSParams:
+        """The parameters the recursions use: with ``diffuse=True`` the initial state is
+        N(0, kappa I) with kappa = 1e12 times the scale of Q, R and the initial mean (the
+        large-kappa limit of the exact diffuse initialisation)."""
+        p = self.params
+        if not self.diffuse:
+            return p
+        with torch.no_grad():
+            scale = max(
+                float(torch.diagonal(p.transition_cov).abs().max()),
+                float(torch.diagonal(p.emission_cov).abs().max()),
+                1.0,
+            )
+        S = self.state_dim
+        eye = torch.eye(S, dtype=p.initial_cov.dtype, device=p.initial_cov.device)
+        return p._replace(
+            initial_mean=torch.zeros_like(p.initial_mean), initial_cov=1e12 * scale * eye
+        )
 
     def set_params(self, **values: Tensor) -> None:
         """Overwrite parameters by name (shapes and SPD checked)."""
@@ -676,14 +758,14 @@ class LinearDynamicalSystem(nn.Module):
     def forward(self, y, inputs=None, mask=None, lengths=None) -> Tensor:
         """Differentiable log-likelihood of each sequence: (B,), or a scalar if unbatched."""
         y, inputs, mask, lengths, unbatched = self._prepare(y, inputs, mask, lengths)
-        ll = _filter(self.params, y, inputs, mask).log_likelihood
+        ll = _filter(self._run_params(), y, inputs, mask, burn=self._burn).log_likelihood
         return ll[0] if unbatched else ll
 
     @torch.no_grad()
     def filter(self, y, inputs=None, mask=None, lengths=None) -> FilterResult:
         """Kalman filter: filtered means (B, T, S), covs (B, T, S, S), log-likelihood (B,)."""
         y, inputs, mask, lengths, unbatched = self._prepare(y, inputs, mask, lengths)
-        res = kalman_filter(self.params, y, inputs, mask)
+        res = kalman_filter(self._run_params(), y, inputs, mask, burn=self._burn)
         res = FilterResult(
             self._zero_padded(res.means, lengths),
             self._zero_padded(res.covs, lengths),
@@ -695,7 +777,7 @@ class LinearDynamicalSystem(nn.Module):
     def smooth(self, y, inputs=None, mask=None, lengths=None) -> SmootherResult:
         """RTS smoother: smoothed means (B, T, S) and covs (B, T, S, S)."""
         y, inputs, mask, lengths, unbatched = self._prepare(y, inputs, mask, lengths)
-        res = rts_smoother(self.params, y, inputs, mask)
+        res = rts_smoother(self._run_params(), y, inputs, mask)
         res = SmootherResult(
             self._zero_padded(res.means, lengths), self._zero_padded(res.covs, lengths)
         )
@@ -705,7 +787,8 @@ class LinearDynamicalSystem(nn.Module):
     def score(self, y, inputs=None, mask=None, lengths=None) -> float:
         """Total log-likelihood of all sequences (higher is better)."""
         y, inputs, mask, lengths, _ = self._prepare(y, inputs, mask, lengths)
-        return float(_filter(self.params, y, inputs, mask).log_likelihood.sum())
+        p = self._run_params()
+        return float(_filter(p, y, inputs, mask, burn=self._burn).log_likelihood.sum())
 
     @torch.no_grad()
     def predict(self, y, inputs=None, mask=None, lengths=None) -> Tensor:
@@ -719,12 +802,61 @@ class LinearDynamicalSystem(nn.Module):
         r"""One-step-ahead predicted observations :math:`E[y_t \mid y_{0:t-1}]`, same
         shape as y (entry t uses only the observations before t)."""
         y, inputs, mask, lengths, unbatched = self._prepare(y, inputs, mask, lengths)
-        tr = _filter(self.params, y, inputs, mask)
+        tr = _filter(self._run_params(), y, inputs, mask)
         out = tr.pred_means @ self.emission_matrix.mT  # (B, T, D)
         if inputs is not None and self.input_dim:
             out = out + inputs @ self.feedthrough_matrix.mT
         out = self._zero_padded(out, lengths)
         return out[0] if unbatched else out
+
+    @torch.no_grad()
+    def filter_update(
+        self, filtered_mean, filtered_cov, observation=None, input=None
+    ) -> tuple[Tensor, Tensor]:
+        r"""One online step (pykalman's ``filter_update``): from the filtered state at
+        t-1, :math:`(m_{t-1}, P_{t-1})` ((S,) and (S, S), or batched (B, S), (B, S, S)),
+        predict step t and condition on ``observation`` y_t ((D,) or (B, D); None, or NaN
+        entries, for missing). ``input``: u_t ((U,) or (B, U)) when the model has inputs.
+        Returns the filtered mean and covariance at t."""
+        p = self.params
+        ref = p.transition_matrix
+        m = _as_float_tensor("filtered_mean", filtered_mean, ref, strict=True)
+        P = _as_float_tensor("filtered_cov", filtered_cov, ref, strict=True)
+        S, D = self.state_dim, self.obs_dim
+        unbatched = m.dim() == 1
+        m2, P2 = (m.unsqueeze(0), P.unsqueeze(0)) if unbatched else (m, P)
+        B = m2.shape[0]
+        if m2.shape != (B, S) or P2.shape != (B, S, S):
+            raise InputError(
+                f"filtered_mean/filtered_cov: expected shapes ({S},) and ({S}, {S}) (or "
+                f"batched), received {tuple(m.shape)} and {tuple(P.shape)}"
+            )
+        bu = None
+        du = None
+        if self.input_dim:
+            if input is None:
+                raise InputError(f"input: the model has input_dim={self.input_dim}, received None")
+            u = _as_float_tensor("input", input, ref, strict=True).reshape(B, self.input_dim)
+            bu = (u @ p.input_matrix.mT).unsqueeze(1)  # (B, 1, S)
+            du = u @ p.feedthrough_matrix.mT  # (B, D)
+        m_pred, P_pred = _predict(m2.unsqueeze(1), P2, p.transition_matrix, p.transition_cov, bu)
+        if observation is None:
+            obs = torch.full((B, D), float("nan"), dtype=ref.dtype, device=ref.device)
+        else:
+            obs = _as_float_tensor("observation", observation, ref, strict=True).reshape(B, D)
+        seen = ~torch.isnan(obs)  # (B, D)
+        y = torch.where(seen, obs, torch.zeros_like(obs))
+        if du is not None:
+            y = y - du * seen
+        mask = seen.to(ref.dtype).unsqueeze(1)  # (B, 1, D)
+        Cm, Rm = _masked_emission(p.emission_matrix, p.emission_cov, mask)
+        m_new, P_new, _, _, info = _condition_on(
+            m_pred, P_pred, Cm[:, 0], Rm[:, 0], (y * seen).unsqueeze(1)
+        )
+        if bool((info != 0).any()):
+            raise InputError("emission_cov: the innovation covariance is not positive definite")
+        m_new = m_new[:, 0]
+        return (m_new[0], P_new[0]) if unbatched else (m_new, P_new)
 
     @torch.no_grad()
     def forecast(self, y, steps: int, inputs=None, mask=None) -> ForecastResult:
@@ -750,7 +882,7 @@ class LinearDynamicalSystem(nn.Module):
         y, past, mask, _, unbatched = self._prepare(y, past, mask)
         if future is not None and future.dim() == 2:
             future = future.unsqueeze(0)
-        p = self.params
+        p = self._run_params()
         tr = _filter(p, y, past, mask)
         m = tr.means[:, -1:]  # (B, 1, S)
         P = tr.covs[:, -1]  # (Bc, S, S)
@@ -782,6 +914,11 @@ class LinearDynamicalSystem(nn.Module):
         is a ``torch.Generator``, an int seed or None (fresh entropy)."""
         check_positive_int("num_sequences", num_sequences)
         check_positive_int("length", length)
+        if self.diffuse:
+            raise InputError(
+                "diffuse: a diffuse initial state has no distribution to sample from; "
+                "make the model with diffuse=False and set initial_mean/initial_cov"
+            )
         p = self.params
         dtype, device = p.transition_matrix.dtype, p.transition_matrix.device
         gen = as_generator(generator, device)
@@ -882,14 +1019,15 @@ class LinearDynamicalSystem(nn.Module):
         self.n_iter_ = 0
         with torch.no_grad():
             for it in range(n_iter + 1):
-                p = self.params
-                tr = _filter(p, y, inputs, mask)
+                p = self._run_params()
+                tr = _filter(p, y, inputs, mask, burn=self._burn)
                 ll = float(tr.log_likelihood.sum())
                 if verbose:
                     print(f"EM iteration {it}: log-likelihood {ll:.6f}")
                 if monitor.report(ll) or it == n_iter:
                     break
-                new = _m_step(p, tr, y, inputs, mask, lengths, fixed, diagonal_covs)
+                held = (*fixed, "initial_mean", "initial_cov") if self.diffuse else fixed
+                new = _m_step(p, tr, y, inputs, mask, lengths, held, diagonal_covs)
                 for name, value in new.items():
                     getattr(self, name).copy_(value)
                 self.n_iter_ = it + 1
