@@ -304,9 +304,10 @@ class EchoStateNetwork(nn.Module):
 
     @staticmethod
     def _final(seq: Tensor, lengths: Tensor | None) -> Tensor:
-        """(B, T, D) -> (B, D) at each sequence's last valid step."""
+        """(B, T, D) -> (B, D) at each sequence's last valid step (a copy: holding the
+        state must not keep the whole sequence of states alive)."""
         if lengths is None:
-            return seq[:, -1]
+            return seq[:, -1].clone()
         return seq[torch.arange(seq.shape[0], device=seq.device), lengths - 1]
 
     @staticmethod
