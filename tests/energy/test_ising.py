@@ -155,6 +155,18 @@ def test_long_run_on_an_open_lattice_equals_the_enumeration(method):
     _assert_matches_exact(model.observables(run, T), model.exact(T), model.exact_binder(T))
 
 
+@pytest.mark.parametrize("method", ["metropolis", "heat_bath", "wolff"])
+@pytest.mark.parametrize("shape", [(10,), (2, 2), (2, 2, 2)])
+def test_rings_and_tiny_tori_equal_the_enumeration(method, shape):
+    # zero-field spins are common here: with a(0) = 1 the checkerboard Metropolis sweep
+    # cycles between zero-energy states of the 2x2 torus and the ring and never mixes
+    model = IsingModel(shape, dtype=F64)
+    T = 2.0
+    g = torch.Generator().manual_seed(len(shape) + len(method))
+    run = model.sample(T, 2000, chains=8, method=method, burn_in=100, generator=g)
+    _assert_matches_exact(model.observables(run, T), model.exact(T), model.exact_binder(T))
+
+
 @pytest.mark.parametrize("method", ["metropolis", "heat_bath"])
 def test_long_run_with_fields_and_per_chain_temperatures(method):
     g = torch.Generator().manual_seed(2)
@@ -223,7 +235,10 @@ def test_one_single_spin_update_satisfies_detailed_balance(method):
         flipped[site] *= -1
         b = int(((flipped > 0).long() * torch.tensor([4, 2, 1])).sum())
         dE = float(E[b] - E[a])
-        p = min(1.0, math.exp(-dE / T)) if method == "metropolis" else 1 / (1 + math.exp(dE / T))
+        if method == "metropolis":
+            p = 0.5 if dE == 0 else min(1.0, math.exp(-dE / T))
+        else:
+            p = 1 / (1 + math.exp(dE / T))
         P[a, b] += p
         P[a, a] += 1 - p
     _check_transition(P_hat, P, pi, R)

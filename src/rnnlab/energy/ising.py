@@ -14,7 +14,8 @@ together never interact; all chains at once). With the local field
 :math:`\phi_i = \sum_j J_{ij} s_j + \mu h_i` and :math:`\Delta H_i = 2 s_i \phi_i`:
 
 - ``metropolis`` (Metropolis et al. 1953): flip :math:`s_i` with probability
-  :math:`\min(1, e^{-\Delta H_i / T})`;
+  :math:`\min(1, e^{-\Delta H_i / T})` (1/2 when :math:`\Delta H_i = 0`, which keeps the
+  checkerboard sweep ergodic on small lattices);
 - ``heat_bath`` (Glauber 1963): set :math:`s_i = +1` with probability
   :math:`\sigma(2 \phi_i / T)`;
 - ``wolff`` (Wolff 1989): grow a cluster from a random seed spin, adding each aligned
@@ -148,7 +149,8 @@ class IsingObservables(NamedTuple):
 
     energy: <H>/N. abs_magnetization: <|M|>/N with M = sum_i s_i.
     specific_heat: (<H^2> - <H>^2) / (N T^2).
-    susceptibility: (<M^2> - <M>^2) / (N T) (= d<M>/dh / N, the response to a field).
+    susceptibility: (<M^2> - <M>^2) / (N T) (= d<M>/dh / N, the response to a field;
+    <M> = 0 without a field).
     """
 
     energy: float | torch.Tensor
@@ -215,9 +217,15 @@ def estimate_observables(
     temperature: float,
     num_spins: int,
     block_size: int | None = None,
+    symmetric: bool = False,
 ) -> IsingEstimate:
     """Estimates per spin with jackknife errors over blocks of ``block_size`` sweeps
     (default: 6 tau, at most a sixteenth of the run), pooling the chains.
+
+    symmetric: the model has no field, so <M> = 0 exactly and the susceptibility is
+    estimated as <M^2> / (N T). (A run's mean of M is not 0 when the chains rarely reverse
+    their magnetisation, and subtracting it would make the estimate depend on how often
+    they do.)
 
     energy, magnetization: (C, T) per spin, as in :class:`IsingRun`, T >= 16; every chain
     at ``temperature``. A RuntimeWarning says when T < 50 tau (error bars unreliable)."""
@@ -281,7 +289,7 @@ def estimate_observables(
                 mu["e"],
                 mu["am"],
                 N * (mu["e2"] - mu["e"] ** 2) / T_**2,
-                N * (mu["m2"] - mu["m"] ** 2) / T_,
+                N * (mu["m2"] - (0.0 if symmetric else mu["m"] ** 2)) / T_,
                 1.0 - mu["m4"] / (3.0 * mu["m2"] ** 2),
             ]
         )
@@ -314,10 +322,17 @@ def local_field(
 def metropolis_flips(
     s: torch.Tensor, phi: torch.Tensor, beta: torch.Tensor, u: torch.Tensor
 ) -> torch.Tensor:
-    """Metropolis: which spins flip, u_i < exp(-beta Delta H_i) with Delta H_i = 2 s_i phi_i.
-    s, phi, u: (C, ...) spins, local fields and uniforms of spins that do not interact;
-    beta: (C, 1, ...) broadcastable. Returns a bool tensor like s."""
-    return u < torch.exp(phi * s * (-2.0 * beta))
+    """Metropolis: which spins flip, u_i < a(Delta H_i) with Delta H_i = 2 s_i phi_i and
+    a = min(1, exp(-beta Delta H)), except a(0) = 1/2. s, phi, u: (C, ...) spins, local
+    fields and uniforms of spins that do not interact; beta: (C, 1, ...) broadcastable.
+    Returns a bool tensor like s.
+
+    Any a(0) in (0, 1] keeps detailed balance; with a(0) = 1 a checkerboard sweep flips
+    every zero-field spin deterministically and is not ergodic on small lattices (on the
+    2x2 torus or a ring it cycles between zero-energy states for ever)."""
+    x = phi * s  # Delta H / 2
+    a = torch.exp(x * (-2.0 * beta))
+    return u < torch.where(x == 0, 0.5, a)
 
 
 def heat_bath_flips(
@@ -793,9 +808,11 @@ class IsingModel(nn.Module):
         return IsingRun(energy, magnet, s.reshape(chains, *self.shape))
 
     def observables(self, run: IsingRun, temperature: float, block_size: int | None = None):
-        """:func:`estimate_observables` of a run whose chains are all at ``temperature``."""
+        """:func:`estimate_observables` of a run whose chains are all at ``temperature``
+        (with ``symmetric=True`` when the model has no field)."""
+        symmetric = not bool((self.field != 0).any())
         return estimate_observables(
-            run.energy, run.magnetization, temperature, self.num_spins, block_size
+            run.energy, run.magnetization, temperature, self.num_spins, block_size, symmetric
         )
 
     # ----------------------------------------------------------------- exact
