@@ -43,6 +43,7 @@ Example (any model; ``carry`` is None when nothing is carried between batches)::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -60,6 +61,7 @@ from torch import nn
 
 from rnnlab.errors import InputError
 from rnnlab.optim.clipping import clip_gradients
+from rnnlab.train import distributed
 from rnnlab.train.checkpoint import rng_state, save_checkpoint, set_rng_state
 
 
@@ -203,6 +205,20 @@ class TrainResult:
     checkpoint: str | None
 
 
+def _add_grads(previous: dict, model: nn.Module, n: int) -> dict:
+    """After a ``gradients`` hook wrote this batch's ``.grad``: divide it by ``n`` and add
+    the running sum of the batches before it (``previous``); returns the new sums."""
+    out = {}
+    for p in model.parameters():
+        g = p.grad
+        if g is not None:
+            g.div_(n)
+            if previous.get(p) is not None:
+                g.add_(previous[p])
+        out[p] = g
+    return out
+
+
 def detach_carry(carry: Any) -> Any:
     """The same nested structure with every tensor detached (truncated BPTT)."""
     if isinstance(carry, torch.Tensor):
@@ -223,12 +239,6 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     return batch
-
-
-def process_rank() -> int:
-    """This process's rank under torch.distributed (0 when it is not initialised)."""
-    dist = torch.distributed
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 class Trainer:
@@ -263,6 +273,11 @@ class Trainer:
             ("bits/char", 1 / ln 2); the log and the result stay in the loss's own unit.
         after_step: ``after_step(model, batch, loss)`` after every update that was taken
             (an observer: a stopping rule that watches the training batches, a plot).
+        shard_batches: under torch.distributed (:mod:`rnnlab.train.distributed`), give
+            each rank its slice of every batch along dimension 0, so that the global batch
+            is the one-process batch; False when the iterator already yields this rank's
+            share. The model is wrapped in DistributedDataParallel for ``loss_fn`` (a
+            ``gradients`` hook gets the plain model; its gradients are averaged).
     """
 
     def __init__(
@@ -283,6 +298,7 @@ class Trainer:
         device: str | torch.device | None = None,
         loss_unit: tuple[str, float] = ("loss", 1.0),
         after_step: Callable[[nn.Module, Any, float], None] | None = None,
+        shard_batches: bool = True,
     ):
         self.device = None if device is None else torch.device(device)
         if self.device is not None:
@@ -312,7 +328,16 @@ class Trainer:
         self.last_evaluation: Evaluation | None = None
         self.loss_unit = loss_unit
         self.after_step = after_step
-        self.rank = process_rank()
+        self.rank, self.world_size = distributed.world()
+        self.shard_batches = bool(shard_batches)
+        self._net: nn.Module = model  # what loss_fn receives: DDP(model) in a process group
+        if self.world_size > 1 and loss_fn is not None:
+            ids = (
+                [self.device.index]
+                if self.device is not None and self.device.type == "cuda"
+                else None
+            )
+            self._net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
         self._stop_signal: str | None = None
         self._scaler = None
         if config.autocast == "float16":
@@ -331,6 +356,11 @@ class Trainer:
             "carry": self.carry,
             "best_model": self.best_state,
             "rng": rng_state(),
+            # under torch.distributed: every rank's RNG and carried state (rank order)
+            "world_size": self.world_size,
+            "ranks": distributed.gather({"rng": rng_state(), "carry": self.carry})
+            if self.world_size > 1
+            else None,
             "trainer": {
                 "step": self.step,
                 "items": self.items,
@@ -348,21 +378,32 @@ class Trainer:
             self.schedule.load_state_dict(state["schedule"])
         if state.get("data") is not None and hasattr(self.batches, "load_state_dict"):
             self.batches.load_state_dict(state["data"])
+        saved_world = int(state.get("world_size") or 1)
+        if saved_world != self.world_size:
+            raise InputError(
+                f"resume: the checkpoint was written by {saved_world} process(es) and this run "
+                f"has {self.world_size}; resume with the same number of processes"
+            )
         self.carry = state.get("carry")
+        if state.get("ranks"):
+            self.carry = state["ranks"][self.rank]["carry"]
         self.best_state = state.get("best_model")
         t = state["trainer"]
         self.step, self.items = int(t["step"]), int(t["items"])
         self.best_val, self.evals_since_best = t["best_val"], int(t["evals_since_best"])
         self.skipped = int(t["skipped"])
-        if state.get("rng") is not None:
+        if state.get("ranks"):
+            set_rng_state(state["ranks"][self.rank]["rng"])
+        elif state.get("rng") is not None:
             set_rng_state(state["rng"])
 
     def save(self, path: str | Path | None = None) -> Path | None:
         """Write a checkpoint atomically (to ``path`` or the configured file)."""
         path = Path(path) if path is not None else self.checkpoint
-        if path is None or self.rank != 0:
+        if path is None:
             return None
-        return save_checkpoint(path, self.kind, self.state_dict())
+        state = self.state_dict()  # on every rank: it gathers their RNG and carried states
+        return save_checkpoint(path, self.kind, state) if self.rank == 0 else path
 
     # ------------------------------------------------------------- helpers
     def _log(self, record: dict) -> None:
@@ -413,14 +454,16 @@ class Trainer:
 
     def _forward(self, batch: Any) -> StepOutput:
         """The loss function (or gradients hook) on one batch, on the device, autocast."""
+        if self.world_size > 1 and self.shard_batches:
+            batch = distributed.shard(batch, self.rank, self.world_size)
         if self.device is not None:
             batch = to_device(batch, self.device)
-        fn = self.gradients if self.gradients is not None else self.loss_fn
+        fn, net = (self.gradients, self.model) if self.gradients else (self.loss_fn, self._net)
         if self.config.autocast is None:
-            return fn(self.model, batch, self.carry)
+            return fn(net, batch, self.carry)
         dtype = getattr(torch, self.config.autocast)
         with torch.autocast(self._device_type(), dtype=dtype):
-            return fn(self.model, batch, self.carry)
+            return fn(net, batch, self.carry)
 
     def _train_step(self, batches: list) -> tuple[float | None, float | None]:
         """One step over ``batches`` (``accumulate`` of them); returns (loss, grad norm),
@@ -430,23 +473,31 @@ class Trainer:
         if getattr(self.optimizer, "takes_closure", False):
             return self._closure_step(batches[0])
         losses, self.last_items, n = [], 0, len(batches)
-        for batch in batches:
+        accumulated = {p: p.grad for p in self.model.parameters()} if self.gradients else None
+        for i, batch in enumerate(batches):
+            if self.gradients is not None and i > 0:  # the hook writes .grad afresh
+                for p in self.model.parameters():
+                    p.grad = None
             out = self._forward(batch)
             loss = out.loss
             self.last_items += int(out.items)
-            if not torch.isfinite(loss.detach()):
+            # every rank takes or skips the step together: one rank's NaN skips it for all
+            if distributed.any_true(not bool(torch.isfinite(loss.detach())), loss.device):
                 self.optimizer.zero_grad(set_to_none=True)
                 self.carry = None
                 return None, None
             if self.gradients is None:
                 scaled = loss / n if n > 1 else loss
-                (self._scaler.scale(scaled) if self._scaler else scaled).backward()
-            elif n > 1:  # the hook wrote this batch's gradient: average over the batches
-                for p in self.model.parameters():
-                    if p.grad is not None:
-                        p.grad.div_(n)
+                scaled = self._scaler.scale(scaled) if self._scaler else scaled
+                sync = i == n - 1 or not isinstance(self._net, nn.parallel.DistributedDataParallel)
+                with contextlib.nullcontext() if sync else self._net.no_sync():
+                    scaled.backward()
+            else:  # the hook wrote this batch's gradient: average over batches and ranks
+                accumulated = _add_grads(accumulated, self.model, n)
             self.carry = detach_carry(out.carry)
             losses.append(float(loss.detach()))
+        if self.gradients is not None:
+            distributed.average_gradients(self.model.parameters())
         if self._scaler is not None:
             self._scaler.unscale_(self.optimizer)
         norm = clip_gradients(self.model.parameters(), cfg.clip_norm, cfg.clip_value)
@@ -584,7 +635,7 @@ class Trainer:
                 if cfg.examples is not None and self.items >= cfg.examples:
                     stopped = "examples"
                     break
-                if time.perf_counter() - start >= budget_s:
+                if distributed.any_true(time.perf_counter() - start >= budget_s):
                     stopped = "time"
                     break
                 t0 = time.perf_counter()
@@ -665,7 +716,8 @@ class Trainer:
                         self._say(bar, f"warning: step {self.step}: no checkpoint written ({sick})")
                 if stopped == "done":
                     break
-                if self._stop_signal is not None:
+                if distributed.any_true(self._stop_signal is not None):
+                    self._stop_signal = self._stop_signal or "a signal to another process"
                     stopped = "interrupted"
                     self._say(bar, f"{self._stop_signal}: saving a checkpoint and stopping")
                     break
