@@ -748,3 +748,19 @@ def test_associative_scan_falls_back_exactly_on_an_outlier(monkeypatch):
     ll, post = m.score_samples(x)
     assert float(ll) == pytest.approx(float(ll_ref), rel=1e-4)
     torch.testing.assert_close(post.double(), post_ref, atol=1e-4, rtol=0)
+
+
+def test_found_by_the_properties_tiny_prior_times_tiny_emission_and_huge_pseudocount():
+    # both states contribute 2.1e-290: flushing "negligible" scaled emissions lost one
+    tiny = 2.1152e-290
+    m = HMM.from_params(
+        initial_probs=torch.tensor([tiny, 1.0], dtype=F64),
+        transition_matrix=torch.tensor([[1.0, 0.0], [1.0, 0.0]], dtype=F64),
+        emission_probs=torch.tensor([[1.0, 0.0], [tiny, 1.0]], dtype=F64),
+    )
+    assert m.score(torch.tensor([0])) == pytest.approx(math.log(2 * tiny), rel=1e-12)
+    # a pseudocount near the float64 maximum: the normalisation must not overflow
+    h = HMM(2, num_symbols=3, dtype=F64)
+    x = torch.randint(0, 3, (2, 8), generator=torch.Generator().manual_seed(0))
+    h.fit(x, n_iter=2, pseudocount=5.99e307)
+    torch.testing.assert_close(h.emission_probs, torch.full((2, 3), 1 / 3, dtype=F64))

@@ -221,13 +221,13 @@ def _valid(mask: Tensor | None, x: Tensor) -> Tensor:
 
 def _scaled_emissions(log_b: Tensor) -> tuple[Tensor, Tensor]:
     r""":math:`\tilde b_t = \exp(\log b_t - m_t)` (T, B, K) with :math:`m_t = \max_k \log b_t(k)`
-    (T, B), so :math:`0 \le \tilde b_t \le 1`. Values below ``tiny ** 0.8`` (1e-31 in float32)
-    are set to 0: they change no likelihood at working precision, and subnormal numbers
-    would make every later multiply slow."""
+    (T, B), so :math:`0 \le \tilde b_t \le 1`. Subnormal values (below ``tiny``) are set to
+    0: they would make every later multiply slow. (A wider flush would be wrong: a tiny
+    emission can carry the likelihood when the other states' priors are as tiny.)"""
     m = log_b.amax(-1, keepdim=True)  # (T, B, 1)
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))
     b = (log_b - m).exp_()
-    b.masked_fill_(b < torch.finfo(b.dtype).tiny ** 0.8, 0.0)
+    b.masked_fill_(b < torch.finfo(b.dtype).tiny, 0.0)
     return b, m.squeeze(-1)
 
 
@@ -702,7 +702,7 @@ def backward_smoother(
         log_norm = filter_result.log_normalizers.t().contiguous()  # (T, B)
         ll = filter_result.log_likelihood
         bc = (log_b - log_norm.unsqueeze(-1)).exp_()  # (T, B, K) b_t / p(x_t | x_{1:t-1})
-        bc.masked_fill_(bc < torch.finfo(bc.dtype).tiny ** 0.8, 0.0)
+        bc.masked_fill_(bc < torch.finfo(bc.dtype).tiny, 0.0)
         bad = ~(torch.isfinite(bc).flatten(start_dim=2).all(-1).all(0) & torch.isfinite(ll))
         bc[:, bad] = 0.0
         log_alpha = filter_result.log_alpha.transpose(0, 1)  # (T, B, K)
@@ -1812,6 +1812,7 @@ def _normalized_log(counts: Tensor, old_logits: Tensor, pseudocount: float) -> T
     non-zero (structural zeros stay zero); a row with no mass keeps its old values."""
     free = torch.isfinite(old_logits)  # log 0 = -inf marks a structural zero
     c = torch.where(free, counts + pseudocount, torch.zeros_like(counts))
+    c = c / c.amax(-1, keepdim=True).clamp_min(torch.finfo(c.dtype).tiny)  # no overflow
     tot = c.sum(-1, keepdim=True)
     new = (c / tot.clamp_min(torch.finfo(c.dtype).tiny)).log()
     old = torch.log_softmax(old_logits, -1)
