@@ -2,7 +2,6 @@
 posterior), the mean-field fixed point, the bound's gap equal to KL(q || p(h | v)), AIS
 against exact log Z, and training through the loop."""
 
-
 import pytest
 import torch
 
@@ -154,3 +153,14 @@ def test_bad_input_names_the_argument():
         m.fit(torch.full((3, 4), -1.0, dtype=DT))
     with pytest.raises(ValueError, match="at most 20 units"):
         DBM([30, 25, 30], dtype=DT).log_partition("exact")
+
+
+def test_dbm_digits_quick_preset_checks_ais_and_the_bound(tmp_path):
+    pytest.importorskip("sklearn")
+    from rnnlab.experiments import ExperimentConfig, get
+
+    res = get("dbm-digits").run(ExperimentConfig(quick=True, seed=0, out=tmp_path))
+    m = res.metrics
+    assert m["ais_validated"] and m["bound_below_exact_ll"]
+    assert m["small_test_bound_exact_log_z"] <= m["small_test_ll_exact"]
+    assert "lower bound" in res.report and all(p.exists() for p in res.plots)

@@ -329,3 +329,17 @@ def test_bad_input_names_the_argument():
         m.fit(torch.zeros(5, 4, dtype=torch.float32))
     with pytest.raises(ValueError, match="lr: expected a positive number"):
         m.fit(torch.zeros(5, 4, dtype=DT), lr=0)
+
+
+def test_rbm_digits_quick_preset_writes_report_and_plots(tmp_path):
+    pytest.importorskip("sklearn")
+    from rnnlab.experiments import ExperimentConfig, get
+
+    res = get("rbm-digits").run(ExperimentConfig(quick=True, seed=0, out=tmp_path))
+    assert res.metrics["ais_validated"]  # AIS within 3 sigma of the exact log Z, every model
+    rows = res.metrics["rows"]
+    assert {r["method"] for r in rows} == {"CD-1", "CD-10", "PCD"}
+    for r in rows:
+        assert abs(r["test_ll_ais"] - r["test_ll_exact"]) < 0.1
+    assert "not comparable" in res.report and "| CD-10 |" in res.report
+    assert all(p.exists() for p in res.plots) and len(res.plots) == 2

@@ -115,7 +115,8 @@ def gibbs_sweeps(
     s = s.clone()
     units = torch.arange(s.shape[1], device=s.device) if free is None else free
     for _ in range(sweeps):
-        order = units[torch.randperm(len(units), generator=generator).to(units.device)]
+        dev = generator.device if generator is not None else units.device
+        order = units[torch.randperm(len(units), generator=generator, device=dev).to(units.device)]
         u = torch.rand(
             (len(order), s.shape[0]), generator=generator, dtype=s.dtype, device=s.device
         )

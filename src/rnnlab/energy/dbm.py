@@ -486,6 +486,7 @@ class DBM(nn.Module):
         metrics=None,
         resume=None,
         kind="dbm",
+        lr_decay=False,
     ):
         from rnnlab.train.checkpoint import load_checkpoint
         from rnnlab.train.loop import TrainConfig, Trainer
@@ -509,13 +510,20 @@ class DBM(nn.Module):
             momentum=momentum,
         )
         per_epoch = math.ceil(n / batch_size)
+        steps = epochs * per_epoch
+        schedule = None
+        if lr_decay:  # linearly to zero over the run
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: max(0.0, 1.0 - step / steps)
+            )
         trainer = Trainer(
             module,
             optimizer,
             EpochBatches(data, batch_size, self._gen),
             None,
-            TrainConfig(steps=epochs * per_epoch, progress=progress, log_every=per_epoch),
+            TrainConfig(steps=steps, progress=progress, log_every=per_epoch),
             gradients=gradients,
+            schedule=schedule,
             checkpoint=checkpoint,
             metrics=metrics,
             kind=kind,
@@ -538,6 +546,7 @@ class DBM(nn.Module):
         chains: int = 100,
         gibbs_steps: int = 1,
         mean_field_iterations: int = 10,
+        lr_decay: bool = False,
         seed: int = 0,
         progress: bool = False,
         checkpoint: str | Path | None = None,
@@ -549,7 +558,8 @@ class DBM(nn.Module):
         (``mean_field_iterations``) and PCD model statistics from ``chains`` persistent
         chains advanced ``gibbs_steps`` block-Gibbs steps per update (carried by the loop,
         so checkpointed). The reported loss is the squared error of the mean-field
-        reconstruction :math:`\sigma(b_0 + W_0^\top \mu_1)` of the data. ``checkpoint``,
+        reconstruction :math:`\sigma(b_0 + W_0^\top \mu_1)` of the data; ``lr_decay``
+        lowers the learning rate linearly to zero over the joint phase. ``checkpoint``,
         ``metrics`` and ``resume`` apply to the joint phase. Returns self."""
         from rnnlab.train.loop import StepOutput
 
@@ -598,6 +608,7 @@ class DBM(nn.Module):
             checkpoint=checkpoint,
             metrics=metrics,
             resume=resume,
+            lr_decay=lr_decay,
         )
         self.eval()
         return self

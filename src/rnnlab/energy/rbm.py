@@ -422,7 +422,8 @@ class EpochBatches:
     def _new_order(self) -> None:
         n = self.data.shape[0]
         if self.shuffle:
-            self.order = torch.randperm(n, generator=self.generator).to(self.data.device)
+            g = self.generator
+            self.order = torch.randperm(n, generator=g, device=g.device).to(self.data.device)
         else:
             self.order = torch.arange(n, device=self.data.device)
 

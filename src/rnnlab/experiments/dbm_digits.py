@@ -33,12 +33,13 @@ def _train_dbm(train, sizes, pretrain_epochs, epochs, seed):
         train.float(),
         epochs=epochs,
         pretrain_epochs=None,
-        lr=0.005,
-        momentum=0.5,
+        lr=0.02,
+        momentum=0.9,
         weight_decay=1e-4,
         batch_size=20,
         chains=100,
         mean_field_iterations=10,
+        lr_decay=True,
         seed=seed,
     )
     return model.double()
@@ -142,7 +143,8 @@ def _run(config: ExperimentConfig) -> ExperimentResult:
         f"{'quick' if quick else 'full'}, seed {config.seed}.",
         f"DBM: greedy pretraining with the doubled input ({pre_epochs} epochs of CD-1 per "
         f"layer pair), then {epochs} epochs of mean-field (10 iterations) + PCD (100 chains), "
-        "SGD lr 0.005, momentum 0.5, weight decay 1e-4, batch 20. RBM: CD-10, "
+        "SGD lr 0.02 decayed linearly to 0, momentum 0.9, weight decay 1e-4, batch 20 "
+        "(pretraining: lr 0.05, momentum 0.5). RBM: CD-10, "
         f"{epochs} epochs, lr 0.05 decayed linearly, momentum 0.9. AIS: {temps} "
         f"temperatures, {chains} chains, evaluated in float64.",
         "",
