@@ -52,14 +52,14 @@ def _equal_states(a: dict, b: dict) -> bool:
 # ------------------------------------------------------------------ item 2: cosine and resume
 def test_cosine_resume_with_the_same_budget_is_bit_exact(tmp_path, corpus, monkeypatch):
     opts = _opts(corpus, schedule="cosine", optimizer="sgd", lr=0.5)
-    _, straight = train_lm(opts, steps=10, out=tmp_path / "a", progress=False)
-    # the same 10-step run interrupted at step 4, then resumed with its own budget
+    _, straight = train_lm(opts, steps=6, out=tmp_path / "a", progress=False)
+    # the same 6-step run interrupted at step 4, then resumed with its own budget
     _interrupt_at(monkeypatch, 4)
-    rec, _ = train_lm(opts, steps=10, out=tmp_path / "b", progress=False)
+    rec, _ = train_lm(opts, steps=6, out=tmp_path / "b", progress=False)
     assert rec["stopped"] == "interrupted" and rec["steps"] == 4
     monkeypatch.undo()
-    rec2, resumed = train_lm(None, steps=10, resume=rec["checkpoint"], progress=False)
-    assert rec2["steps"] == 10
+    rec2, resumed = train_lm(None, steps=6, resume=rec["checkpoint"], progress=False)
+    assert rec2["steps"] == 6
     assert _equal_states(straight.model.state_dict(), resumed.model.state_dict())
     assert straight.optimizer.param_groups[0]["lr"] == resumed.optimizer.param_groups[0]["lr"]
 
@@ -397,3 +397,54 @@ def test_next_token_at_any_temperature(temperature):
     for bad in (-1.0, float("nan"), float("inf")):
         with pytest.raises(InputError, match="temperature"):
             next_token(logits, temperature=bad)
+
+
+def _mutations():
+    out = []
+    for key in ("options", "config", "vocab", "data_tokens", "model", "optimizer", "trainer"):
+        out.append((f"del-{key}", lambda s, k=key: s.pop(k)))
+        out.append((f"{key}=7", lambda s, k=key: s.__setitem__(k, 7)))
+    out.append(("data=7", lambda s: s.__setitem__("data", 7)))
+    out.append(("corpus=7", lambda s: s.__setitem__("corpus", 7)))
+    out.append(("vocab-tokens-empty", lambda s: s["vocab"].__setitem__("tokens", [])))
+    out.append(("hidden=0", lambda s: s["options"].__setitem__("hidden", 0)))
+    return out
+
+
+# the mutations that gave tracebacks (KeyError/TypeError/AttributeError) before the fix
+FOUND = ("del-options", "options=7", "del-vocab", "del-data_tokens", "optimizer=7", "data=7")
+
+
+def test_damaged_checkpoints_give_one_line_errors(tmp_path, corpus):
+    _damaged(tmp_path, corpus, [m for m in _mutations() if m[0] in FOUND])
+
+
+@pytest.mark.slow
+def test_damaged_checkpoints_give_one_line_errors_every_field(tmp_path, corpus):
+    _damaged(tmp_path, corpus, _mutations())
+
+
+def _damaged(tmp_path, corpus, mutations):
+    """Resume, sample and eval of a checkpoint with one field damaged: either they work,
+    or an InputError of one line (never another exception)."""
+    import copy
+
+    from rnnlab.train.lm_run import generate_text, load_lm
+
+    rec, _ = train_lm(_opts(corpus), steps=2, out=tmp_path / "r", progress=False)
+    state = load_checkpoint(rec["checkpoint"])
+    body = {k: v for k, v in state.items() if k not in ("format", "version", "kind")}
+    for name, mutate in mutations:
+        s = copy.deepcopy(body)
+        mutate(s)
+        path = save_checkpoint(tmp_path / name / "checkpoint.pt", "lm", s)
+        try:
+            train_lm(None, steps=4, resume=path, progress=False)
+        except InputError as exc:
+            assert "\n" not in str(exc)
+        try:
+            model, tok, _ = load_lm(path)
+            generate_text(model, tok, length=3)
+            eval_lm(path)
+        except InputError as exc:
+            assert "\n" not in str(exc)

@@ -30,6 +30,7 @@ from rnnlab.optim.schedules import (
     make_schedule,
 )
 from rnnlab.train.checkpoint import load_checkpoint, seed_everything
+from rnnlab.train.distributed import init_from_env
 from rnnlab.train.generate import beam_search, sample
 from rnnlab.train.lm import (
     LanguageModel,
@@ -273,6 +274,29 @@ def _check_out(out: Path, resume: Path | None) -> None:
         )
 
 
+# the fields a resumable language-model checkpoint holds, with their types
+RESUME_FIELDS = {
+    "options": dict,
+    "config": dict,
+    "vocab": dict,
+    "data_tokens": int,
+    "model": dict,
+    "optimizer": dict,
+    "trainer": dict,
+}
+
+
+def _check_resume_fields(state: dict, path) -> None:
+    """InputError naming the first missing or mistyped field of a checkpoint."""
+    for key, kind in RESUME_FIELDS.items():
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            got = "missing" if key not in state else f"a {type(state[key]).__name__}"
+            raise InputError(
+                f"checkpoint: {str(path)!r} is damaged or incompatible (field {key!r}: expected "
+                f"a {kind.__name__}, found {got})"
+            )
+
+
 def _resolve_data(overrides: dict | None) -> dict | None:
     """``overrides`` with a ``data`` path made absolute (as checkpoints store it)."""
     if not overrides or overrides.get("data") is None:
@@ -333,6 +357,7 @@ def train_lm(
     resume_path = Path(resume) if resume is not None else None
     if resume_path is not None:
         state = load_checkpoint(resume_path, KIND)
+        _check_resume_fields(state, resume_path)
         try:
             saved = LMTrainOptions(**state["options"])
             done = int(state["trainer"]["step"])
@@ -364,6 +389,9 @@ def train_lm(
         out_dir = Path(out) if out is not None else _new_run_dir()
     _check_out(out_dir, resume_path)
     device = _device(opts.device)
+    # under torchrun: join the process group (gloo on CPU, NCCL with one GPU a process)
+    dist_info = init_from_env(device)
+    device = dist_info.device or device
     seed_everything(opts.seed)
 
     tokenizer = tokenizer_from_dict(state["vocab"]) if state is not None else None
@@ -398,7 +426,7 @@ def train_lm(
     batches = StreamBatcher(data.train, opts.batch, opts.seq_len)
     val_tokens = data.val.to(device)
 
-    def eval_fn(m):
+    def eval_fn(m):  # sharded across processes and reduced under torch.distributed
         return evaluate_lm(m, val_tokens, batch_size=16, seq_len=256)
 
     extra = {
@@ -428,16 +456,17 @@ def train_lm(
         metrics=out_dir / "metrics.jsonl",
         kind=KIND,
         extra=extra,
+        loss_unit=("bits/char", 1 / math.log(2)) if opts.level == "char" else ("nats/word", 1.0),
     )
     if state is not None:
         new_lr = opts.lr != LMTrainOptions(**state["options"]).lr
-        if new_lr:
-            for group in state["optimizer"]["param_groups"]:
-                group["lr"] = opts.lr
         try:
+            if new_lr:
+                for group in state["optimizer"]["param_groups"]:
+                    group["lr"] = opts.lr
             trainer.load_state_dict(state)
             trainer.carry = _to(trainer.carry, device)
-        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(
                 f"--resume: {str(resume_path)!r} holds a state that does not fit its own "
@@ -456,6 +485,8 @@ def train_lm(
         result = replace(result, val_loss=trainer.evaluate())
     plot = None
     try:
+        if dist_info.rank != 0:  # rank 0 alone writes
+            raise OSError("not rank 0")
         level = opts.level
         plot = plot_losses(
             out_dir / "metrics.jsonl",
@@ -521,9 +552,15 @@ def eval_lm(path: str | os.PathLike, data: str | os.PathLike | None = None) -> d
     model, tokenizer, state = load_lm(path)
     level = tokenizer.level
     if data is None:
-        opts = LMTrainOptions(**state["options"])
+        try:
+            opts = LMTrainOptions(**state["options"])
+            corpus_source = state["corpus"]["source"]
+        except (KeyError, TypeError) as exc:
+            raise InputError(
+                f"checkpoint: {str(path)!r} is damaged or incompatible (options: {exc})"
+            ) from None
         ids = prepare_data(opts, tokenizer).val
-        source, unknown = f"validation split of {state['corpus']['source']}", 0
+        source, unknown = f"validation split of {corpus_source}", 0
     else:
         corpus = load_corpus(data=data)
         enc = tokenizer.encode_blocks(corpus.blocks(), corpus.size_bytes)
