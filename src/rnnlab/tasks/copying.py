@@ -163,6 +163,8 @@ def solve(batch: TaskBatch, num_chars: int | None = None) -> torch.Tensor:
     """The perfect solver's logits: a tape that stores the leading data symbols and
     replays them in the last ``num_chars`` steps (10 for the copy task), blanks before."""
     B, T, Fin = batch.inputs.shape
+    if num_chars is not None:
+        check_range(f"num_chars (at most T / 2 = {T // 2})", num_chars, 1, T // 2)
     copy_task = Fin == COPY_INPUT_SIZE and num_chars is None
     n = COPY_LENGTH if copy_task else (num_chars or int(batch.mask[0].sum()))
     V = COPY_OUTPUT_SIZE if copy_task else Fin - 1
