@@ -42,7 +42,9 @@ def _scan(L, temps, chains, sweeps, burn_in, method, gen, initial="up"):
         part = slice(k * chains, (k + 1) * chains)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            est = estimate_observables(run.energy[part], run.magnetization[part], T, L * L)
+            est = estimate_observables(
+                run.energy[part], run.magnetization[part], T, L * L, symmetric=True
+            )
         if caught:
             unreliable.append(T)
         rows.append({"T": T, "est": est})
@@ -148,7 +150,7 @@ def _run(config: ExperimentConfig) -> ExperimentResult:
         "",
         f"## Energy and |m| per spin, {L_curve}x{L_curve}, heat-bath checkerboard sweeps",
         "",
-        "| T | e | Onsager e | abs m | Yang m | C | chi | tau (sweeps) |",
+        "| T | e | Onsager e | abs m | Yang m | C | chi = <M^2>/(N T) | tau (sweeps) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for i, r in enumerate(curve):
