@@ -71,7 +71,7 @@ def _bernoulli_events(p: Tensor, steps: int, generator) -> tuple[Tensor, Tensor,
     pos = torch.full_like(p64, -1.0)  # position of the last spike drawn
     out = []
     while True:
-        u = torch.rand((draws, *p.shape), generator=generator, dtype=torch.float64)
+        u = torch.rand((draws, *p.shape), generator=generator, dtype=torch.float64, device=p.device)
         gaps = torch.floor(torch.log(u) / log_q) + 1.0  # geometric on {1, 2, ...}
         gaps = torch.where(log_q == 0, float(steps + 1), torch.nan_to_num(gaps, nan=1.0))
         t = pos + torch.cumsum(gaps, 0)  # (draws, B, N)
@@ -240,8 +240,8 @@ class PoissonInput(SpikeSource):
             if group is not None:
                 k, c = group
                 step, b, _ = _bernoulli_events(self._p[:, :1] / c, self.block, self.generator)
-                keep = torch.rand((step.shape[0], k), generator=self.generator) < c
-                s[step, b, :k] = keep.to(s.device)
+                keep = torch.rand((step.shape[0], k), generator=self.generator, device=s.device)
+                s[step, b, :k] = keep < c
             self._blocks[len(self._blocks)] = s
         return self._blocks[index]
 

@@ -190,7 +190,9 @@ def run_windows(
     """Run ``steps`` steps from ``chunks`` (time-major (steps, B or 1, N) per source) by
     windows. Returns the population's spikes (steps, B, N) bool."""
     ((name, pop),) = network.populations.items()
-    out = torch.zeros(steps, run.batch, pop.num_neurons, dtype=torch.bool)
+    out = torch.zeros(
+        steps, run.batch, pop.num_neurons, dtype=torch.bool, device=run.neurons[name].v.device
+    )
     events = {s: _events(ch, run.batch) for s, ch in chunks.items()}
     k_max = window_size(network, run.batch)
     K = k_max
@@ -199,7 +201,7 @@ def run_windows(
         k = min(K, steps - i)
         window = {}
         for s, (ks, bs, ps) in events.items():
-            lo, hi = torch.searchsorted(ks, torch.tensor([i, i + k])).tolist()
+            lo, hi = torch.searchsorted(ks, torch.tensor([i, i + k], device=ks.device)).tolist()
             window[s] = (ks[lo:hi] - i, bs[lo:hi], ps[lo:hi])
         m = _window(network, run, window, k)
         i += m
