@@ -165,6 +165,7 @@ def _cli_property(flags, steps):
     only parsing and option checks run here)."""
     import io
     import math as m
+    import types
     from contextlib import redirect_stderr
 
     from rnnlab.train import lm_run
@@ -215,7 +216,7 @@ def _cli_property(flags, steps):
         record = {"options": {"level": "char", "seed": 0}, "steps": 1, "stopped": "steps"}
         record.update(seconds=0.0, tokens_per_second=0.0, checkpoint="c", loss_plot=None)
         record.update(train_bits_per_char=1.0, val_bits_per_char=1.0)
-        return record, None
+        return record, types.SimpleNamespace(rank=0)
 
     real = lm_run.train_lm
     lm_run.train_lm = stub
