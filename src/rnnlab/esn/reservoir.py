@@ -145,8 +145,9 @@ def uniform_weights(
 def recurrent_operator(W: Tensor, sparse: bool | None = None) -> Callable:
     r"""A function ``into(x, d, out)`` that writes :math:`d + W x` into ``out``.
 
-    x: (B, H) the previous states, or (H,) for one sequence; d: the step's drive, same
-    shape; out: same shape. sparse: run W as CSR with int32 indices (None: when
+    x: (H, B) the previous states, one column per sequence (the layout in which a CSR
+    product is fastest), or (H,) for one sequence; d: the step's drive, same shape; out:
+    same shape. sparse: run W as CSR with int32 indices (None: when
     H >= :data:`SPARSE_FROM` and the fraction of nonzeros is at most
     :data:`SPARSE_DENSITY`). Both give the same numbers up to the order of summation.
     """
@@ -154,12 +155,11 @@ def recurrent_operator(W: Tensor, sparse: bool | None = None) -> Callable:
     if sparse is None:
         sparse = H >= SPARSE_FROM and float((W != 0).sum()) <= SPARSE_DENSITY * H * H
     if not sparse:
-        Wt = W.t()  # (H, H): x (B, H) @ W^T
 
         def dense_into(x: Tensor, d: Tensor, out: Tensor) -> Tensor:
             if x.dim() == 1:
                 return torch.addmv(d, W, x, out=out)  # (H,)
-            return torch.addmm(d, x, Wt, out=out)  # (B, H)
+            return torch.addmm(d, W, x, out=out)  # (H, H) @ (H, B)
 
         return dense_into
     with warnings.catch_warnings():  # "sparse CSR support is in beta"
@@ -173,7 +173,7 @@ def recurrent_operator(W: Tensor, sparse: bool | None = None) -> Callable:
     def sparse_into(x: Tensor, d: Tensor, out: Tensor) -> Tensor:
         if x.dim() == 1:
             return torch.addmv(d, Ws, x, out=out)
-        return torch.add(d, (Ws @ x.t()).t(), out=out)  # (H, B) -> (B, H)
+        return torch.addmm(d, Ws, x, out=out)  # (H, H) CSR @ (H, B)
 
     return sparse_into
 
@@ -185,16 +185,19 @@ def _activation_(name: str) -> Callable[[Tensor], Tensor]:
 
 
 def _time_major(drive: Tensor, x0: Tensor):
-    """Per-step views: one sequence runs on (H,) vectors (cheaper calls), a batch on (B, H)."""
+    """Per-step blocks: one sequence runs on (H,) vectors (cheaper calls), a batch on
+    (H, B) columns (contiguous per step)."""
     if drive.shape[0] == 1:
         d = drive[0]  # (T, H)
         return d, x0[0], torch.empty_like(d)
-    d = drive.transpose(0, 1).contiguous()  # (T, B, H)
-    return d, x0, torch.empty_like(d)
+    d = drive.permute(1, 2, 0).contiguous()  # (T, H, B)
+    return d, x0.t().contiguous(), torch.empty_like(d)
 
 
 def _batch_first(X: Tensor, B: int) -> Tensor:
-    return X[None] if B == 1 and X.dim() == 2 else X.transpose(0, 1)
+    """(T, H) or (T, H, B) -> a new, ordinary (B, T, H) tensor."""
+    X = X[None] if B == 1 else X.permute(2, 0, 1)
+    return X.clone(memory_format=torch.contiguous_format)
 
 
 def run_reservoir(
@@ -217,7 +220,7 @@ def run_reservoir(
             if a != 1.0:
                 torch.lerp(x, h, a, out=h)  # (1 - a) x_{t-1} + a h
             x = h
-    return _batch_first(X, B).clone()  # (B, T, H), an ordinary tensor again
+    return _batch_first(X, B)  # (B, T, H), an ordinary tensor again
 
 
 def run_closed_loop(
@@ -245,15 +248,15 @@ def run_closed_loop(
     a = leak_rate
     with torch.inference_mode():
         d, x, X = _time_major(drive, x0)
-        y = y0[0] if one else y0
-        Y = d.new_empty((T, O) if one else (T, B, O))
+        y = y0[0] if one else y0.t().contiguous()  # (O,) or (O, B)
+        Y = d.new_empty((T, O) if one else (T, O, B))
         ds, Xs, Ys = d.unbind(0), X.unbind(0), Y.unbind(0)
-        W_fb_t, W_out_t = W_fb.t(), W_out.t()
+        b_col = b_out[:, None]  # (O, 1)
         for t in range(T):
             if one:
                 dt = torch.addmv(ds[t], W_fb, y)  # d_t + W_fb y_{t-1}
             else:
-                dt = torch.addmm(ds[t], y, W_fb_t)
+                dt = torch.addmm(ds[t], W_fb, y)  # (H, O) @ (O, B)
             h = act_(recur(x, dt, Xs[t]))
             if a != 1.0:
                 torch.lerp(x, h, a, out=h)
@@ -261,8 +264,8 @@ def run_closed_loop(
             if one:
                 y = torch.addmv(b_out, W_out, x, out=Ys[t])  # (O,)
             else:
-                y = torch.addmm(b_out, x, W_out_t, out=Ys[t])  # (B, O)
-    return _batch_first(X, B).clone(), _batch_first(Y, B).clone()
+                y = torch.addmm(b_col, W_out, x, out=Ys[t])  # (O, B)
+    return _batch_first(X, B), _batch_first(Y, B)
 
 
 def check_leak_rate(leak_rate: object) -> float:
