@@ -185,7 +185,7 @@ def _cli_property(flags, steps):
         "--eval-every": (int, lambda v: v >= 0),
         "--max-vocab": (int, lambda v: v >= 2),
         "--patience": (int, lambda v: v >= 1),
-        "--seed": (int, lambda v: True),
+        "--seed": (int, lambda v: -(2**63) <= v < 2**64),
         "--lr": (float, lambda v: m.isfinite(v) and v > 0),
         "--dropout": (float, lambda v: 0 <= v < 1),
         "--val-fraction": (float, lambda v: 0 < v < 1),
@@ -272,7 +272,7 @@ _FLAGS = [
     "--samples",
 ]
 _VALUES = ["0", "1", "3", "-1", "2.5", "1e-3", "nan", "inf", "abc", "0.5", "1e38", "-0.0"]
-_VALUES += ["100000"]
+_VALUES += ["100000", "99999999999999999999999"]
 
 
 def _both_cli(fast, slow):

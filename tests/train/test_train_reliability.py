@@ -448,3 +448,17 @@ def _damaged(tmp_path, corpus, mutations):
             eval_lm(path)
         except InputError as exc:
             assert "\n" not in str(exc)
+
+
+def test_seeds_torch_cannot_take_are_refused(tmp_path, corpus):
+    # found probing: --seed 2**70 raised "Overflow when unpacking long long" from torch
+    from rnnlab.train.lm_run import generate_text, load_lm
+
+    for seed in (2**64, -(2**63) - 1, 2**70, 1.5, True):
+        with pytest.raises(InputError, match="^--seed: expected an integer in"):
+            _opts(corpus, seed=seed)
+    rec, _ = train_lm(_opts(corpus, seed=2**64 - 1), steps=1, out=tmp_path / "r", progress=False)
+    model, tok, _ = load_lm(rec["checkpoint"])
+    with pytest.raises(InputError, match="^seed: expected an integer in"):
+        generate_text(model, tok, length=2, seed=2**64)
+    assert generate_text(model, tok, prime="the", length=2, seed=-(2**63)).startswith("the")

@@ -54,6 +54,13 @@ UNKNOWN_LIMIT = {"char": 0.01, "word": 0.25}
 MAX_VAL_TOKENS = 1_000_000
 
 
+SEED_RANGE = "[-2**63, 2**64 - 1]"  # what torch's generators accept
+
+
+def _is_seed(seed) -> bool:
+    return isinstance(seed, int) and not isinstance(seed, bool) and -(2**63) <= seed < 2**64
+
+
 @dataclass(frozen=True)
 class LMTrainOptions:
     """Everything that defines an LM training run besides its budget (saved in checkpoints).
@@ -99,8 +106,8 @@ class LMTrainOptions:
         check_positive_int("--max-vocab", self.max_vocab, 2)
         if self.patience is not None:
             check_positive_int("--patience", self.patience, 1)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise InputError(f"--seed: expected an integer, received {self.seed!r}")
+        if not _is_seed(self.seed):
+            raise InputError(f"--seed: expected an integer in {SEED_RANGE}, received {self.seed!r}")
         if self.optimizer not in OPTIMIZERS:
             raise InputError(
                 f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, received {self.optimizer!r}"
@@ -618,6 +625,8 @@ def generate_text(
     seed: int = 0,
 ) -> str:
     """Prime text followed by ``length`` generated tokens."""
+    if not _is_seed(seed):
+        raise InputError(f"seed: expected an integer in {SEED_RANGE}, received {seed!r}")
     prime = default_prime(tokenizer) if prime is None else prime
     ids = encode_prime(tokenizer, prime)
     never = (UNKNOWN_ID,)  # the unknown token stands for no text: never generate it
