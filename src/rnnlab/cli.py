@@ -26,6 +26,8 @@ COMMANDS = (
     "rnnlab.train.cli",  # train, sample, eval
     "rnnlab.experiments.cli",  # reproduce
     "rnnlab.bench",  # bench
+    "rnnlab.seq2seq.cli",  # translate
+    "rnnlab.labelling.cli",  # transcribe
 )
 
 

@@ -76,7 +76,7 @@ def fit(
     eval_every: int = 200,
     val_limit: int = 500,
     sampling_probability: float = 0.0,
-    on_eval: Callable[[dict], bool] | None = None,
+    on_eval: Callable[[Seq2Seq, dict], bool] | None = None,
     checkpoint=None,
     metrics=None,
     extra: dict | None = None,
@@ -87,7 +87,7 @@ def fit(
     """Train ``model`` on ``batches`` (:class:`Seq2SeqBatch` iterator) with Adam.
 
     Every ``eval_every`` steps the first ``val_limit`` validation pairs are scored
-    (:func:`evaluate`, greedy exact match); ``on_eval(metrics) -> done`` may end the
+    (:func:`evaluate`, greedy exact match); ``on_eval(model, metrics) -> done`` may end the
     run (a goal met) or advance a curriculum. The best validation loss is kept."""
     val = list(val_examples[:val_limit])
 
@@ -99,7 +99,7 @@ def fit(
     def eval_fn(m):
         r = evaluate(m, val, decode=True)
         r.pop("outputs")
-        done = bool(on_eval(r)) if on_eval is not None else False
+        done = bool(on_eval(m, r)) if on_eval is not None else False
         return Evaluation(r["loss"], {k: v for k, v in r.items() if k != "loss"}, done)
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -114,4 +114,23 @@ def fit(
     return trainer, result
 
 
-__all__ = ["evaluate", "fit"]
+__all__ = ["curriculum_hook", "evaluate", "fit"]
+
+
+def curriculum_hook(curriculum, src_vocab, tgt_vocab, task: str = "program", seed: int = 0,
+                    n: int = 200):  # fmt: skip
+    """An ``on_eval`` for :func:`fit` that reports the teacher-forced per-character
+    accuracy on ``n`` validation programs at the curriculum's current level to
+    ``curriculum.advance`` (the naive and combined curricula move on from it)."""
+    from rnnlab.seq2seq.data import encode_pairs
+    from rnnlab.tasks import execute
+
+    def on_eval(model, metrics) -> bool:
+        if not curriculum.at_target:
+            length, nesting = curriculum.level
+            pairs = execute.dataset(n, "validation", length, nesting, task, seed=seed)
+            r = evaluate(model, encode_pairs(pairs, src_vocab, tgt_vocab), decode=False)
+            curriculum.advance(r["token_accuracy"])
+        return False
+
+    return on_eval
