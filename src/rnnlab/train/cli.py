@@ -13,7 +13,7 @@ from rnnlab.output import print_json
 from rnnlab.train.lm import CELLS
 
 # other model families' ``rnnlab train NAME``: each module defines add_train_parser(tsub)
-TRAIN_MODELS: tuple[str, ...] = ()
+TRAIN_MODELS: tuple[str, ...] = ("rnnlab.seq2seq.cli",)
 
 
 def add_parser(sub) -> None:
