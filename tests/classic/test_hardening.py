@@ -454,7 +454,7 @@ def test_loop_of_one_iteration_fits_warns_on_a_decrease():
 # --------------------------------------------------------------------- hmmlearn oracles
 
 
-@pytest.mark.parametrize("covariance", ["spherical", "diag", "full"])
+@pytest.mark.parametrize("covariance", ["spherical", "diag", "full", "tied"])
 def test_one_em_step_and_information_criteria_agree_with_hmmlearn(covariance):
     hmm = pytest.importorskip("hmmlearn.hmm")
     g = torch.Generator().manual_seed(5)
@@ -465,8 +465,11 @@ def test_one_em_step_and_information_criteria_agree_with_hmmlearn(covariance):
         covs = var[:, None].expand(K, D).clone()
     elif covariance == "diag":
         covs = torch.rand(K, D, generator=g, dtype=F64) + 0.5
-    else:
+    elif covariance == "full":
         L = torch.randn(K, D, D, generator=g, dtype=F64) * 0.3
+        covs = L @ L.mT + torch.eye(D, dtype=F64)
+    else:  # tied: one (D, D) matrix
+        L = torch.randn(D, D, generator=g, dtype=F64) * 0.3
         covs = L @ L.mT + torch.eye(D, dtype=F64)
     pi = torch.tensor([0.5, 0.3, 0.2], dtype=F64)
     A = torch.tensor([[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]], dtype=F64)
@@ -480,16 +483,17 @@ def test_one_em_step_and_information_criteria_agree_with_hmmlearn(covariance):
         K, covariance_type=covariance, n_iter=1, init_params="", min_covar=0, covars_prior=0
     )
     ref.startprob_, ref.transmat_, ref.means_ = pi.numpy(), A.numpy(), means.numpy()
-    ref.covars_ = {"spherical": var.numpy(), "diag": covs.numpy(), "full": covs.numpy()}[covariance]
+    ref.covars_ = var.numpy() if covariance == "spherical" else covs.numpy()
     assert ours.score(x) == pytest.approx(ref.score(X, lens), rel=1e-10)
     assert ours.aic(x) == pytest.approx(ref.aic(X, lens), rel=1e-10)
     assert ours.bic(x) == pytest.approx(ref.bic(X, lens), rel=1e-10)
     ref.fit(X, lens)
     ours.fit(x, n_iter=1, pseudocount=0.0, min_covar=0.0)
     torch.testing.assert_close(ours.means.detach().numpy(), ref.means_, rtol=1e-8, atol=1e-10)
-    if covariance == "full":
-        ref_var = np.diagonal(ref._covars_, axis1=-2, axis2=-1)
-        torch.testing.assert_close(ours.covs.detach().numpy(), ref._covars_, rtol=1e-8, atol=1e-10)
+    if covariance in ("full", "tied"):
+        full = np.broadcast_to(ref._covars_, (K, D, D))
+        ref_var = np.diagonal(full, axis1=-2, axis2=-1)
+        torch.testing.assert_close(ours.covs.detach().numpy(), full, rtol=1e-8, atol=1e-10)
     else:
         ref_var = np.broadcast_to(np.asarray(ref._covars_).reshape(K, -1), (K, D))
     torch.testing.assert_close(ours.variances.detach().numpy(), ref_var, rtol=1e-8, atol=1e-10)

@@ -797,7 +797,8 @@ class _LogLikelihood(torch.autograd.Function):
 # ----------------------------------------------------------------------------------------
 
 _EMISSIONS = ("categorical", "gaussian", "gmm")
-_COVARIANCES = ("full", "diag", "spherical")
+_COVARIANCES = ("full", "diag", "spherical", "tied")
+_DIAGONAL = ("diag", "spherical")  # stored as log standard deviations
 _FIXABLE = ("initial_probs", "transition_matrix", "emissions")
 
 
@@ -898,8 +899,12 @@ class HMM(nn.Module):
                     f"num_mixtures: only for emission='gmm', received {num_mixtures!r}"
                 )
             self.loc = nn.Parameter(torch.randn(*lead, D, **kw))
+            if covariance == "tied" and emission == "gmm":
+                raise InputError("covariance: 'tied' is for emission='gaussian', received 'gmm'")
             if covariance == "full":  # lower triangle free, diagonal stored as its log
                 self.scale_tril_raw = nn.Parameter(torch.zeros(*lead, D, D, **kw))
+            elif covariance == "tied":  # one covariance shared by all states
+                self.scale_tril_raw = nn.Parameter(torch.zeros(D, D, **kw))
             else:  # log standard deviations, one per feature (diag) or per state
                 width = D if covariance == "diag" else 1
                 self.log_scale = nn.Parameter(torch.zeros(*lead, width, **kw))
@@ -954,16 +959,17 @@ class HMM(nn.Module):
     def scale_tril(self) -> Tensor:
         r"""Lower Cholesky factors :math:`L` of the covariances, (K, D, D) or (K, C, D, D)."""
         self._require("scale_tril", ("gaussian", "gmm"))
-        if self.covariance != "full":
+        if self.covariance in _DIAGONAL:
             return torch.diag_embed(self.log_scale.exp().expand(*self.loc.shape))
         raw = self.scale_tril_raw
-        return raw.tril(-1) + torch.diag_embed(torch.diagonal(raw, dim1=-2, dim2=-1).exp())
+        L = raw.tril(-1) + torch.diag_embed(torch.diagonal(raw, dim1=-2, dim2=-1).exp())
+        return L.expand(*self.loc.shape, self.obs_dim) if self.covariance == "tied" else L
 
     @property
     def variances(self) -> Tensor:
         r"""Diagonal of :math:`\Sigma`, (K, D) or (K, C, D)."""
         self._require("variances", ("gaussian", "gmm"))
-        if self.covariance != "full":
+        if self.covariance in _DIAGONAL:
             return (2.0 * self.log_scale).exp().expand(*self.loc.shape)
         return torch.diagonal(self.covs, dim1=-2, dim2=-1)
 
@@ -972,7 +978,7 @@ class HMM(nn.Module):
         r""":math:`\Sigma = L L^\top` (K, D, D), or (K, C, D, D) for gmm; diagonal matrices
         when ``covariance='diag'``."""
         self._require("covs", ("gaussian", "gmm"))
-        if self.covariance != "full":
+        if self.covariance in _DIAGONAL:
             return torch.diag_embed(self.variances)
         L = self.scale_tril
         return L @ L.transpose(-1, -2)
@@ -1073,6 +1079,8 @@ class HMM(nn.Module):
                     f"covariance: expected one of {_COVARIANCES}, received {covariance!r}"
                 )
             full_shape = (*mu.shape, D)
+            if covariance == "tied" and tuple(S.shape) == (D, D):  # the shared matrix
+                S = S.expand(full_shape).clone()
             if tuple(S.shape) == tuple(mu.shape):  # variances given
                 variances = S
                 if (variances <= 0).any() or not torch.isfinite(variances).all():
@@ -1086,7 +1094,15 @@ class HMM(nn.Module):
                     f"received {tuple(S.shape)}"
                 )
             L = _check_spd("covs", S)
-            if covariance != "full":
+            if covariance == "tied":
+                spread = (S - S[:1]).abs().max()
+                if spread > 1e-12 * S.abs().max():
+                    raise InputError(
+                        "covs: covariance='tied' needs the same matrix for every state, "
+                        f"received differences up to {float(spread):.3g}"
+                    )
+                L = _check_spd("covs", S)
+            elif covariance != "full":
                 diag = torch.diagonal(S, dim1=-2, dim2=-1)
                 off = S - torch.diag_embed(diag)
                 if off.abs().max() > 0:
@@ -1131,7 +1147,10 @@ class HMM(nn.Module):
 
     def _set_covs(self, S: Tensor, L: Tensor | None = None) -> None:
         """Store covariances ``S`` (..., D, D) (no autograd)."""
-        if self.covariance != "full":
+        if self.covariance == "tied":  # the states' (equal) covariances: store one
+            S = S.reshape(-1, *S.shape[-2:])[0]
+            L = None if L is None else L.reshape(-1, *L.shape[-2:])[0]
+        if self.covariance in _DIAGONAL:
             v = torch.diagonal(S, dim1=-2, dim2=-1)
             if self.covariance == "spherical":
                 v = v.mean(-1, keepdim=True)
@@ -1247,11 +1266,11 @@ class HMM(nn.Module):
         if self.emission == "categorical":
             return categorical_log_prob(xs.long(), torch.log_softmax(self.emission_logits, -1))
         if self.emission == "gaussian":
-            if self.covariance != "full":
+            if self.covariance in _DIAGONAL:
                 return diag_gaussian_log_prob(xs, self.loc, self.variances)
             return gaussian_log_prob(xs, self.loc, self.scale_tril)
         log_w = torch.log_softmax(self.mixture_logits, -1)
-        diag = self.covariance != "full"
+        diag = self.covariance in _DIAGONAL
         scale = self.variances if diag else self.scale_tril
         return gmm_log_prob(xs, log_w, self.loc, scale, diag, return_components=components)
 
@@ -1600,8 +1619,8 @@ class HMM(nn.Module):
             return n + K * (self.num_symbols - 1)
         D = self.obs_dim
         J = K * (self.num_mixtures or 1)
-        cov = {"full": D * (D + 1) // 2, "diag": D, "spherical": 1}[self.covariance]
-        n += J * (D + cov)
+        cov = {"full": D * (D + 1) // 2, "diag": D, "spherical": 1, "tied": 0}[self.covariance]
+        n += J * (D + cov) + (D * (D + 1) // 2 if self.covariance == "tied" else 0)
         if self.emission == "gmm":
             n += K * (self.num_mixtures - 1)
         return n
@@ -1648,9 +1667,12 @@ class HMM(nn.Module):
         covs = covs.view(*lead, *covs.shape[1:])
         alive = alive.view(lead)
         self.loc.copy_(torch.where(alive.unsqueeze(-1), means, self.loc))
-        if self.covariance in ("diag", "spherical"):
+        if self.covariance in _DIAGONAL:
             new = 0.5 * covs.log()
             self.log_scale.copy_(torch.where(alive.unsqueeze(-1), new, self.log_scale))
+        elif self.covariance == "tied":  # pooled over the states (hmmlearn's tied M-step)
+            if bool(alive.any()):
+                self._set_covs(covs[0])
         else:
             self._set_covs(torch.where(alive[..., None, None], covs, self.covs))
 
@@ -1773,14 +1795,14 @@ def _check_stochastic(name: str, p: Tensor) -> None:
         )
     sums = p.sum(-1)
     eps = torch.finfo(p.dtype).eps  # rounding of a sum of M terms grows like M eps
-    tol = math.sqrt(eps) + 4 * p.shape[-1] * eps
+    tol = max(math.sqrt(eps), 1e-6) + 4 * p.shape[-1] * eps  # 1e-6: float32-made rows
     bad = (sums - 1).abs() > tol
     if bad.any():
         idx = bad.nonzero()[0].tolist()
         where = f" (row {idx[0]})" if p.dim() > 1 else ""
         raise InputError(
-            f"{name}: expected rows summing to 1, received a sum of "
-            f"{float(sums[tuple(idx)]):.6g}{where}"
+            f"{name}: expected rows summing to 1 (within {tol:.2g}), received a sum of "
+            f"{float(sums[tuple(idx)]):.10g}{where}"
         )
 
 
@@ -1847,5 +1869,8 @@ def _weighted_moments(
         second = (rt @ outer).view(-1, D, D) / denom.unsqueeze(-1)  # (J, D, D)
         covs = second - mc.unsqueeze(-1) * mc.unsqueeze(-2)
         covs = 0.5 * (covs + covs.transpose(-1, -2))
+        if covariance == "tied":  # sum_k n_k Sigma_k / N, the same for every state
+            pooled = (nk[:, None, None] * covs).sum(0) / nk.sum().clamp_min(1e-300)
+            covs = pooled.expand_as(covs)
         covs = covs + torch.diag(floor)
     return mc + center, covs, alive
