@@ -147,5 +147,6 @@ def test_a_two_process_run_resumes_exactly_and_refuses_another_world_size(tmp_pa
 
 @pytest.mark.slow
 def test_a_failing_rank_ends_the_whole_job(tmp_path):
-    with pytest.raises(mp.ProcessRaisedException, match="rank 1 fails on purpose"):
+    # the failing rank's error, or its peer's lost connection: either way the job ends
+    with pytest.raises(mp.ProcessRaisedException, match="fails on purpose|onnection|peer"):
         _spawn(tmp_path, "fail")

@@ -13,7 +13,7 @@ from rnnlab.output import print_json
 from rnnlab.train.lm import CELLS
 
 # other model families' ``rnnlab train NAME``: each module defines add_train_parser(tsub)
-TRAIN_MODELS: tuple[str, ...] = ("rnnlab.seq2seq.cli",)
+TRAIN_MODELS: tuple[str, ...] = ("rnnlab.seq2seq.cli", "rnnlab.labelling.cli")
 
 
 def add_parser(sub) -> None:
@@ -133,6 +133,8 @@ def _train_lm(args: argparse.Namespace) -> int:
     except TrainingDiverged as exc:
         print(f"rnnlab train lm: {exc}", file=sys.stderr)
         return 1
+    if trainer.rank != 0:  # under torchrun: rank 0 reports for the whole job
+        return 130 if record["stopped"] == "interrupted" else 0
     level = record["options"]["level"]
     metric = "bits_per_char" if level == "char" else "perplexity"
     unit = "bits/char" if level == "char" else "perplexity"

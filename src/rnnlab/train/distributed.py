@@ -92,13 +92,29 @@ def shard(batch: Any, rank: int, world_size: int) -> Any:
     return batch
 
 
-def any_true(flag: bool, device: torch.device | None = None) -> bool:
+def _collective_device() -> torch.device:
+    """Where the backend's collectives take tensors (NCCL: this process's GPU)."""
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def any_true(flag: bool) -> bool:
     """Whether ``flag`` holds on any rank (one all-reduce); ``flag`` itself alone."""
     if world()[1] == 1:
         return bool(flag)
-    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    t = torch.tensor([1.0 if flag else 0.0], device=_collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item() > 0)
+
+
+def mean(value: float) -> float:
+    """The mean of ``value`` over the ranks (``value`` itself alone)."""
+    if world()[1] == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=_collective_device())
+    dist.all_reduce(t)
+    return float(t.item() / world()[1])
 
 
 def gather(obj: Any) -> list[Any]:
@@ -123,4 +139,13 @@ def average_gradients(parameters) -> None:
             p.grad.div_(world_size)
 
 
-__all__ = ["DistInfo", "any_true", "average_gradients", "gather", "init_from_env", "shard", "world"]
+__all__ = [
+    "DistInfo",
+    "any_true",
+    "average_gradients",
+    "gather",
+    "init_from_env",
+    "mean",
+    "shard",
+    "world",
+]

@@ -35,6 +35,7 @@ from rnnlab._validation import check_positive_int
 from rnnlab.data.streams import StreamBatch, StreamBatcher
 from rnnlab.errors import InputError
 from rnnlab.nn import CELLS, make_layer
+from rnnlab.train.distributed import world
 from rnnlab.train.loop import StepOutput
 
 
@@ -140,23 +141,30 @@ def evaluate_lm(
     """Mean cross-entropy (nats/token) over a token stream, state carried between chunks.
 
     The stream is cut into ``min(batch_size, N - 1)`` parallel streams (the few tokens
-    that do not fill a stream are left out, as in training).
+    that do not fill a stream are left out, as in training). Under torch.distributed each
+    process reads every ``world_size``-th stream and the sums are all-reduced, so every
+    process returns the one-process number.
     """
     was = model.training
     model.eval()
+    rank, world_size = world()
     batch_size = max(1, min(batch_size, (tokens.numel() - 1) // 2 or 1))
     batches = StreamBatcher(tokens, batch_size, seq_len, passes=1)
-    total, count, state = 0.0, 0, None
+    sums = torch.zeros(2, dtype=torch.float64, device=tokens.device)  # loss, tokens
+    state = None
     for batch in batches:
-        logits, state = model(batch.inputs, state)  # (B, T, V)
-        total += float(
-            F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]), batch.targets.reshape(-1), reduction="sum"
-            )
-        )
-        count += batch.targets.numel()
+        inputs, targets = batch.inputs[rank::world_size], batch.targets[rank::world_size]
+        if inputs.shape[0] == 0:
+            continue
+        logits, state = model(inputs, state)  # (B / world_size, T, V)
+        sums[0] += F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="sum"
+        ).double()
+        sums[1] += targets.numel()
+    if world_size > 1:
+        torch.distributed.all_reduce(sums)
     model.train(was)
-    return total / count
+    return float(sums[0] / sums[1])
 
 
 def metric_name(level: str) -> str:

@@ -482,7 +482,7 @@ class Trainer:
             loss = out.loss
             self.last_items += int(out.items)
             # every rank takes or skips the step together: one rank's NaN skips it for all
-            if distributed.any_true(not bool(torch.isfinite(loss.detach())), loss.device):
+            if distributed.any_true(not bool(torch.isfinite(loss.detach()))):
                 self.optimizer.zero_grad(set_to_none=True)
                 self.carry = None
                 return None, None
@@ -744,7 +744,7 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         return TrainResult(
             steps=self.step,
-            train_loss=sum(recent) / len(recent) if recent else math.nan,
+            train_loss=distributed.mean(sum(recent) / len(recent) if recent else math.nan),
             val_loss=val,
             best_val_loss=self.best_val,
             tokens_per_second=session_items / train_seconds if train_seconds > 0 else 0.0,
