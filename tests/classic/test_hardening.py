@@ -768,3 +768,85 @@ def test_found_by_the_properties_tiny_prior_times_tiny_emission_and_huge_pseudoc
     x = torch.randint(0, 3, (2, 8), generator=torch.Generator().manual_seed(0))
     h.fit(x, n_iter=2, pseudocount=5.99e307)
     torch.testing.assert_close(h.emission_probs, torch.full((2, 3), 1 / 3, dtype=F64))
+
+
+# ------------------------------------------- argument properties of the other models
+
+
+def _call_named(name, fn):
+    """Either a ValueError/TypeError whose message starts with the argument's name, or a
+    result without NaN."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = fn()
+    except (ValueError, TypeError) as e:
+        assert str(e).startswith(name + ":") or str(e).startswith(name.split("=")[0]), (
+            name,
+            e,
+        )
+        return None
+    return out
+
+
+def _check_other_arguments(which, value):
+    y = torch.randn(2, 12, 1, dtype=F64, generator=torch.Generator().manual_seed(0))
+    if which == "LinearAR.lags":
+        m = _call_named("lags", lambda: LinearAR(lags=value))
+        if m is not None:
+            assert all(isinstance(lag, int) and lag >= 1 for lag in m.lags)
+    elif which == "LinearAR.ridge":
+        m = _call_named("ridge", lambda: LinearAR(order=2, ridge=value))
+        if m is not None:
+            m.fit(y)
+            assert math.isfinite(m.score(y))
+    elif which == "LDS.n_iter":
+        m = random_model(S=1, D=1)
+        out = _call_named("n_iter", lambda: m.fit(y, n_iter=value))
+        if out is not None:
+            assert math.isfinite(out.history_[-1])
+    elif which == "LDS.tol":
+        m = random_model(S=1, D=1)
+        out = _call_named("tol", lambda: m.fit(y, n_iter=2, tol=value))
+        if out is not None:
+            assert math.isfinite(out.history_[-1])
+    elif which == "LDS.sample.generator":
+        m = random_model(S=1, D=1)
+        out = _call_named("generator", lambda: m.sample(1, 3, generator=value))
+        if out is not None:
+            assert torch.isfinite(out.observations).all()
+    elif which == "NeuralAR.lr":
+        m = NeuralAR(order=2, obs_dim=1, hidden_size=3, dtype=F64)
+        out = _call_named("lr", lambda: m.fit(y, epochs=1, lr=value))
+        if out is not None:
+            assert math.isfinite(out.history_[-1])
+
+
+_which = st.sampled_from(
+    [
+        "LinearAR.lags",
+        "LinearAR.ridge",
+        "LDS.n_iter",
+        "LDS.tol",
+        "LDS.sample.generator",
+        "NeuralAR.lr",
+    ]
+)
+_values = st.one_of(
+    _junk,
+    st.lists(st.one_of(st.integers(-2, 4), st.floats(-2, 4)), max_size=3),
+    st.floats(1e-6, 10),
+)
+
+
+@FAST
+@given(_which, _values)
+def test_property_other_models_arguments_are_named_or_accepted(which, value):
+    _check_other_arguments(which, value)
+
+
+@pytest.mark.slow
+@SLOW
+@given(_which, _values)
+def test_property_other_models_arguments_many(which, value):
+    _check_other_arguments(which, value)

@@ -101,7 +101,12 @@ class LinearAR(nn.Module):
         check_positive_int("obs_dim", obs_dim)
         if lags is None:
             lags = range(1, order + 1)
-        given = list(lags) if not isinstance(lags, (str, bytes)) else [lags]
+        try:
+            given = list(lags) if not isinstance(lags, (str, bytes)) else [lags]
+        except TypeError as e:
+            raise InputTypeError(
+                f"lags: expected a sequence of distinct integers >= 1, received {lags!r}"
+            ) from e
         integral = all(
             isinstance(lag, (int, np.integer)) and not isinstance(lag, bool) for lag in given
         )
