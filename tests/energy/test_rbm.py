@@ -343,3 +343,17 @@ def test_rbm_digits_quick_preset_writes_report_and_plots(tmp_path):
         assert abs(r["test_ll_ais"] - r["test_ll_exact"]) < 0.1
     assert "not comparable" in res.report and "| CD-10 |" in res.report
     assert all(p.exists() for p in res.plots) and len(res.plots) == 2
+
+
+def test_gaussian_rbm_fit_raises_the_exact_log_likelihood():
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[2.0, -1.0, 0.0], [-2.0, 1.0, 1.0]], dtype=DT)
+    data = centres[torch.randint(2, (200,), generator=g)] + 0.5 * torch.randn(
+        200, 3, dtype=DT, generator=g
+    )
+    torch.manual_seed(0)
+    m = RBM(3, 4, visible="gaussian", dtype=DT)
+    before = float(m.log_likelihood(data).mean())
+    m.fit(data, epochs=20, k=1, lr=0.02, momentum=0.5, batch_size=20, seed=0)
+    after = float(m.log_likelihood(data).mean())
+    assert after > before + 0.5, (before, after)
