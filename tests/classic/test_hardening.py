@@ -850,3 +850,30 @@ def test_property_other_models_arguments_are_named_or_accepted(which, value):
 @given(_which, _values)
 def test_property_other_models_arguments_many(which, value):
     _check_other_arguments(which, value)
+
+
+def test_poisson_emissions_agree_with_hmmlearn():
+    hmm = pytest.importorskip("hmmlearn.hmm")
+    pi = torch.tensor([0.6, 0.4], dtype=F64)
+    A = torch.tensor([[0.9, 0.1], [0.2, 0.8]], dtype=F64)
+    lam = torch.tensor([[1.0, 5.0], [6.0, 0.5]], dtype=F64)
+    ours = HMM.from_params(initial_probs=pi, transition_matrix=A, rates=lam)
+    x = ours.sample(3, 30, generator=0).observations  # (3, 30, 2) counts
+    assert (x == x.round()).all() and (x >= 0).all()
+    X = x.reshape(-1, 2).numpy().astype(np.int64)
+    lens = [30] * 3
+    ref = hmm.PoissonHMM(2, n_iter=1, init_params="")
+    ref.startprob_, ref.transmat_, ref.lambdas_ = pi.numpy(), A.numpy(), lam.numpy()
+    assert ours.score(x.long()) == pytest.approx(ref.score(X, lens), rel=1e-10)
+    assert ours.aic(x) == pytest.approx(ref.aic(X, lens), rel=1e-10)
+    ref.fit(X, lens)
+    ours.fit(x, n_iter=1, pseudocount=0.0)
+    torch.testing.assert_close(ours.rates.detach().numpy(), ref.lambdas_, rtol=1e-8, atol=1e-10)
+    # from scratch: k-means start, converges, recovers the rates up to the state order
+    fresh = HMM(2, "poisson", obs_dim=2, dtype=F64).fit(ours.sample(20, 50, generator=1)[0])
+    assert fresh.converged_
+    est = fresh.rates.detach()
+    est = est[est[:, 0].argsort()]
+    torch.testing.assert_close(est, lam[lam[:, 0].argsort()], rtol=0.15, atol=0.15)
+    with pytest.raises(InputError, match="x: expected non-negative integer counts"):
+        fresh.fit(torch.full((1, 5, 2), -1.0, dtype=F64))

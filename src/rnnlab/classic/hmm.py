@@ -796,7 +796,7 @@ class _LogLikelihood(torch.autograd.Function):
 # The model
 # ----------------------------------------------------------------------------------------
 
-_EMISSIONS = ("categorical", "gaussian", "gmm")
+_EMISSIONS = ("categorical", "gaussian", "gmm", "poisson")
 _COVARIANCES = ("full", "diag", "spherical", "tied")
 _DIAGONAL = ("diag", "spherical")  # stored as log standard deviations
 _FIXABLE = ("initial_probs", "transition_matrix", "emissions")
@@ -883,6 +883,14 @@ class HMM(nn.Module):
             else:
                 self.num_symbols = check_positive_int("num_symbols", num_symbols)
                 self.emission_logits = nn.Parameter(torch.randn(K, num_symbols, **kw) * 0.1)
+        elif emission == "poisson":  # counts (B, T, D), independent Poisson per feature
+            if num_symbols is not None or num_mixtures is not None:
+                raise InputError(
+                    "num_symbols / num_mixtures: not used by poisson emissions, received "
+                    f"num_symbols={num_symbols!r}, num_mixtures={num_mixtures!r}"
+                )
+            D = self.obs_dim = check_positive_int("obs_dim", obs_dim)
+            self.log_rate = nn.Parameter(torch.zeros(K, D, **kw))
         else:
             if num_symbols is not None:
                 raise InputError(
@@ -989,6 +997,12 @@ class HMM(nn.Module):
         self._require("weights", ("gmm",))
         return torch.softmax(self.mixture_logits, -1)
 
+    @property
+    def rates(self) -> Tensor:
+        r"""Poisson rates :math:`\lambda` (K, D) (poisson)."""
+        self._require("rates", ("poisson",))
+        return self.log_rate.exp()
+
     def _require(self, name: str, kinds: tuple[str, ...]) -> None:
         if self.emission not in kinds:
             raise AttributeError(f"{name}: only for emission in {kinds}, not {self.emission!r}")
@@ -1003,6 +1017,7 @@ class HMM(nn.Module):
         means=None,
         covs=None,
         weights=None,
+        rates=None,
         covariance: str | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
@@ -1011,7 +1026,8 @@ class HMM(nn.Module):
 
         Categorical: ``emission_probs`` (K, M). Gaussian: ``means`` (K, D) and ``covs``
         (K, D, D) (full) or (K, D) (diagonal variances). GMM: also ``weights`` (K, C), with
-        ``means`` (K, C, D) and ``covs`` (K, C, D, D) or (K, C, D). ``covariance`` defaults
+        ``means`` (K, C, D) and ``covs`` (K, C, D, D) or (K, C, D). Poisson: ``rates``
+        (K, D), positive. ``covariance`` defaults
         to what the shape of ``covs`` says. ``dtype`` defaults to the dtype of the given
         float tensors, else torch's default.
         """
@@ -1058,6 +1074,19 @@ class HMM(nn.Module):
             model = cls(K, "categorical", num_symbols=B.shape[1], **kw)
             with torch.no_grad():
                 model.emission_logits.copy_(B.log())
+        elif rates is not None:
+            if means is not None or covs is not None or weights is not None:
+                raise InputError("rates: give either rates (poisson) or means/covs")
+            lam = as_t("rates", rates)
+            if lam.dim() != 2 or lam.shape[0] != K:
+                raise InputError(f"rates: expected shape ({K}, D), received {tuple(lam.shape)}")
+            if not bool(torch.isfinite(lam).all()) or bool((lam <= 0).any()):
+                raise InputError(
+                    f"rates: expected positive finite rates, received min {float(lam.min()):.3g}"
+                )
+            model = cls(K, "poisson", obs_dim=lam.shape[1], **kw)
+            with torch.no_grad():
+                model.log_rate.copy_(lam.log())
         else:
             if means is None or covs is None:
                 raise InputError(
@@ -1210,6 +1239,10 @@ class HMM(nn.Module):
                 )
             unbatched = x.dim() == 1
         else:
+            if self.emission == "poisson" and not (x.is_floating_point() or x.is_complex()):
+                if x.dtype == torch.bool:
+                    raise InputTypeError(f"{name}: expected counts, received dtype torch.bool")
+                x = x.to(self.dtype)  # integer counts
             if not x.is_floating_point():
                 raise InputTypeError(f"{name}: expected a float tensor, received {x.dtype}")
             if x.dim() not in (2, 3) or x.shape[-1] != self.obs_dim:
@@ -1265,6 +1298,10 @@ class HMM(nn.Module):
         xs = _masked(mask, x)
         if self.emission == "categorical":
             return categorical_log_prob(xs.long(), torch.log_softmax(self.emission_logits, -1))
+        if self.emission == "poisson":  # sum_d x_d log l_kd - l_kd - log x_d!
+            log_l = self.log_rate
+            out = xs @ log_l.t() - log_l.exp().sum(-1) - torch.lgamma(xs + 1).sum(-1, keepdim=True)
+            return out
         if self.emission == "gaussian":
             if self.covariance in _DIAGONAL:
                 return diag_gaussian_log_prob(xs, self.loc, self.variances)
@@ -1434,6 +1471,9 @@ class HMM(nn.Module):
             if self.emission == "categorical":
                 obs = torch.multinomial(self.emission_probs[z], 1, generator=g)[:, 0].view(N, T)
                 return HMMSample(obs, states)
+            if self.emission == "poisson":
+                obs = torch.poisson(self.rates[z], generator=g).view(N, T, self.obs_dim)
+                return HMMSample(obs, states)
             L = self.scale_tril
             mu = self.loc
             if self.emission == "gmm":
@@ -1558,7 +1598,13 @@ class HMM(nn.Module):
                 self._initialize(xv, init, g, fixed)
             stats = None
             floor = 0.0
-            if self.emission != "categorical":
+            if self.emission == "poisson":
+                if bool((xv < 0).any()) or not bool((xv == xv.round()).all()):
+                    raise InputError(
+                        f"x: expected non-negative integer counts, min {float(xv.min()):.3g}"
+                    )
+                stats = (xv, None, None)
+            elif self.emission != "categorical":
                 center = xv.mean(0)
                 xc = xv - center
                 xsq = xc.square() if self.covariance in ("diag", "spherical") else None
@@ -1617,6 +1663,8 @@ class HMM(nn.Module):
             return n
         if self.emission == "categorical":
             return n + K * (self.num_symbols - 1)
+        if self.emission == "poisson":
+            return n + K * self.obs_dim
         D = self.obs_dim
         J = K * (self.num_mixtures or 1)
         cov = {"full": D * (D + 1) // 2, "diag": D, "spherical": 1, "tied": 0}[self.covariance]
@@ -1651,6 +1699,14 @@ class HMM(nn.Module):
             counts = torch.zeros(K, self.num_symbols, dtype=gamma.dtype, device=gamma.device)
             counts.index_add_(1, xv.long(), gamma.t())  # (K, M)
             self.emission_logits.copy_(_normalized_log(counts, self.emission_logits, pseudocount))
+            return
+        if self.emission == "poisson":  # rate = posterior-weighted mean count
+            nk = gamma.sum(0)  # (K,)
+            alive = nk > 1e-10 * max(1.0, float(nk.sum()))
+            rate = (gamma.t() @ xv) / nk.clamp_min(torch.finfo(xv.dtype).tiny)[:, None]
+            floor = 1e-10 * xv.mean(0).clamp_min(1.0)  # a zero rate would make log 0
+            new = rate.clamp_min(0) + floor
+            self.log_rate.copy_(torch.where(alive[:, None], new.log(), self.log_rate))
             return
         if self.emission == "gmm":
             # responsibilities of the components within each state, times gamma
@@ -1709,6 +1765,10 @@ class HMM(nn.Module):
         else:
             centers = xc[torch.randint(xc.shape[0], (K,), generator=g)]
             centers = centers + 1e-3 * cov.diagonal().sqrt() * torch.randn(K, D, generator=g, **kw)
+        if self.emission == "poisson":
+            floor = 1e-3 * xc.mean(0).clamp_min(1e-3)
+            self.log_rate.copy_((centers.clamp_min(0) + floor).log().to(self.device))
+            return
         if self.emission == "gmm":
             C = self.num_mixtures
             sd = cov.diagonal().sqrt()
@@ -1728,6 +1788,8 @@ class HMM(nn.Module):
         s = f"num_states={self.num_states}, emission={self.emission!r}"
         if self.emission == "categorical":
             return s + f", num_symbols={self.num_symbols}"
+        if self.emission == "poisson":
+            return s + f", obs_dim={self.obs_dim}"
         s += f", obs_dim={self.obs_dim}, covariance={self.covariance!r}"
         if self.emission == "gmm":
             s += f", num_mixtures={self.num_mixtures}"
