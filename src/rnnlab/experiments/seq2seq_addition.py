@@ -35,7 +35,7 @@ CONFIGS = (  # name, attention, reverse_source
 @register("seq2seq-addition", "LSTM encoder-decoder adds 3-digit numbers; reversal, attention")
 def run(config: ExperimentConfig) -> ExperimentResult:
     if config.quick:
-        digits, n_train, n_test, steps, hidden, batch = 2, 3000, 200, 80, 48, 64
+        digits, n_train, n_test, steps, hidden, batch = 2, 2000, 100, 60, 48, 64
     else:
         digits, n_train, n_test, steps, hidden, batch = 3, 50_000, 1000, 1500, 128, 128
     vocab = Vocabulary(seq_addition.ALPHABET)
