@@ -450,7 +450,7 @@ def test_errors_name_the_argument_and_value():
     with pytest.raises(TypeError, match=r"x: expected dtype torch.float32"):
         g.log_likelihood(x.double())
     with pytest.raises(ValueError, match=r"emission: expected one of"):
-        HMM(2, "poisson")
+        HMM(2, "binomial")
     with pytest.raises(ValueError, match=r"num_symbols: expected an integer >= 1"):
         HMM(2, "categorical", num_symbols=0)
 
