@@ -803,7 +803,7 @@ _FIXABLE = ("initial_probs", "transition_matrix", "emissions")
 
 
 class HMM(nn.Module):
-    r"""Hidden Markov model with categorical, Gaussian or Gaussian-mixture emissions.
+    r"""Hidden Markov model with categorical, Gaussian, Gaussian-mixture or Poisson emissions.
 
     .. math::
         z_1 \sim \mathrm{Cat}(\pi), \quad z_t \mid z_{t-1} \sim \mathrm{Cat}(A_{z_{t-1}, :}),
@@ -811,7 +811,8 @@ class HMM(nn.Module):
 
         p_k(x) = B_{k x} \;\text{(categorical)}, \quad
         \mathcal N(x \mid \mu_k, \Sigma_k) \;\text{(gaussian)}, \quad
-        \sum_c w_{kc} \mathcal N(x \mid \mu_{kc}, \Sigma_{kc}) \;\text{(gmm)},
+        \sum_c w_{kc} \mathcal N(x \mid \mu_{kc}, \Sigma_{kc}) \;\text{(gmm)}, \quad
+        \prod_d \mathrm{Poisson}(x_d \mid \lambda_{kd}) \;\text{(poisson)},
 
         \log p(x_{1:T}) = \log \sum_{z_{1:T}} \pi_{z_1} p_{z_1}(x_1)
             \prod_{t=2}^T A_{z_{t-1} z_t} p_{z_t}(x_t).
@@ -821,7 +822,7 @@ class HMM(nn.Module):
     ==============  =======================================  =====================
     K               number of hidden states                  ``num_states``
     M               number of symbols (categorical)          ``num_symbols``
-    D               observation dimension (gaussian, gmm)    ``obs_dim``
+    D               observation dimension (not categorical)  ``obs_dim``
     C               mixture components per state (gmm)       ``num_mixtures``
     :math:`\pi`     initial distribution (K,)                ``initial_probs``
     :math:`A`       transition matrix (K, K), rows sum to 1  ``transition_matrix``
@@ -829,7 +830,11 @@ class HMM(nn.Module):
     :math:`\mu`     means (K, D) or (K, C, D)                ``means``
     :math:`\Sigma`  covariances (K, D, D) or (K, C, D, D)    ``covs``
     :math:`w`       mixture weights (K, C)                   ``weights``
+    :math:`\lambda` Poisson rates (K, D)                     ``rates``
     ==============  =======================================  =====================
+
+    Covariances (``covariance=``): ``"full"``, ``"diag"``, ``"spherical"`` (one variance
+    per state) or ``"tied"`` (one full matrix shared by all states; gaussian only).
 
     Parameters are stored unconstrained (logits for the probabilities, a Cholesky factor
     with log-diagonal for full covariances, log standard deviations for diagonal ones), so
@@ -839,7 +844,9 @@ class HMM(nn.Module):
     once-differentiable.
 
     Observations: categorical ``x`` is a LongTensor (B, T) or (T,); Gaussian and GMM ``x``
-    is float (B, T, D) or (T, D) with the model's dtype. ``lengths`` (B,) marks padding;
+    is float (B, T, D) or (T, D) with the model's dtype; Poisson ``x`` holds counts
+    (integer or float tensors). Numpy arrays and lists are converted; hmmlearn's
+    concatenated layout with ``lengths`` is accepted. ``lengths`` (B,) marks padding;
     values past a length are ignored (any value, even NaN or -1). Unbatched input gives
     unbatched output.
     """
