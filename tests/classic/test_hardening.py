@@ -877,3 +877,21 @@ def test_poisson_emissions_agree_with_hmmlearn():
     torch.testing.assert_close(est, lam[lam[:, 0].argsort()], rtol=0.15, atol=0.15)
     with pytest.raises(InputError, match="x: expected non-negative integer counts"):
         fresh.fit(torch.full((1, 5, 2), -1.0, dtype=F64))
+
+
+def test_float64_numpy_into_a_float32_hmm_and_short_error_messages():
+    m = HMM.from_params(
+        initial_probs=torch.tensor([0.5, 0.5]),
+        transition_matrix=torch.tensor([[0.9, 0.1], [0.2, 0.8]]),
+        means=torch.tensor([[0.0], [2.0]]),
+        covs=torch.ones(2, 1),
+    )
+    x64 = np.random.default_rng(0).normal(size=(3, 40, 1))  # float64 numpy
+    assert m.score(x64) == pytest.approx(m.score(torch.from_numpy(x64).float()), rel=1e-6)
+    assert m.score(x64.tolist()) == pytest.approx(m.score(x64), rel=1e-6)
+    with pytest.raises(TypeError, match="x: expected dtype torch.float32") as e:
+        m.score(torch.from_numpy(x64))  # a tensor is not cast silently
+    assert len(str(e.value)) < 200  # names the problem, does not print the data
+    with pytest.raises(TypeError, match="x: expected numbers") as e:
+        m.score(np.array([["a"] * 1000]))
+    assert len(str(e.value)) < 200
