@@ -32,7 +32,7 @@ from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
 
 _QUICK = {"hidden": 24, "steps": 40, "batch": 8, "train_strings": 100, "test_strings": 30,
           "hmm_states": 3, "em_iter": 5, "beam": 4, "penalties": (0.0,)}  # fmt: skip
-_FULL = {"hidden": 96, "steps": 1500, "batch": 16, "train_strings": None,
+_FULL = {"hidden": 64, "steps": 800, "batch": 16, "train_strings": None,
          "test_strings": None, "hmm_states": 8, "em_iter": 30, "beam": 8,
          "penalties": (-20.0, -10.0, 0.0, 10.0)}  # fmt: skip
 
@@ -110,7 +110,7 @@ def _run(config: ExperimentConfig, preset: dict) -> ExperimentResult:
     test = Sequences(test_s.features, None, test_s.transcripts)
     model = CTCRecogniser(13, 10, hidden_size=preset["hidden"])
     t0 = time.perf_counter()
-    fit(model, train, steps=preset["steps"], batch_size=preset["batch"], lr=3e-3,
+    fit(model, train, steps=preset["steps"], batch_size=preset["batch"], lr=5e-3,
         seed=config.seed)  # fmt: skip
     t_ctc = time.perf_counter() - t0
     greedy = recognition_errors(transcribe_all(model, test), refs)
