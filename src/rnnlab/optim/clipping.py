@@ -8,6 +8,7 @@ gradients show in the training log.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -34,8 +35,8 @@ def clip_gradients(
         return torch.zeros(())
     grads = [p.grad for p in params]
     norm = torch.nn.utils.get_total_norm(grads, 2.0)  # as clip_grad_norm_ (foreach kernels)
-    if not torch.isfinite(norm):
-        return norm
+    if max_norm is None and max_value is None or not math.isfinite(float(norm)):
+        return norm  # nothing to clip, or a non-finite gradient left for the caller to skip
     if max_norm is not None:
         # Pascanu et al. 2013: g <- g * threshold / ||g|| when ||g|| > threshold
         torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)

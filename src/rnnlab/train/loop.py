@@ -482,7 +482,8 @@ class Trainer:
             loss = out.loss
             self.last_items += int(out.items)
             # every rank takes or skips the step together: one rank's NaN skips it for all
-            if distributed.any_true(not bool(torch.isfinite(loss.detach()))):
+            value = float(loss.detach())  # one synchronisation: the check and the report
+            if distributed.any_true(not math.isfinite(value)):
                 self.optimizer.zero_grad(set_to_none=True)
                 self.carry = None
                 return None, None
@@ -493,27 +494,29 @@ class Trainer:
                 with contextlib.nullcontext() if sync else self._net.no_sync():
                     scaled.backward()
             else:  # the hook wrote this batch's gradient: average over batches and ranks
-                accumulated = _add_grads(accumulated, self.model, n)
+                if n > 1:
+                    accumulated = _add_grads(accumulated, self.model, n)
             self.carry = detach_carry(out.carry)
-            losses.append(float(loss.detach()))
+            losses.append(value)
         if self.gradients is not None:
             distributed.average_gradients(self.model.parameters())
         if self._scaler is not None:
             self._scaler.unscale_(self.optimizer)
         norm = clip_gradients(self.model.parameters(), cfg.clip_norm, cfg.clip_value)
-        if not torch.isfinite(norm):
+        norm = float(norm)
+        if not math.isfinite(norm):
             if self._scaler is not None:
                 self._scaler.update()  # a lower scale next time
             self.optimizer.zero_grad(set_to_none=True)
             self.carry = None
-            return None, float(norm)
+            return None, norm
         if self._scaler is not None:
             self._scaler.step(self.optimizer)
             self._scaler.update()
         else:
             self.optimizer.step()
         self._schedule_step()
-        return sum(losses) / n, float(norm)
+        return sum(losses) / n, norm
 
     def _closure_step(self, batch: Any) -> tuple[float | None, float | None]:
         """``optimizer.step(closure)``: the closure recomputes the loss and the outputs,
