@@ -895,3 +895,21 @@ def test_float64_numpy_into_a_float32_hmm_and_short_error_messages():
     with pytest.raises(TypeError, match="x: expected numbers") as e:
         m.score(np.array([["a"] * 1000]))
     assert len(str(e.value)) < 200
+
+
+def test_numpy_loops_of_the_full_kalman_recursion_equal_the_torch_loops():
+    from rnnlab.classic.lds import kalman_filter, rts_smoother
+
+    m = random_model(S=3, D=2, U=1, seed=3)
+    u = torch.randn(2, 40, 1, dtype=F64, generator=torch.Generator().manual_seed(0))
+    y = m.sample(2, 40, inputs=u, generator=1).observations
+    mask = (torch.rand(2, 40, 2, generator=torch.Generator().manual_seed(1)) > 0.3).double()
+    p = m.params
+    for kw in ({"mask": mask}, {"mask": None, "steady_state": False}):
+        yy = y * mask if kw["mask"] is not None else y
+        with torch.enable_grad():  # autograd on: the torch loops
+            f_t, s_t = kalman_filter(p, yy, u, **kw), rts_smoother(p, yy, u, **kw)
+        with torch.no_grad():  # autograd off: the numpy loops
+            f_n, s_n = kalman_filter(p, yy, u, **kw), rts_smoother(p, yy, u, **kw)
+        for a, b in [*zip(f_t, f_n), *zip(s_t, s_n)]:
+            torch.testing.assert_close(a.detach(), b, rtol=1e-12, atol=1e-12)

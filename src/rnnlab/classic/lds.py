@@ -217,6 +217,18 @@ def _filter(
     tol = 8.0 * torch.finfo(y.dtype).eps
     check = steady_state and mask is None
 
+    if not check and _numpy_ok(y):  # the full recursion without autograd: numpy loop
+        Cseq = Cs.unsqueeze(1) if mask is None else Cm  # (Bc, 1 or T, D, S)
+        Rseq = Rs.unsqueeze(1) if mask is None else Rm
+        means, pmeans, rs, covs, pcovs, Ls = _full_recursion_numpy(m0, P0, A, Q, Cseq, Rseq, y, bu)
+        z = torch.linalg.solve_triangular(Ls, rs.unsqueeze(-1), upper=False).squeeze(-1)
+        logdet = 2.0 * torch.log(torch.diagonal(Ls, dim1=-2, dim2=-1)).sum(-1)  # (Bc, T)
+        terms = -0.5 * (n_obs * _LOG_2PI + logdet + z.pow(2).sum(-1))  # (B, T)
+        if burn:
+            seen = n_obs.cumsum(-1)
+            before = torch.cat([torch.zeros_like(seen[:, :1]), seen[:, :-1]], -1)
+            terms = terms * (before >= burn).to(terms.dtype)
+        return _FilterTrace(means, covs, pmeans, pcovs, terms.sum(-1), steps)
     m_pred = m0.expand(batch, 1, -1)  # (B, 1, S)
     P_pred = P0.expand(1 if mask is None else batch, -1, -1)  # (Bc, S, S)
     pred_m, pred_P, filt_m, filt_P, chols, innov, infos = [], [], [], [], [], [], []
@@ -287,6 +299,80 @@ def _filter(
     return _FilterTrace(means, covs, pmeans, pcovs, ll, steady_from)
 
 
+def _numpy_ok(y: Tensor) -> bool:
+    """The per-step loop may run in numpy (a third of torch's per-call overhead on small
+    matrices): CPU, float32/float64, no autograd."""
+    return (
+        not torch.is_grad_enabled()
+        and y.device.type == "cpu"
+        and y.dtype in (torch.float32, torch.float64)
+    )
+
+
+def _full_recursion_numpy(m0, P0, A, Q, Cseq, Rseq, y, bu):
+    """The filter's full recursion (:func:`_predict` then :func:`_condition_on` at every
+    step, Joseph form) as a numpy loop on the tensors' memory. Cseq (Bc, T or 1, D, S) and
+    Rseq (Bc, T or 1, D, D): the (masked) emission of each step; y (B, T, D) with D u
+    subtracted and zeros where missing; bu (B, T, 1, S) or None. Returns filtered and
+    predicted means (B, T, S), innovations (B, T, D), filtered and predicted covariances
+    (Bc, T, S, S) and the Cholesky factors of the innovation covariances (Bc, T, D, D)."""
+    B, T, D = y.shape
+    S = A.shape[0]
+    Bc = Cseq.shape[0]
+    dt = y.dtype
+    An, Qn = A.detach().numpy(), Q.detach().numpy()
+    Cn, Rn = Cseq.detach().contiguous().numpy(), Rseq.detach().contiguous().numpy()
+    yn = y.detach().contiguous().numpy()
+    bun = None if bu is None else bu[:, :, 0].detach().contiguous().numpy()  # (B, T, S)
+    out = {
+        "fm": torch.empty(B, T, S, dtype=dt),
+        "pm": torch.empty(B, T, S, dtype=dt),
+        "r": torch.empty(B, T, D, dtype=dt),
+        "fP": torch.empty(Bc, T, S, S, dtype=dt),
+        "pP": torch.empty(Bc, T, S, S, dtype=dt),
+        "L": torch.empty(Bc, T, D, D, dtype=dt),
+    }
+    fm, pm, rr, fP, pP, Lo = (out[k].numpy() for k in ("fm", "pm", "r", "fP", "pP", "L"))
+    m = np.broadcast_to(m0.detach().numpy(), (B, S)).copy()
+    P = np.broadcast_to(P0.detach().numpy(), (Bc, S, S)).copy()
+    eye = np.eye(S, dtype=An.dtype)
+    AT = An.T.copy()
+    const = Cn.shape[1] == 1
+    for t in range(T):
+        if t > 0:  # time update
+            m = m @ AT
+            if bun is not None:
+                m += bun[:, t]
+            P = An @ P @ AT + Qn
+        Ct = Cn[:, 0] if const else Cn[:, t]  # (Bc, D, S)
+        Rt = Rn[:, 0] if const else Rn[:, t]
+        pm[:, t] = m
+        pP[:, t] = P
+        CP = Ct @ P  # (Bc, D, S)
+        Sm = CP @ Ct.transpose(0, 2, 1) + Rt  # (Bc, D, D)
+        # torch's factorisation on the same memory: numpy.linalg's wrappers cost more
+        Lt_t, info = torch.linalg.cholesky_ex(torch.from_numpy(Sm))
+        if bool(info.any()):
+            raise InputError(
+                f"emission_cov: the innovation covariance C P C^T + R is not positive "
+                f"definite at time step {t}; check that emission_cov and the covariances "
+                "are SPD"
+            )
+        Lt = Lt_t.numpy()
+        Kt = torch.cholesky_solve(torch.from_numpy(CP), Lt_t).numpy()  # (Bc, D, S) = K^T
+        r = yn[:, t] - (Ct @ m[..., None])[..., 0]  # (B, D)
+        m = m + (r[:, None, :] @ Kt)[:, 0]
+        M = eye - Kt.transpose(0, 2, 1) @ Ct  # (Bc, S, S) I - K C
+        KtT = Kt.transpose(0, 2, 1)
+        P = M @ P @ M.transpose(0, 2, 1) + KtT @ Rt @ Kt
+        P = 0.5 * (P + P.transpose(0, 2, 1))
+        fm[:, t] = m
+        fP[:, t] = P
+        rr[:, t] = r
+        Lo[:, t] = Lt
+    return out["fm"], out["pm"], out["r"], out["fP"], out["pP"], out["L"]
+
+
 def _smooth(params: LDSParams, trace: _FilterTrace, steady_state: bool = True):
     r"""RTS backward pass (Rauch, Tung & Striebel 1965).
 
@@ -321,6 +407,24 @@ def _smooth(params: LDSParams, trace: _FilterTrace, steady_state: bool = True):
     tol = 8.0 * torch.finfo(mf.dtype).eps
     # gains are constant for t >= steady_from - 1 (filter frozen after steady_from - 1)
     frozen_until = trace.steady_from - 1 if steady_state else steps
+    if trace.steady_from == steps and _numpy_ok(mf):  # nothing frozen: the numpy loop
+        means = torch.empty_like(mf)
+        covs = torch.empty_like(Pf)
+        mo, Po = means.numpy(), covs.numpy()
+        cn = c[:, :, 0].contiguous().numpy()  # (B, T-1, S)
+        En, Jn = E.contiguous().numpy(), JT.contiguous().numpy()  # (Bc, T-1, S, S)
+        Jb = JT_b.contiguous().numpy()  # (B, T-1, S, S)
+        mo[:, -1] = mf[:, -1].numpy()
+        Po[:, -1] = Pf[:, -1].numpy()
+        msn, Psn = mo[:, -1], Po[:, -1]
+        for t in range(steps - 2, -1, -1):
+            msn = cn[:, t] + (msn[:, None, :] @ Jb[:, t])[:, 0]
+            Jt = Jn[:, t]
+            Psn = En[:, t] + Jt.transpose(0, 2, 1) @ Psn @ Jt
+            mo[:, t] = msn
+            Po[:, t] = Psn
+        covs = _symmetrize(covs)
+        return means, covs, covs[:, 1:] @ JT
     ms = mf[:, -1:]  # (B, 1, S)
     Ps = Pf[:, -1]  # (Bc, S, S)
     out_m, out_P = [ms], [Ps]
