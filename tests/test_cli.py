@@ -304,3 +304,87 @@ def test_divergence_exits_1_without_calling_a_sick_checkpoint_good(tmp_path, cor
     assert err[-1].endswith("no checkpoint of a healthy state was written")
     assert "no checkpoint written (validation loss inf)" in err[1]
     assert not (out / "checkpoint.pt").exists()
+
+
+def _sample_property(flags):
+    """``rnnlab sample`` with drawn flag values on a tiny model: exit 2 with one stderr line
+    naming an invalid flag, or exactly the text the library gives for the parsed values."""
+    import contextlib
+    import io
+    import math as m
+
+    import torch
+
+    from rnnlab.data.tokenizers import CharTokenizer
+    from rnnlab.train import lm_run
+    from rnnlab.train.lm import LanguageModel, LMConfig
+
+    torch.manual_seed(0)
+    tok = CharTokenizer(["<unk>", "a", "b", "c", "d"])
+    model = LanguageModel(LMConfig(vocab_size=5, embedding_size=3, hidden_size=4, num_layers=1))
+    model.eval()
+
+    def parse(kind, text):
+        try:
+            return kind(text)
+        except ValueError:
+            return None
+
+    rules = {
+        "--length": (int, lambda v: v >= 0, "length"),
+        "--temperature": (float, lambda v: m.isfinite(v) and v >= 0, "temperature"),
+        "--top-k": (int, lambda v: v >= 1, "top_k"),
+        "--top-p": (float, lambda v: 0 < v <= 1, "top_p"),
+        "--beam": (int, lambda v: v >= 1, "beam"),
+        "--seed": (int, lambda v: -(2**63) <= v < 2**64, "seed"),
+    }
+    argv, invalid, kwargs = ["sample", "ckpt.pt", "--length", "4"], set(), {"length": 4}
+    for flag, text in flags.items():
+        argv += [flag, text]
+        kind, ok, name = rules[flag]
+        value = parse(kind, text)
+        if value is None or not ok(value):
+            invalid.add(flag)
+        kwargs[name] = value
+    real = lm_run.load_lm
+    lm_run.load_lm = lambda path, device="cpu": (model, tok, {})
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                status = main(argv)
+            except SystemExit as exc:
+                status = exc.code
+    finally:
+        lm_run.load_lm = real
+    lines = err.getvalue().strip().splitlines()
+    if invalid:
+        assert status == 2 and len(lines) == 1, (argv, lines)
+        assert any(flag in lines[0] for flag in invalid), (invalid, lines)
+        return
+    assert status == 0, (argv, lines)
+    assert out.getvalue() == lm_run.generate_text(model, tok, **kwargs) + "\n"
+
+
+def _both_sample(fast, slow):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    values = {
+        "--length": ["0", "3", "-1", "x", "2.5"],
+        "--temperature": ["0", "1e-300", "0.7", "-1", "nan", "inf", "x"],
+        "--top-k": ["1", "2", "9", "0", "-3", "x"],
+        "--top-p": ["0.5", "1", "0", "1.5", "nan", "1e-300"],
+        "--beam": ["1", "3", "0", "x"],
+        "--seed": ["0", "-5", "99999999999999999999999", "x"],
+    }
+    flags = st.fixed_dictionaries({}, optional={k: st.sampled_from(v) for k, v in values.items()})
+    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    quick = settings(max_examples=fast, derandomize=True, **common)(
+        given(flags=flags)(_sample_property)
+    )
+    many = settings(max_examples=slow, **common)(given(flags=flags)(_sample_property))
+    return quick, pytest.mark.slow(many)
+
+
+test_sample_argument_parsing, test_sample_argument_parsing_slow = _both_sample(40, 1500)
