@@ -56,7 +56,7 @@ def check_window_network(network) -> None:
             )
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=16)
 def _filter_matrix(steps: int, decay: float, dtype, device) -> tuple[Tensor, Tensor]:
     """L (K + 1, K) with L[k, j] = decay^(k - 1 - j) for j < k, and decay^k (K + 1,)."""
     k = torch.arange(steps + 1, dtype=torch.float64)
@@ -69,7 +69,9 @@ def _filter_matrix(steps: int, decay: float, dtype, device) -> tuple[Tensor, Ten
 def _filter(U: Tensor, g0: Tensor, decay: float) -> Tensor:
     """g_k = d^k g0 + sum_{j<k} d^(k-1-j) U_j for k = 0..K: (K + 1, B, N)."""
     K = U.shape[0]
-    L, powers = _filter_matrix(K, decay, U.dtype, U.device)
+    size = 1 << max(K - 1, 1).bit_length()  # a power of two >= K: few cached matrices
+    L, powers = _filter_matrix(size, decay, U.dtype, U.device)
+    L, powers = L[: K + 1, :K], powers[: K + 1]  # L[k, j] depends on k - j only
     G = (L @ U.reshape(K, -1)).reshape(K + 1, *U.shape[1:])  # (K + 1, B, N)
     return G + powers[:, None, None] * g0
 
@@ -179,9 +181,7 @@ def _window(network, run, events: Mapping[str, tuple[Tensor, Tensor, Tensor]], K
     return m
 
 
-def window_size(network, batch: int) -> int:
-    """Longest window (steps): the (K + 1, K) filter matrix stays small."""
-    return 512
+MAX_WINDOW = 512  # steps; the (K + 1, K) filter matrix stays small
 
 
 def run_windows(
@@ -194,7 +194,7 @@ def run_windows(
         steps, run.batch, pop.num_neurons, dtype=torch.bool, device=run.neurons[name].v.device
     )
     events = {s: _events(ch, run.batch) for s, ch in chunks.items()}
-    k_max = window_size(network, run.batch)
+    k_max = MAX_WINDOW
     K = k_max
     i = 0
     while i < steps:
