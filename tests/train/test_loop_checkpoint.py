@@ -84,7 +84,7 @@ def test_out_with_checkpoint_is_never_overwritten(tmp_path, corpus):
 
 def test_resume_refuses_changed_architecture(tmp_path, corpus):
     rec, _ = train_lm(_opts(corpus), steps=2, out=tmp_path / "r", progress=False)
-    with pytest.raises(ValueError, match="--hidden"):
+    with pytest.raises(ValueError, match="^hidden: the checkpoint was trained with 16"):
         train_lm(None, steps=4, resume=rec["checkpoint"], overrides={"hidden": 32}, progress=False)
 
 

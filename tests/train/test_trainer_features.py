@@ -160,3 +160,21 @@ def test_device_and_bfloat16_autocast_train():
     assert float(mse(model, data[0], None).loss.detach()) < before
     with pytest.raises(ValueError, match="autocast: expected"):
         TrainConfig(steps=1, autocast="fp8")
+
+
+def test_bf16_mixed_precision_trains_a_language_model_to_the_fp32_loss(tmp_path):
+    from rnnlab.train import LMTrainOptions, train_lm
+
+    corpus = tmp_path / "t.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog. " * 200, encoding="utf-8")
+    base = dict(data=str(corpus), hidden=32, layers=1, batch=8, seq_len=20, eval_every=0)
+    vals = {}
+    for precision in ("fp32", "bf16"):
+        opts = LMTrainOptions(**base, precision=precision)
+        record, _ = train_lm(opts, steps=30, out=tmp_path / precision, progress=False)
+        vals[precision] = record["val_bits_per_char"]
+    assert abs(vals["bf16"] - vals["fp32"]) < 0.02, vals
+    with pytest.raises(ValueError, match="^precision: fp16 needs a CUDA device"):
+        train_lm(LMTrainOptions(**base, precision="fp16"), steps=1, out=tmp_path / "h")
+    with pytest.raises(ValueError, match="^precision: expected one of"):
+        LMTrainOptions(precision="fp8")

@@ -47,6 +47,11 @@ from rnnlab.errors import InputError, InputTypeError
 from rnnlab.nn.cell import Cell, State
 
 
+def _autocast(x: Tensor) -> bool:
+    """Whether autocast (mixed precision) is on for ``x``'s device type."""
+    return torch.is_autocast_enabled(x.device.type)
+
+
 def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
     """Reverse each sequence of ``x`` (B, T, ...) within its own length.
 
@@ -294,6 +299,8 @@ class Recurrent(nn.Module):
                     f"state {name}: expected shape {want} (num_layers * num_directions, "
                     f"{'B, ' if batched else ''}{size}), received shape {tuple(s.shape)}"
                 )
+            if s.dtype != x.dtype and s.is_floating_point() and _autocast(x):
+                s = s.to(x.dtype)  # a state carried out of an autocast region (bf16, fp16)
             if s.dtype != x.dtype or s.device != x.device:
                 raise InputTypeError(
                     f"state {name}: expected dtype {x.dtype} on {x.device} (as the input), "

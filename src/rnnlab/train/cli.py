@@ -60,6 +60,12 @@ def add_parser(sub) -> None:
     o.add_argument("--patience", type=int, default=None, help="early stopping, in evals")
     o.add_argument("--seed", type=int, default=None, help="random seed (0)")
     o.add_argument("--device", default=None, help="cpu, cuda or auto (cpu)")
+    o.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16"),
+        default=None,
+        help="mixed precision by autocast (fp32; fp16 on CUDA, with a gradient scaler)",
+    )
     budget = lm.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, help="train until this step (counts across resume)")
     budget.add_argument("--minutes", type=float, help="train for this many minutes")

@@ -57,6 +57,9 @@ MAX_VAL_TOKENS = 1_000_000
 SEED_RANGE = "[-2**63, 2**64 - 1]"  # what torch's generators accept
 
 
+PRECISIONS = {"fp32": None, "bf16": "bfloat16", "fp16": "float16"}  # -> TrainConfig.autocast
+
+
 def _is_seed(seed) -> bool:
     return isinstance(seed, int) and not isinstance(seed, bool) and -(2**63) <= seed < 2**64
 
@@ -68,7 +71,8 @@ class LMTrainOptions:
     Architecture: level, cell, hidden, layers, embedding, dropout. Data: corpus, data
     (a file path or None), val_fraction, max_vocab (word level). Optimisation: seq_len,
     batch, optimizer, lr, momentum, clip (norm), clip_value, schedule, eval_every,
-    patience, seed, device.
+    patience, seed, device, precision ("fp32", or "bf16" / "fp16" mixed precision through
+    autocast; fp16 with a gradient scaler, on CUDA only).
     """
 
     level: str = "char"
@@ -93,45 +97,48 @@ class LMTrainOptions:
     patience: int | None = None
     seed: int = 0
     device: str = "cpu"
+    precision: str = "fp32"
 
     def __post_init__(self):
         from rnnlab._validation import check_positive_int
 
-        check_positive_int("--seq-len", self.seq_len)
-        check_positive_int("--batch", self.batch)
-        check_positive_int("--hidden", self.hidden)
-        check_positive_int("--layers", self.layers)
-        check_positive_int("--embedding", self.embedding, 0)
-        check_positive_int("--eval-every", self.eval_every, 0)
-        check_positive_int("--max-vocab", self.max_vocab, 2)
+        check_positive_int("seq_len", self.seq_len)
+        check_positive_int("batch", self.batch)
+        check_positive_int("hidden", self.hidden)
+        check_positive_int("layers", self.layers)
+        check_positive_int("embedding", self.embedding, 0)
+        check_positive_int("eval_every", self.eval_every, 0)
+        check_positive_int("max_vocab", self.max_vocab, 2)
         if self.patience is not None:
-            check_positive_int("--patience", self.patience, 1)
+            check_positive_int("patience", self.patience, 1)
         if not _is_seed(self.seed):
-            raise InputError(f"--seed: expected an integer in {SEED_RANGE}, received {self.seed!r}")
+            raise InputError(f"seed: expected an integer in {SEED_RANGE}, received {self.seed!r}")
         if self.optimizer not in OPTIMIZERS:
             raise InputError(
-                f"--optimizer: expected one of {', '.join(OPTIMIZERS)}, received {self.optimizer!r}"
+                f"optimizer: expected one of {', '.join(OPTIMIZERS)}, received {self.optimizer!r}"
             )
         if self.schedule not in SCHEDULES:
             raise InputError(
-                f"--schedule: expected one of {', '.join(SCHEDULES)}, received {self.schedule!r}"
+                f"schedule: expected one of {', '.join(SCHEDULES)}, received {self.schedule!r}"
             )
         if not isinstance(self.dropout, (int, float)) or not 0.0 <= self.dropout < 1.0:
-            raise InputError(f"--dropout: expected a number in [0, 1), received {self.dropout!r}")
+            raise InputError(f"dropout: expected a number in [0, 1), received {self.dropout!r}")
         if not isinstance(self.momentum, (int, float)) or not 0.0 <= self.momentum < 1.0:
-            raise InputError(f"--momentum: expected a number in [0, 1), received {self.momentum!r}")
+            raise InputError(f"momentum: expected a number in [0, 1), received {self.momentum!r}")
         if not isinstance(self.lr, (int, float)) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise InputError(f"--lr: expected a positive number, received {self.lr!r}")
+            raise InputError(f"lr: expected a positive number, received {self.lr!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise InputError(
-                f"--val-fraction: expected a number in (0, 1), received {self.val_fraction!r}"
+                f"val_fraction: expected a number in (0, 1), received {self.val_fraction!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise InputError(
+                f"precision: expected one of {', '.join(PRECISIONS)}, received {self.precision!r}"
             )
         for name in ("clip", "clip_value"):
             v = getattr(self, name)
             if v is not None and not v > 0:
-                raise InputError(
-                    f"--{name.replace('_', '-')}: expected a positive number, received {v!r}"
-                )
+                raise InputError(f"{name}: expected a positive number, received {v!r}")
 
     # fields a resumed run must keep (they define the model, the data or its layout)
     FIXED = (
@@ -221,23 +228,23 @@ def _device(name: str) -> torch.device:
     except (RuntimeError, TypeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(
-            f"--device: expected cpu, cuda, cuda:N, mps or auto, received {name!r} ({first})"
+            f"device: expected cpu, cuda, cuda:N, mps or auto, received {name!r} ({first})"
         ) from None
     if dev.type not in DEVICE_TYPES:
         raise InputError(
-            f"--device: expected cpu, cuda, cuda:N, mps or auto (a device that computes), "
+            f"device: expected cpu, cuda, cuda:N, mps or auto (a device that computes), "
             f"received {name!r}"
         )
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            raise InputError(f"--device: {name!r} requested but CUDA is not available")
+            raise InputError(f"device: {name!r} requested but CUDA is not available")
         if dev.index is not None and dev.index >= torch.cuda.device_count():
             raise InputError(
-                f"--device: {name!r} requested but there are {torch.cuda.device_count()} "
+                f"device: {name!r} requested but there are {torch.cuda.device_count()} "
                 "CUDA device(s)"
             )
     if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise InputError(f"--device: {name!r} requested but MPS is not available")
+        raise InputError(f"device: {name!r} requested but MPS is not available")
     return dev
 
 
@@ -266,17 +273,17 @@ def _check_writable(out: Path) -> None:
             pass
     except OSError as exc:
         raise InputError(
-            f"--out: cannot write into {str(out)!r} ({exc.strerror or type(exc).__name__})"
+            f"out: cannot write into {str(out)!r} ({exc.strerror or type(exc).__name__})"
         ) from None
 
 
 def _check_out(out: Path, resume: Path | None) -> None:
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out: expected a folder, received a file: {str(out)!r}")
+        raise InputError(f"out: expected a folder, received a file: {str(out)!r}")
     ckpt = out / CHECKPOINT
     if ckpt.exists() and (resume is None or ckpt.resolve() != resume.resolve()):
         raise InputError(
-            f"--out: {str(out)!r} already holds a checkpoint; pass --resume {ckpt} to continue "
+            f"out: {str(out)!r} already holds a checkpoint; pass --resume {ckpt} to continue "
             "it, or choose another --out (nothing was overwritten)"
         )
 
@@ -349,9 +356,9 @@ def train_lm(
     if steps is None and minutes is None:
         raise InputError("give a budget: --steps N or --minutes M")
     if steps is not None and steps < 1:
-        raise InputError(f"--steps: expected an integer >= 1, received {steps!r}")
+        raise InputError(f"steps: expected an integer >= 1, received {steps!r}")
     if minutes is not None and not minutes > 0:
-        raise InputError(f"--minutes: expected a positive number, received {minutes!r}")
+        raise InputError(f"minutes: expected a positive number, received {minutes!r}")
     if threads is not None and not (
         isinstance(threads, int) and not isinstance(threads, bool) and 0 <= threads <= MAX_THREADS
     ):
@@ -370,12 +377,12 @@ def train_lm(
             done = int(state["trainer"]["step"])
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(
-                f"--resume: {str(resume_path)!r} is damaged or incompatible (options: {exc})"
+                f"resume: {str(resume_path)!r} is damaged or incompatible (options: {exc})"
             ) from None
         if steps is not None and steps <= done:
             raise InputError(
-                f"--steps: the checkpoint is at step {done} and --steps counts across resumes, "
-                f"so nothing is left to train with --steps {steps} (give more than {done})"
+                f"steps: the checkpoint is at step {done} and the step budget counts across "
+                f"resumes, so nothing is left to train with {steps} (give more than {done})"
             )
         overrides = _resolve_data(overrides)
         for key, value in (overrides or {}).items():
@@ -384,7 +391,7 @@ def train_lm(
                     continue
             if key in LMTrainOptions.FIXED and value != getattr(saved, key):
                 raise InputError(
-                    f"--{key.replace('_', '-')}: the checkpoint was trained with "
+                    f"{key}: the checkpoint was trained with "
                     f"{getattr(saved, key)!r}, received {value!r} (it cannot change on resume)"
                 )
         opts = replace(saved, **(overrides or {}))
@@ -399,13 +406,18 @@ def train_lm(
     # under torchrun: join the process group (gloo on CPU, NCCL with one GPU a process)
     dist_info = init_from_env(device)
     device = dist_info.device or device
+    if opts.precision == "fp16" and device.type != "cuda":
+        raise InputError(
+            f"precision: fp16 needs a CUDA device (torch's CPU recurrent kernels have no "
+            f"float16), received device {str(device)!r}; use bf16 on the CPU"
+        )
     seed_everything(opts.seed)
 
     tokenizer = tokenizer_from_dict(state["vocab"]) if state is not None else None
     data = prepare_data(opts, tokenizer)
     if state is not None and state["data_tokens"] != data.train.numel() + data.val.numel():
         raise InputError(
-            f"--resume: the checkpoint was trained on {state['data_tokens']} tokens, the data "
+            f"resume: the checkpoint was trained on {state['data_tokens']} tokens, the data "
             f"{data.corpus.source!r} now has {data.train.numel() + data.val.numel()}"
         )
     config = LMConfig(
@@ -418,13 +430,9 @@ def train_lm(
         dropout=opts.dropout,
     )
     model = LanguageModel(config, device=device)
-    try:
-        optimizer = make_optimizer(
-            opts.optimizer, model.parameters(), lr=opts.lr, momentum=opts.momentum
-        )
-    except InputError as exc:  # name the command-line option
-        msg = str(exc)
-        raise InputError(f"--{msg}" if msg.startswith(("lr:", "momentum:")) else msg) from None
+    optimizer = make_optimizer(
+        opts.optimizer, model.parameters(), lr=opts.lr, momentum=opts.momentum
+    )
     schedule = (
         None
         if opts.schedule == "constant"
@@ -456,6 +464,7 @@ def train_lm(
             eval_every=opts.eval_every,
             patience=opts.patience,
             progress=progress,
+            autocast=PRECISIONS[opts.precision],
         ),
         schedule=schedule,
         eval_fn=eval_fn,
@@ -476,7 +485,7 @@ def train_lm(
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise InputError(
-                f"--resume: {str(resume_path)!r} holds a state that does not fit its own "
+                f"resume: {str(resume_path)!r} holds a state that does not fit its own "
                 f"configuration (another model's weights?): {first[:160]}"
             ) from None
         if isinstance(schedule, CosineSchedule):
@@ -572,7 +581,7 @@ def eval_lm(path: str | os.PathLike, data: str | os.PathLike | None = None) -> d
         corpus = load_corpus(data=data)
         enc = tokenizer.encode_blocks(corpus.blocks(), corpus.size_bytes)
         if enc.ids.numel() < 2:
-            raise InputError(f"--data: {str(data)!r} holds fewer than 2 {level} tokens")
+            raise InputError(f"data: {str(data)!r} holds fewer than 2 {level} tokens")
         check_vocabulary_fits(tokenizer, corpus, enc.unknown, enc.ids.numel())
         ids, source, unknown = enc.ids, str(data), enc.unknown
     loss = evaluate_lm(model, ids, batch_size=16, seq_len=256)
@@ -590,17 +599,16 @@ def eval_lm(path: str | os.PathLike, data: str | os.PathLike | None = None) -> d
 def encode_prime(tokenizer: Tokenizer, prime: str) -> list[int]:
     """Ids of a priming text; ValueError naming the symbols outside the vocabulary."""
     if prime == "":
-        raise InputError("--prime: expected a non-empty text")
+        raise InputError("prime: expected a non-empty text")
     bad = tokenizer.unknown_symbols(prime)
     if bad:
         shown = ", ".join(repr(s) for s in bad[:5])
         raise InputError(
-            f"--prime: {len(bad)} {tokenizer.level} symbol(s) outside the model's vocabulary: "
-            f"{shown}"
+            f"prime: {len(bad)} {tokenizer.level} symbol(s) outside the model's vocabulary: {shown}"
         )
     ids = tokenizer.encode(prime)
     if not ids:
-        raise InputError(f"--prime: {prime!r} holds no {tokenizer.level} tokens")
+        raise InputError(f"prime: {prime!r} holds no {tokenizer.level} tokens")
     return ids
 
 
