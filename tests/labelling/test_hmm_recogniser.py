@@ -108,6 +108,8 @@ def test_a_word_can_follow_itself():
     x = torch.zeros(1, 4, 1, dtype=torch.float64)
     assert ConnectedWordHMM([hmm], [e], word_penalty=+1.0).decode(x)[0].words == [0, 0, 0, 0]
     assert ConnectedWordHMM([hmm], [e], word_penalty=-1.0).decode(x)[0].words == [0]
+    again = ConnectedWordHMM([hmm], [e], word_penalty=-1.0).with_word_penalty(1.0)
+    assert again.decode(x)[0].words == [0, 0, 0, 0]
 
 
 def test_bad_input():

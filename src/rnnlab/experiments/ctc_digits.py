@@ -94,9 +94,10 @@ def _run(config: ExperimentConfig, preset: dict) -> ExperimentResult:
     words = _isolated(train_s)
     best = None
     tune = train_s.subset(min(60, len(train_s)))
+    base = ConnectedWordHMM.fit_words(words, preset["hmm_states"], n_iter=preset["em_iter"],
+                                      seed=config.seed)  # fmt: skip
     for penalty in preset["penalties"]:
-        rec = ConnectedWordHMM.fit_words(words, preset["hmm_states"], n_iter=preset["em_iter"],
-                                         word_penalty=penalty, seed=config.seed)  # fmt: skip
+        rec = base.with_word_penalty(penalty)
         err = recognition_errors(_decode_hmm(rec, tune), tune.transcripts)["label_error_rate"]
         if best is None or err < best[0]:
             best = (err, penalty, rec)

@@ -162,6 +162,14 @@ class ConnectedWordHMM(nn.Module):
         self.register_buffer("log_exit", log_exit)  # (N,) leave the word from this state
         self.register_buffer("owner", torch.tensor(owner))  # (N,) word of each state (-1 sil)
         self._models = models
+        self._exits = exits
+
+    def with_word_penalty(self, word_penalty: float) -> ConnectedWordHMM:
+        """The same word models and grammar with another insertion penalty."""
+        n = len(self.words)
+        return ConnectedWordHMM(list(self.words), self._exits[:n], silence=self.silence,
+                                silence_exit=self._exits[n] if self.silence is not None else None,
+                                word_penalty=word_penalty)  # fmt: skip
 
     @classmethod
     def fit_words(
