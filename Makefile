@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -qq
 
-.PHONY: run test test-slow bench lint format clean brian2-env
+.PHONY: run test test-slow test-gpu bench lint format clean brian2-env
 
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(VENV)/.test
 
 test-slow: $(VENV)/.test
 	$(PY) -m pytest -q -m slow
+
+# on a machine with an NVIDIA GPU: the CUDA tests, then the engines table on the GPU
+test-gpu: $(VENV)/.test
+	$(PY) -m pytest -q -m cuda
+	$(VENV)/bin/rnnlab bench engines --device cuda
 
 # Brian2 (the spiking benchmark's reference) pins numpy<2: its own environment, run in a
 # subprocess by rnnlab.bench.spiking

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import pkgutil
 import time
 from collections.abc import Callable
@@ -39,6 +40,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="speed comparisons (ratios measured in one run)")
     p.add_argument("name", help="benchmark name, or 'all'")
     p.add_argument("--quick", action="store_true", help="small sizes, few repeats")
+    p.add_argument("--device", default=None, help="cpu or cuda (benchmarks that take one)")
     p.add_argument("--json", action="store_true", help="print one JSON record last")
     p.set_defaults(handler=_bench)
 
@@ -48,7 +50,17 @@ def _bench(args: argparse.Namespace) -> int:
     for name in names:
         if name not in available():
             raise InputError(f"unknown benchmark {name!r}; valid: all, {', '.join(available())}")
-    records = {n: importlib.import_module(f"{__name__}.{n}").main(quick=args.quick) for n in names}
+    records = {}
+    for n in names:
+        main = importlib.import_module(f"{__name__}.{n}").main
+        kwargs = {"quick": args.quick}
+        if args.device is not None:
+            if "device" not in inspect.signature(main).parameters:
+                if len(names) > 1:
+                    continue  # 'all --device cuda': the benchmarks that run on a device
+                raise InputError(f"device: the {n} benchmark runs on the CPU only")
+            kwargs["device"] = args.device
+        records[n] = main(**kwargs)
     if args.json:
         print_json(records if len(names) > 1 else records[names[0]])
     return 0

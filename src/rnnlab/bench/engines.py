@@ -10,6 +10,7 @@ import torch
 
 from rnnlab._threads import torch_threads
 from rnnlab.bench import timeit
+from rnnlab.errors import InputError
 from rnnlab.nn import LSTM
 
 SIZES = ((32, 100, 2, 64), (32, 1000, 2, 64), (64, 128, 64, 512))
@@ -22,28 +23,39 @@ def _fwd_bwd(layer, x):
         layer.zero_grad(set_to_none=True)
         y, _ = layer(x)
         y.sum().backward()
+        _sync(x.device)
 
     return run
 
 
-def main(quick: bool = False, threads: int = 1) -> dict:
+def main(quick: bool = False, threads: int = 1, device: str = "cpu") -> dict:
     """Run the benchmark, print the table, return {size: {engine: ms, ratio: ...}}.
+
+    ``device="cuda"``: the same table on the GPU (torch.nn.LSTM is then cuDNN).
 
     One thread by default: with two OpenMP threads on two cores, any other process on the
     machine stalls torch's thread barrier and the timings swing by 10x."""
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("device: 'cuda' requested but CUDA is not available")
     with torch_threads(threads):
-        return _run(quick)
+        return _run(quick, dev)
 
 
-def _run(quick: bool) -> dict:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _run(quick: bool, device: torch.device) -> dict:
     torch.manual_seed(0)
     rows, record = [], {}
     repeat = 2 if quick else 5
     for B, T, F, H in QUICK_SIZES if quick else SIZES:
-        x = torch.randn(B, T, F, requires_grad=True)
-        ref = torch.nn.LSTM(F, H, batch_first=True)
+        x = torch.randn(B, T, F, device=device, requires_grad=True)
+        ref = torch.nn.LSTM(F, H, batch_first=True, device=device)
         times = {"torch.nn.LSTM": timeit(_fwd_bwd(ref, x), repeat=repeat)}
-        ours = LSTM(F, H)
+        ours = LSTM(F, H, device=device)
         ours.load_state_dict(ref.state_dict())
         for engine in ("auto", "bptt", "loop"):
             if engine == "loop" and T * H > 64_000 and not quick:
@@ -62,7 +74,11 @@ def _run(quick: bool) -> dict:
             rows.append((key, name, f"{t * 1e3:9.1f}", f"{t / base:5.2f}x"))
     print(
         f"forward+backward, median of {repeat}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads"
+        + (
+            torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else f"{torch.get_num_threads()} threads"
+        )
     )
     width = max(len(r[0]) for r in rows)
     print(f"{'size':<{width}}  {'engine':<15} {'ms':>9}  ratio to torch.nn.LSTM")
