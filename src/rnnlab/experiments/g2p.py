@@ -72,8 +72,8 @@ def run(config: ExperimentConfig) -> ExperimentResult:
 
 cmudict, stress stripped; {len(train)} training pairs (a subset of the train split),
 {len(test_words)} held-out test words (hash split), all pronunciations of a word as
-references. Bidirectional
-LSTM encoder, LSTM decoder ({hidden} units), {steps} Adam steps of {batch}.
+references. Bidirectional LSTM encoder, LSTM decoder ({hidden} units), {steps} Adam
+steps of {batch}. Success rule: attention lowers the WER, and its PER is below 25%.
 
 | model | PER | WER | per-phoneme accuracy, teacher forced | seconds |
 |---|---|---|---|---|
