@@ -180,7 +180,7 @@ def test_training_reduces_the_loss_on_a_copy_task():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert float(loss) < 0.1 * first
+    assert loss.item() < 0.1 * first
     assert m.translate(src[:8], L[:8]).tokens == src[:8].tolist()
 
 
