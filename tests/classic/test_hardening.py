@@ -913,3 +913,26 @@ def test_numpy_loops_of_the_full_kalman_recursion_equal_the_torch_loops():
             f_n, s_n = kalman_filter(p, yy, u, **kw), rts_smoother(p, yy, u, **kw)
         for a, b in [*zip(f_t, f_n), *zip(s_t, s_n)]:
             torch.testing.assert_close(a.detach(), b, rtol=1e-12, atol=1e-12)
+
+
+def test_selective_initialisation_keeps_the_parameters_not_named():
+    m = HMM.from_params(
+        initial_probs=torch.tensor([0.5, 0.5], dtype=F64),
+        transition_matrix=torch.tensor([[0.9, 0.1], [0.2, 0.8]], dtype=F64),
+        means=torch.tensor([[0.0], [3.0]], dtype=F64),
+        covs=torch.ones(2, 1, dtype=F64),
+    )
+    x = m.sample(4, 30, generator=0).observations
+    means0 = m.means.detach().clone()
+    uniform = HMM.from_params(
+        initial_probs=torch.full((2,), 0.5, dtype=F64),
+        transition_matrix=torch.full((2, 2), 0.5, dtype=F64),
+        means=means0,
+        covs=m.variances.detach(),
+    )
+    # the k-means start sets pi and A uniform; the emissions are kept (and held)
+    m.fit(x, init=("initial_probs", "transition_matrix"), n_iter=1, fixed=("emissions",))
+    assert m.history_[0] == pytest.approx(uniform.score(x), rel=1e-12)
+    assert torch.equal(m.means.detach(), means0)
+    with pytest.raises(InputError, match="init: expected 'auto', 'kmeans'"):
+        m.fit(x, init=("means",))

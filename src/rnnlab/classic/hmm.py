@@ -1520,7 +1520,9 @@ class HMM(nn.Module):
             tol, rtol: stop when the log-likelihood changes by less than
                 ``tol + rtol * |L|`` (absolute and relative tolerance on the total
                 log-likelihood L).
-            init: ``"kmeans"`` (Gaussian/GMM: the best of 10 k-means++ runs on the data in
+            init: names from ``("initial_probs", "transition_matrix", "emissions")`` to
+                initialise (the others keep their values, as hmmlearn's ``init_params``),
+                or ``"kmeans"`` (Gaussian/GMM: the best of 10 k-means++ runs on the data in
                 a canonical order, centres sorted by their first coordinate, as means; the
                 data covariance for every state), ``"random"`` (Dirichlet(1)
                 probabilities, means drawn from the data), ``"none"`` (start from the
@@ -1553,9 +1555,23 @@ class HMM(nn.Module):
         """
         for name, v in (("pseudocount", pseudocount), ("min_covar", min_covar)):
             check_nonnegative(name, v)
-        if init not in ("auto", "kmeans", "random", "none"):
+        keep: tuple[str, ...] = ()  # parameters init leaves as they are
+        if not isinstance(init, str):  # a selection: initialise these, keep the others
+            try:
+                names = tuple(init)
+            except TypeError:
+                names = (None,)
+            if not names or any(n not in _FIXABLE for n in names):
+                raise InputError(
+                    f"init: expected 'auto', 'kmeans', 'random', 'none' or names from "
+                    f"{_FIXABLE}, received {init!r}"
+                )
+            keep = tuple(n for n in _FIXABLE if n not in names)
+            init = "random" if self.emission == "categorical" else "kmeans"
+        elif init not in ("auto", "kmeans", "random", "none"):
             raise InputError(
-                f"init: expected 'auto', 'kmeans', 'random' or 'none', received {init!r}"
+                f"init: expected 'auto', 'kmeans', 'random', 'none' or names from "
+                f"{_FIXABLE}, received {init!r}"
             )
         if isinstance(fixed, str):
             fixed = (fixed,)
@@ -1602,7 +1618,7 @@ class HMM(nn.Module):
                     stacklevel=2,
                 )
             if init != "none":
-                self._initialize(xv, init, g, fixed)
+                self._initialize(xv, init, g, (*fixed, *keep))
             stats = None
             floor = 0.0
             if self.emission == "poisson":
