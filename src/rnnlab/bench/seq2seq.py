@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from rnnlab._threads import torch_threads
+from rnnlab.bench import timeit
 from rnnlab.seq2seq import Seq2Seq
 from rnnlab.seq2seq.data import BucketBatches, Vocabulary, collate, encode_pairs
 from rnnlab.tasks import seq_addition
@@ -118,18 +119,17 @@ def _decoding(n: int) -> dict:
     b = collate(encode_pairs(seq_addition.pairs(n, 3, seed=5), vocab, vocab))
     out = {}
     for name, beam in (("greedy", 1), ("beam5", 5)):
-        t0 = time.perf_counter()
-        model.translate(b.src, b.src_lengths, beam_size=beam, max_length=6)
-        out[f"{name}_sentences_per_s"] = n / (time.perf_counter() - t0)
-    fast = model._fast_cell
-    t0 = time.perf_counter()
-    model.translate(b.src, b.src_lengths, beam_size=5, max_length=6)
-    t_fast = time.perf_counter() - t0
-    model._fast_cell = lambda: None  # the generic Recurrent.step
-    t0 = time.perf_counter()
-    model.translate(b.src, b.src_lengths, beam_size=5, max_length=6)
-    out["fused_step_speedup"] = (time.perf_counter() - t0) / t_fast
-    model._fast_cell = fast
+        t = timeit(lambda beam=beam: model.translate(b.src, b.src_lengths, beam, 6), repeat=3)
+        out[f"{name}_sentences_per_s"] = n / t
+    fast, ratios = model._fast_cell, []
+    for _ in range(3):  # alternating: the fused cell step, then the generic Recurrent.step
+        t_fast = timeit(lambda: model.translate(b.src, b.src_lengths, 5, 6), repeat=1, warmup=0)
+        model._fast_cell = lambda: None
+        t_generic = timeit(lambda: model.translate(b.src, b.src_lengths, 5, 6), repeat=1,
+                           warmup=0)  # fmt: skip
+        model._fast_cell = fast
+        ratios.append(t_generic / t_fast)
+    out["fused_step_speedup"] = statistics.median(ratios)
     return out
 
 

@@ -279,7 +279,16 @@ class Seq2Seq(nn.Module):
         return torch.tanh(self.combine(torch.cat([c, h], dim=-1))), a  # (B, T, H)
 
     def _fast_cell(self):
-        """torch's fused cell function for the decoder's cells, or None."""
+        """torch's fused cell function for the decoder's cells, or None (cached per
+        training mode and engine setting: it is asked at every decoder step)."""
+        key = (self.decoder.training, self.decoder.engine)
+        cached = self.__dict__.get("_fast_cache")
+        if cached is None or cached[0] != key:
+            cached = (key, self._find_fast_cell())
+            self.__dict__["_fast_cache"] = cached
+        return cached[1]
+
+    def _find_fast_cell(self):
         layer = self.decoder
         if layer.engine not in ("auto", "fused") or layer.resolved_engine() != "fused":
             return None
