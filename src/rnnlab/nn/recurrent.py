@@ -121,7 +121,8 @@ class Recurrent(nn.Module):
         # the cells live in a plain list: their parameters are registered on this module
         # under torch.nn's names ({name}_l{k}[_reverse]) and re-pointed by _sync_cells
         self._cells: list[Cell] = []
-        self._links: list[tuple[Cell, str, str, bool]] = []  # cell, path, own name, param?
+        # (module inside a cell, its attribute, this module's name for it, a parameter?)
+        self._links: list[tuple[nn.Module, str, str, bool]] = []
         self._fused_weights: dict[tuple[int, int], list[Tensor]] = {}  # torch's flat lists
         D = self.num_directions
         for k in range(num_layers):
@@ -146,22 +147,21 @@ class Recurrent(nn.Module):
                 f"make_cell: expected it to return an rnnlab.nn.Cell, received {describe(cell)}"
             )
         self._cells.append(cell)
-        for path, p in cell.named_parameters():
-            name = path.replace(".", "_") + suffix
-            self.register_parameter(name, p)
-            self._links.append((cell, path, name, True))
-        for path, b in cell.named_buffers():
-            owner, _, leaf = path.rpartition(".")
-            mod = cell.get_submodule(owner) if owner else cell
-            name = path.replace(".", "_") + suffix
-            self.register_buffer(name, b, persistent=leaf not in mod._non_persistent_buffers_set)
-            self._links.append((cell, path, name, False))
+        for is_param, named in ((True, cell.named_parameters()), (False, cell.named_buffers())):
+            for path, t in named:
+                owner, _, leaf = path.rpartition(".")
+                mod = cell.get_submodule(owner) if owner else cell
+                name = path.replace(".", "_") + suffix
+                if is_param:
+                    self.register_parameter(name, t)
+                else:
+                    persistent = leaf not in mod._non_persistent_buffers_set
+                    self.register_buffer(name, t, persistent=persistent)
+                self._links.append((mod, leaf, name, is_param))
 
     def _sync_cells(self) -> None:
         """Point every cell at this module's current tensors (they may have been replaced)."""
-        for cell, path, name, is_param in self._links:
-            owner, _, leaf = path.rpartition(".")
-            mod = cell.get_submodule(owner) if owner else cell
+        for mod, leaf, name, is_param in self._links:
             store = mod._parameters if is_param else mod._buffers
             mine = self._parameters[name] if is_param else self._buffers[name]
             if store[leaf] is not mine:
