@@ -6,7 +6,7 @@ input (a random bias per unit stands for their constant bias input) is trained b
 forcing on 3,000 steps of the tau = 17 Mackey-Glass series (the first 1,000 discarded),
 squashed by s = tanh(x - 1); then it runs free, feeding back its own output, for 84
 steps. NRMSE_84 = sqrt(mean over trials of (x_pred(84) - x(84))^2) / std(x), with the
-squash undone; the paper reports about 10^-4.2 (TASKS.md marks the number unconfirmed).
+squash undone; the paper reports about 10^-4.2 (docs/tasks.md marks the number unconfirmed).
 Each trial uses another reservoir seed and another stretch of the series.
 
 Our setup, where the paper is not followed exactly or is not confirmed: reservoir weights
