@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from rnnlab._threads import torch_threads
+from rnnlab.analysis.kmeans import kmeans
 from rnnlab.experiments import ExperimentConfig, ExperimentResult, register
 from rnnlab.experiments._task_training import train_until_consolidated
 from rnnlab.tasks import binary_addition as ba
@@ -58,29 +59,6 @@ class AdderNet(nn.Module):
         return logits, h  # (B, T, 1), (B, T, H)
 
 
-def _sqdist(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-    return ((x[:, None, :] - c[None, :, :]) ** 2).sum(-1)  # (N, k)
-
-
-def kmeans(x: torch.Tensor, k: int, g: torch.Generator, iters: int = 50) -> torch.Tensor:
-    """Cluster labels of the rows of ``x (N, D)`` (k-means++ seeding, Lloyd iterations)."""
-    centres = [x[torch.randint(0, x.shape[0], (1,), generator=g)].squeeze(0)]
-    for _ in range(k - 1):
-        d = _sqdist(x, torch.stack(centres)).min(1).values
-        centres.append(x[torch.multinomial(d / d.sum(), 1, generator=g)].squeeze(0))
-    c = torch.stack(centres)
-    lab = _sqdist(x, c).argmin(1)
-    for _ in range(iters):
-        onehot = torch.nn.functional.one_hot(lab, k).to(x.dtype)  # (N, k)
-        count = onehot.sum(0)
-        c = torch.where(count[:, None] > 0, onehot.T @ x / count.clamp_min(1)[:, None], c)
-        new = _sqdist(x, c).argmin(1)
-        if torch.equal(new, lab):
-            break
-        lab = new
-    return lab
-
-
 def _train(seed: int, steps: int, consolidate: int, n_bits: int, lr: float):
     """Adam on random ``n_bits`` sums until 512 random 64-bit sums (a check set; the
     reported test set is separate) have been all right at every check (each 50 steps)
@@ -110,16 +88,8 @@ def _clusters(H: torch.Tensor, true_state: torch.Tensor, seed: int, restarts: in
     """The fewest k-means clusters (4..8) whose every cluster is >= 99% one automaton
     state; returns (k, labels, cluster -> state map, purity)."""
     g = torch.Generator().manual_seed(seed)
-    for k in range(4, 9):
-        best = None
-        for _ in range(restarts):  # keep the lowest within-cluster sum of squares
-            lab = kmeans(H, k, g)
-            onehot = torch.nn.functional.one_hot(lab, k).to(H.dtype)
-            means = onehot.T @ H / onehot.sum(0).clamp_min(1)[:, None]
-            sse = float(((H - means[lab]) ** 2).sum())
-            if best is None or sse < best[0]:
-                best = (sse, lab)
-        lab = best[1]
+    for k in range(4, 9):  # the lowest within-cluster sum of squares of `restarts` runs
+        lab = kmeans(H, k, n_init=restarts, n_iter=50, generator=g).labels
         cmap, hits = {}, 0
         for c in range(k):
             if (lab == c).any():
