@@ -291,10 +291,12 @@ class NeuralAR(nn.Module):
         """Minimise the mean negative log-likelihood of all windows with Adam.
 
         Minibatches of ``batch_size`` windows are drawn in an order fixed by
-        ``generator`` (a ``torch.Generator``, an int seed (default 0) or None);
-        ``history_`` holds the mean training NLL (nats per element) of every epoch.
-        Returns self.
+        ``generator`` (a ``torch.Generator``, an int seed (default 0) or None), through
+        the one training loop (:class:`rnnlab.train.Trainer`); ``history_`` holds the mean
+        training NLL (nats per element) of every epoch. Returns self.
         """
+        from rnnlab.train.loop import StepOutput, TrainConfig, Trainer
+
         check_positive_int("epochs", epochs)
         check_positive_int("batch_size", batch_size)
         for name, v, low in (("lr", lr, "> 0"), ("weight_decay", weight_decay, ">= 0")):
@@ -307,28 +309,41 @@ class NeuralAR(nn.Module):
         ctx, tgt = ctx[valid], tgt[valid]  # (N, n[, F]), (N[, F])
         n = tgt.shape[0]
         gen = as_generator(generator)
-        opt = torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay)
+        per_epoch = -(-n // batch_size)
+
+        def batches():  # a new permutation of the windows every epoch
+            while True:
+                perm = torch.randperm(n, generator=gen).to(tgt.device)
+                yield from perm.split(batch_size)
+
+        def loss_fn(model, idx, carry):
+            out = model._output(ctx[idx])
+            if model.discrete:
+                loss = F_.cross_entropy(out, tgt[idx])
+            else:
+                var = model.log_var.exp()
+                d = (tgt[idx] - out).pow(2) / var + model.log_var + _LOG_2PI
+                loss = 0.5 * d.sum(-1).mean()
+            return StepOutput(loss, idx.numel())
+
         self.history_ = []
-        self.train()
-        for epoch in range(epochs):
-            perm = torch.randperm(n, generator=gen).to(tgt.device)
-            total = 0.0
-            for i in range(0, n, batch_size):
-                idx = perm[i : i + batch_size]
-                out = self._output(ctx[idx])
-                if self.discrete:
-                    loss = F_.cross_entropy(out, tgt[idx])
-                else:
-                    var = self.log_var.exp()
-                    d = (tgt[idx] - out).pow(2) / var + self.log_var + _LOG_2PI
-                    loss = 0.5 * d.sum(-1).mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += float(loss.detach()) * idx.numel()
-            self.history_.append(total / n)
-            if verbose:
-                print(f"epoch {epoch}: nll {self.history_[-1]:.5f}")
+        total = [0.0, 0]  # this epoch's summed loss, batches seen
+
+        def after_step(model, idx, loss):
+            total[0] += loss * idx.numel()
+            total[1] += 1
+            if total[1] == per_epoch:  # the epoch's mean NLL per window
+                self.history_.append(total[0] / n)
+                total[:] = [0.0, 0]
+                if verbose:
+                    print(f"epoch {len(self.history_) - 1}: nll {self.history_[-1]:.5f}")
+
+        Trainer(
+            self, torch.optim.Adam(self.parameters(), lr=lr, weight_decay=weight_decay),
+            batches(), loss_fn, TrainConfig(steps=epochs * per_epoch, progress=False,
+                                            log_every=10**9),
+            after_step=after_step,
+        ).fit()  # fmt: skip
         self.eval()
         return self
 
