@@ -340,12 +340,10 @@ def test_interrupt_reports_the_stopping_steps_validation(tmp_path, corpus, monke
     _interrupt_at(monkeypatch, 5)
     rec, _ = train_lm(_opts(corpus), steps=20, out=tmp_path / "r", progress=False)
     assert rec["stopped"] == "interrupted" and rec["steps"] == 5
-    evals = [
-        json.loads(line)
-        for line in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()
-        if "val_loss" in line
-    ]
+    records = [json.loads(x) for x in (tmp_path / "r" / "metrics.jsonl").read_text().splitlines()]
+    evals = [e for e in records if "val_loss" in e]  # the periodic evaluations
     assert [e["step"] for e in evals] == [3]
+    assert [e["step"] for e in records if "final_val_loss" in e] == [5]  # and at the stop
     at_stop = eval_lm(rec["checkpoint"])["loss"]  # the saved (step-5) state, independently
     assert rec["val_loss"] == pytest.approx(at_stop, rel=1e-6)
     assert rec["val_loss"] != pytest.approx(evals[0]["val_loss"], rel=1e-6)

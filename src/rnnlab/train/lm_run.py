@@ -495,10 +495,6 @@ def train_lm(
             schedule.set_total_steps(steps)
     _check_writable(out_dir)
     result = trainer.fit()
-    if result.stopped == "interrupted":
-        # report the stopping step's validation loss (the saved state), not the last
-        # periodic evaluation's
-        result = replace(result, val_loss=trainer.evaluate())
     plot = None
     try:
         if dist_info.rank != 0:  # rank 0 alone writes

@@ -738,7 +738,8 @@ class Trainer:
             else:
                 kept = f"; the last good one is {last_ckpt}" if last_ckpt else ""
                 print(f"warning: final checkpoint not written ({sick}){kept}", file=sys.stderr)
-        if stopped not in ("interrupted", "done") and self.eval_fn is not None:
+        if stopped != "done" and self.eval_fn is not None:
+            # the stopping step's figure (also after an interrupt: the state just saved);
             # reported only: never feeds the schedule or the best model (exact resume)
             val = self.evaluate()
             self._record(since_eval, final=True)
