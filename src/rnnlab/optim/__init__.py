@@ -1,6 +1,7 @@
-"""Optimizers and schedules by name, gradient clipping that reports the norm."""
+"""Optimizers and schedules by name, gradient clipping that reports the norm, Hessian-free."""
 
 from rnnlab.optim.clipping import clip_gradients
+from rnnlab.optim.hessian_free import GaussNewton, HessianFree, conjugate_gradient
 from rnnlab.optim.schedules import (
     OPTIMIZERS,
     SCHEDULES,
@@ -10,9 +11,12 @@ from rnnlab.optim.schedules import (
 )
 
 __all__ = [
+    "GaussNewton",
+    "HessianFree",
     "OPTIMIZERS",
     "SCHEDULES",
     "clip_gradients",
+    "conjugate_gradient",
     "make_optimizer",
     "make_schedule",
     "momentum_schedule",
