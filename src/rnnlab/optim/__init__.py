@@ -8,6 +8,7 @@ from rnnlab.optim.schedules import (
     make_optimizer,
     make_schedule,
     momentum_schedule,
+    set_momentum,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "make_optimizer",
     "make_schedule",
     "momentum_schedule",
+    "set_momentum",
 ]

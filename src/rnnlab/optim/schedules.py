@@ -179,7 +179,26 @@ def make_schedule(
 
 def momentum_schedule(step: int, *, start: float = 0.5, final: float = 0.99, ramp: int = 250):
     """Sutskever et al. (2013) eq. 5: mu_t = min(1 - 2^(-1 - log2(floor(t / ramp) + 1)), final),
-    started at ``start`` for the first ``ramp`` steps."""
+    started at ``start`` for the first ``ramp`` steps (eq. 5 gives 0.5 there).
+
+    ``final`` is mu_max (the paper tries 0.9, 0.99, 0.995, 0.999). Use it with classical or
+    Nesterov momentum (``torch.optim.SGD(..., nesterov=True)``) by setting the momentum
+    before each step: ``set_momentum(opt, momentum_schedule(t))``.
+    """
     if step < ramp:
         return start
     return min(1.0 - 2.0 ** (-1.0 - math.log2(step // ramp + 1)), final)
+
+
+def set_momentum(optimizer: torch.optim.Optimizer, momentum: float) -> float:
+    """Set ``momentum`` in every parameter group of a momentum optimizer (SGD, RMSprop);
+    returns it. For :func:`momentum_schedule`."""
+    if not isinstance(momentum, (int, float)) or not 0.0 <= momentum < 1.0:
+        raise InputError(f"momentum: expected a number in [0, 1), received {momentum!r}")
+    for group in optimizer.param_groups:
+        if "momentum" not in group:
+            raise InputError(
+                f"optimizer: expected one with momentum, received {type(optimizer).__name__}"
+            )
+        group["momentum"] = float(momentum)
+    return float(momentum)
