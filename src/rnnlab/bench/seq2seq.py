@@ -129,9 +129,9 @@ def _decoding(n: int) -> dict:
             model.translate(b.src[:rows], b.src_lengths[:rows], 5, 6)
 
         for _ in range(3):  # alternating: the fused cell step, then the generic step
-            t_fast = timeit(decode, repeat=1, warmup=1)
+            t_fast = timeit(decode, repeat=5, warmup=1)
             model._fast_cell = lambda: None  # the generic Recurrent.step
-            t_generic = timeit(decode, repeat=1, warmup=1)
+            t_generic = timeit(decode, repeat=5, warmup=1)
             model._fast_cell = fast
             ratios.append(t_generic / t_fast)
         out[f"fused_step_speedup_{rows}_sources"] = statistics.median(ratios)
