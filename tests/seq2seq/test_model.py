@@ -199,3 +199,15 @@ def test_bad_input_names_the_problem():
         m(torch.full((1, 7), 3), torch.tensor([7]), tgt[:1])
     with pytest.raises(InputError, match="attention"):
         Seq2Seq(5, 5, attention="luong")
+
+
+def test_reversed_source_attention_is_reported_in_source_order():
+    m = make("bahdanau", reverse_source=True)
+    plain = make("bahdanau")
+    plain.load_state_dict(m.state_dict())
+    src, L, _ = batch()
+    rev = torch.stack([torch.cat([src[b, : L[b]].flip(0), src[b, L[b] :]]) for b in range(4)])
+    a, b = m.translate(src, L, beam_size=2, max_length=5), plain.translate(rev, L, 2, 5)
+    assert a.tokens == b.tokens
+    for x, y in zip(a.attention, b.attention):
+        torch.testing.assert_close(x, y.flip(-1))
