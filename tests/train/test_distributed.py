@@ -4,7 +4,6 @@ resume, one rank's NaN skipping the step on every rank, and a failing rank endin
 
 import json
 import os
-import socket
 
 import pytest
 import torch
@@ -83,9 +82,10 @@ def train(out, steps, *, dropout=0.0, resume=None, nan_at=None, accumulate=1, ck
     return net, result
 
 
-def _worker(rank, world, port, out, kind):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+def _worker(rank, world, out, kind):
+    # a file rendezvous: no port to race for with other processes on the machine
+    dist.init_process_group("gloo", init_method=f"file://{out}/rendezvous", rank=rank,
+                            world_size=world)  # fmt: skip
     torch.set_num_threads(1)
     try:
         if kind == "fail" and rank == 1:
@@ -100,18 +100,13 @@ def _worker(rank, world, port, out, kind):
                                 accumulate=2 if kind == "accumulate" else 1)  # fmt: skip
             params = [net.state_dict(), result.skipped_steps]
         torch.save(params, f"{out}/rank{rank}.pt")
+        dist.barrier()  # both done before either tears the group down
     finally:
         dist.destroy_process_group()
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _spawn(tmp_path, kind):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path), kind), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path), kind), nprocs=2, join=True)
     return [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
 
 
