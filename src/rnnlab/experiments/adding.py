@@ -81,7 +81,7 @@ class _ST3Tracker:
         self.fired = None
 
 
-@register("adding", "LSTM 1997 adding problem, T=100 (<1% wrong of 2560); SRN fails")
+@register("adding", "LSTM 1997 adding problem, T=100 (<1% wrong of 2560); SRN fails", trials=3)
 def run(config: ExperimentConfig) -> ExperimentResult:
     if config.quick:
         T, budget, n_test, eval_every, track_st3 = 20, 3_000, 512, 1_000, False

@@ -185,11 +185,15 @@ def _run(config: ExperimentConfig, with_c: bool) -> ExperimentResult:
     return ExperimentResult(name, success, metrics, published, report, plots)
 
 
-@register("anbn", "LSTM (peepholes) learns a^n b^n on n<=10, generalises (max_n_generalised)")
+@register(
+    "anbn", "LSTM (peepholes) learns a^n b^n on n<=10, generalises (max_n_generalised)", trials=3
+)
 def run_anbn(config: ExperimentConfig) -> ExperimentResult:
     return _run(config, with_c=False)
 
 
-@register("anbncn", "LSTM (peepholes) learns a^n b^n c^n, generalisation beyond training n")
+@register(
+    "anbncn", "LSTM (peepholes) learns a^n b^n c^n, generalisation beyond training n", trials=3
+)
 def run_anbncn(config: ExperimentConfig) -> ExperimentResult:
     return _run(config, with_c=True)

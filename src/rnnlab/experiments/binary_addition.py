@@ -102,7 +102,9 @@ def _clusters(H: torch.Tensor, true_state: torch.Tensor, seed: int, restarts: in
     return k, lab, cmap, purity
 
 
-@register("binary-addition", "SRN with 3 hidden units adds binary numbers; carry automaton")
+@register(
+    "binary-addition", "SRN with 3 hidden units adds binary numbers; carry automaton", trials=3
+)
 def run(config: ExperimentConfig) -> ExperimentResult:
     steps, consolidate, restarts, n_test = (
         (600, 100, 3, 100) if config.quick else (2000, 500, 8, 1000)

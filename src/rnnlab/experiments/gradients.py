@@ -24,7 +24,9 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-300)
 
 
-@register("gradients", "vanishing/exploding gradients: scalar example, SRN vs LSTM, attractors")
+@register(
+    "gradients", "vanishing/exploding gradients: scalar example, SRN vs LSTM, attractors", trials=3
+)
 def run(config: ExperimentConfig) -> ExperimentResult:
     torch.manual_seed(config.seed)
     T_flow, H, B = (20, 6, 4) if config.quick else (100, 32, 16)

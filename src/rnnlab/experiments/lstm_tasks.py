@@ -74,7 +74,9 @@ def _report(name, title, config, setup, rows, success, curve_file, seconds):
 # --------------------------------------------------------------------------- temporal order
 
 
-@register("temporal-order", "LSTM 1997 temporal order, 4 classes, length 100-110 (Exp. 6a)")
+@register(
+    "temporal-order", "LSTM 1997 temporal order, 4 classes, length 100-110 (Exp. 6a)", trials=3
+)
 def run_temporal_order(config: ExperimentConfig) -> ExperimentResult:
     s = config.seed
     budget, n_test, eval_every = (1_000, 256, 500) if config.quick else (150_000, 2560, 5_000)
@@ -158,7 +160,7 @@ def run_temporal_order(config: ExperimentConfig) -> ExperimentResult:
 # --------------------------------------------------------------------------- multiplication
 
 
-@register("multiplication", "LSTM 1997 multiplication problem, T=100 (Exp. 5)")
+@register("multiplication", "LSTM 1997 multiplication problem, T=100 (Exp. 5)", trials=3)
 def run_multiplication(config: ExperimentConfig) -> ExperimentResult:
     s = config.seed
     T = 20 if config.quick else 100

@@ -55,7 +55,9 @@ def _trial(x: torch.Tensor, N: int, seed: int, offset: int, n_train: int, washou
     return free, true, one_step
 
 
-@register("mackey-glass", "Jaeger & Haas 2004: ESN free run on Mackey-Glass tau=17, NRMSE_84")
+@register(
+    "mackey-glass", "Jaeger & Haas 2004: ESN free run on Mackey-Glass tau=17, NRMSE_84", trials=2
+)
 def run(config: ExperimentConfig) -> ExperimentResult:
     N, trials = (300, 3) if config.quick else (1000, 10)
     n_train, washout = 3000, 1000

@@ -129,7 +129,9 @@ def guess(n_solutions: int, max_guesses: int, *, seed: int, n_train: int = 100, 
     return found, weights, (last if len(found) == n_solutions else drawn)
 
 
-@register("parity", "parity: SRN generalises to 10x longer strings; random weight guessing")
+@register(
+    "parity", "parity: SRN generalises to 10x longer strings; random weight guessing", trials=3
+)
 def run(config: ExperimentConfig) -> ExperimentResult:
     quick = config.quick
     hidden, consolidate = 8, (100 if quick else 300)

@@ -52,7 +52,9 @@ def _step_accuracy(pred, batch) -> float:
     return float(ok.sum() / batch.mask.sum())
 
 
-@register("reber", "LSTM 1997 learns the embedded Reber grammar (all next symbols predicted)")
+@register(
+    "reber", "LSTM 1997 learns the embedded Reber grammar (all next symbols predicted)", trials=3
+)
 def run(config: ExperimentConfig) -> ExperimentResult:
     s = config.seed
     n_strings = 64 if config.quick else 256

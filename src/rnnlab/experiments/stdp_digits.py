@@ -200,7 +200,7 @@ def train_and_test(
     return net, tr, te, y, r_train, r_test
 
 
-@register("stdp-digits", "unsupervised STDP digit learning after Diehl & Cook 2015 (8x8)")
+@register("stdp-digits", "unsupervised STDP digit learning after Diehl & Cook 2015 (8x8)", trials=2)
 def run(config: ExperimentConfig) -> ExperimentResult:
     quick = config.quick
     cfg = settings(quick)

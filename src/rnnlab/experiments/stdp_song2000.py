@@ -76,7 +76,9 @@ def _run(net, source, steps: int, tail: int):
 
 
 @register(
-    "stdp-song2000", "STDP: bimodal weights, rate regulation, correlated group wins (Song 2000)"
+    "stdp-song2000",
+    "STDP: bimodal weights, rate regulation, correlated group wins (Song 2000)",
+    trials=2,
 )
 def run(config: ExperimentConfig) -> ExperimentResult:
     from rnnlab.spiking import PoissonInput, simulate
