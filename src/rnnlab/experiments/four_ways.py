@@ -168,11 +168,12 @@ def _esn(T, seed, train, test, val, reservoir):
 )
 def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
     if config.quick:
-        T, minutes, n_val, n_test, hidden, reservoir, n_esn = 10, 0.08, 256, 256, 16, 100, 1000
-        eval_steps = 50
+        # fixed sequence budgets (not wall clock), so the quick preset is deterministic
+        T, minutes, n_val, n_test, hidden, reservoir, n_esn = 10, 2.0, 256, 256, 16, 100, 1000
+        eval_steps, cap_sgd, cap_hf = 50, 20_000, 3_000
     else:
         T, minutes, n_val, n_test, hidden, reservoir, n_esn = 100, 1.0, 512, 1024, 50, 400, 5000
-        eval_steps = 250
+        eval_steps, cap_sgd, cap_hf = 250, 10**9, 10**9  # the wall clock is the budget
     s = config.seed
     val = task.generate(n_val, T, seed=10_000 + s)
     test = task.generate(n_test, T, seed=20_000 + s)
@@ -205,7 +206,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
                                       input_gate_bias=(-3, -3, -6, -6)), 1)  # fmt: skip
         t0 = time.perf_counter()
         curve, seqs, stopped = _fit(lstm, torch.optim.Adam(lstm.parameters(), lr=1e-2), T, s,
-                                    val, batch=32, minutes=minutes, max_sequences=10**8,
+                                    val, batch=32, minutes=minutes, max_sequences=cap_sgd,
                                     eval_every=eval_steps, clip=1.0)  # fmt: skip
         record("LSTM", lstm, seqs, time.perf_counter() - t0, curve, stopped)
 
@@ -216,7 +217,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
         batch = 100 if config.quick else 500
         t0 = time.perf_counter()
         curve, seqs, stopped = _fit(
-            hf_net, opt, T, s + 1, val, batch=batch, minutes=minutes, max_sequences=10**8,
+            hf_net, opt, T, s + 1, val, batch=batch, minutes=minutes, max_sequences=cap_hf,
             eval_every=2 if config.quick else 5,
             loss_fn=lambda m, b, c: _hf_loss(m, b, c, batch // 5),
         )  # fmt: skip
@@ -241,7 +242,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
 
         t0 = time.perf_counter()
         curve, seqs, stopped = _fit(mom_net, sgd, T, s + 3, val, batch=32, minutes=minutes,
-                                    max_sequences=10**8, eval_every=eval_steps, clip=1.0,
+                                    max_sequences=cap_sgd, eval_every=eval_steps, clip=1.0,
                                     after_step=schedule)  # fmt: skip
         record("Echo-state init + momentum", mom_net, seqs, time.perf_counter() - t0, curve,
                stopped)  # fmt: skip
@@ -250,7 +251,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
         plain = _srn(hidden, s + 4)
         t0 = time.perf_counter()
         curve, seqs, stopped = _fit(plain, torch.optim.SGD(plain.parameters(), lr=1e-2), T,
-                                    s + 4, val, batch=32, minutes=minutes, max_sequences=10**8,
+                                    s + 4, val, batch=32, minutes=minutes, max_sequences=cap_sgd,
                                     eval_every=eval_steps, clip=1.0)  # fmt: skip
         record("Plain SGD", plain, seqs, time.perf_counter() - t0, curve, stopped)
     seconds = time.perf_counter() - t_all
@@ -267,8 +268,10 @@ def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
     report = "\n\n".join([
         "# four-ways: Hinton's four ways to learn an RNN, adding problem",
         SETUP.strip(),
-        f"Preset: {'quick' if config.quick else 'full'} (T = {T}, {minutes} min of training "
-        f"per trained method on one core, {hidden} tanh units), seed {s}. "
+        f"Preset: {'quick' if config.quick else 'full'} (T = {T}, "
+        + (f"{minutes} min of training per trained method on one core"
+           if not config.quick else f"{cap_sgd:,} sequences ({cap_hf:,} for HF) per method")
+        + f", {hidden} tanh units), seed {s}. "
         f"Predicting the mean: test MSE {baseline:.2e}. Total wall time {seconds:.0f} s.",
         table(rows, ("method", "success (< 1% wrong)", "test wrong", "test MSE",
                      "training sequences", "seconds", "stopped by")),  # fmt: skip
