@@ -164,7 +164,7 @@ def _esn(T, seed, train, test, val, reservoir):
 @register(
     "four-ways",
     "Hinton's four ways (LSTM, HF, ESN, echo-state init + momentum) vs SGD on adding T=100",
-    trials=1,
+    trials=3,
 )
 def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
     if config.quick:
