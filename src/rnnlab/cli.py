@@ -26,7 +26,6 @@ COMMANDS = (
     "rnnlab.train.cli",  # train, sample, eval
     "rnnlab.experiments.cli",  # reproduce
     "rnnlab.bench",  # bench
-    "rnnlab.labelling.cli",  # transcribe
     "rnnlab.seq2seq.cli",  # translate
     "rnnlab.labelling.cli",  # transcribe
 )

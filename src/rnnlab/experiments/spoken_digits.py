@@ -187,7 +187,7 @@ class _PerEpoch:
         self.calls = state["calls"]
 
 
-@register("spoken-digits", "Gaussian HMM per digit vs LSTM on spoken-digit MFCCs (FSDD)")
+@register("spoken-digits", "Gaussian HMM per digit vs LSTM on spoken-digit MFCCs (FSDD)", trials=3)
 def run(config: ExperimentConfig) -> ExperimentResult:
     """One HMM per digit vs an LSTM classifier, accuracy on two held-out speakers."""
     preset = _QUICK if config.quick else _FULL

@@ -101,7 +101,7 @@ def _fit_lstm(z_train: torch.Tensor, z_all: torch.Tensor, epochs: int, seed: int
         return head(out)[0, :, 0].double().numpy()  # prediction of z_1..z_{T-1}
 
 
-@register("sunspots", "AR(9), LDS, NeuralAR and LSTM forecasts of yearly sunspots")
+@register("sunspots", "AR(9), LDS, NeuralAR and LSTM forecasts of yearly sunspots", trials=3)
 def run(config: ExperimentConfig) -> ExperimentResult:
     from rnnlab.classic import LinearAR, NeuralAR
 

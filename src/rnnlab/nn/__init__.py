@@ -16,6 +16,7 @@ from torch import Tensor
 
 from rnnlab.engines import ENGINE_NAMES as ENGINES
 from rnnlab.errors import InputError
+from rnnlab.nn import init  # the initialisers: rnnlab.nn.init.echo_state_, ...
 from rnnlab.nn.cell import Cell, input_projection
 from rnnlab.nn.fully_recurrent import FullyRecurrent
 from rnnlab.nn.gru import GRU, GRUCell
@@ -76,6 +77,7 @@ __all__ = [
     "Recurrent",
     "SRNCell",
     "detach_state",
+    "init",
     "input_projection",
     "make_layer",
 ]

@@ -568,7 +568,8 @@ class Trainer:
         val = self.evaluate()
         self._record(since_eval)
         if val is not None:
-            self._say(bar, f"step {self.step}: validation {self._show(val)}")
+            if self.config.progress:
+                self._say(bar, f"step {self.step}: validation {self._show(val)}")
             if isinstance(self.schedule, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.schedule.step(val)
             if self.best_val is None or val < self.best_val:
