@@ -330,6 +330,8 @@ class Trainer:
         self.after_step = after_step
         self.rank, self.world_size = distributed.world()
         self.shard_batches = bool(shard_batches)
+        # each rank trains on 1/world_size of every batch: items count the global batch
+        self._share = self.world_size if self.shard_batches else 1
         self._net: nn.Module = model  # what loss_fn receives: DDP(model) in a process group
         if self.world_size > 1 and loss_fn is not None:
             ids = (
@@ -480,7 +482,7 @@ class Trainer:
                     p.grad = None
             out = self._forward(batch)
             loss = out.loss
-            self.last_items += int(out.items)
+            self.last_items += int(out.items) * self._share
             # every rank takes or skips the step together: one rank's NaN skips it for all
             value = float(loss.detach())  # one synchronisation: the check and the report
             if distributed.any_true(not math.isfinite(value)):
@@ -530,7 +532,7 @@ class Trainer:
 
         self.optimizer.step(closure)
         out = last[-1]
-        self.last_items = int(out.items)
+        self.last_items = int(out.items) * self._share
         loss = float(out.loss.detach())
         if not math.isfinite(loss):
             self.carry = None
