@@ -475,7 +475,7 @@ class Trainer:
         if getattr(self.optimizer, "takes_closure", False):
             return self._closure_step(batches[0])
         losses, self.last_items, n = [], 0, len(batches)
-        accumulated = {p: p.grad for p in self.model.parameters()} if self.gradients else None
+        accumulated: dict = {}  # a gradients hook's running sums over the batches
         for i, batch in enumerate(batches):
             if self.gradients is not None and i > 0:  # the hook writes .grad afresh
                 for p in self.model.parameters():
@@ -486,9 +486,7 @@ class Trainer:
             # every rank takes or skips the step together: one rank's NaN skips it for all
             value = float(loss.detach())  # one synchronisation: the check and the report
             if distributed.any_true(not math.isfinite(value)):
-                self.optimizer.zero_grad(set_to_none=True)
-                self.carry = None
-                return None, None
+                return self._skip(None)
             if self.gradients is None:
                 scaled = loss / n if n > 1 else loss
                 scaled = self._scaler.scale(scaled) if self._scaler else scaled
@@ -509,9 +507,7 @@ class Trainer:
         if not math.isfinite(norm):
             if self._scaler is not None:
                 self._scaler.update()  # a lower scale next time
-            self.optimizer.zero_grad(set_to_none=True)
-            self.carry = None
-            return None, norm
+            return self._skip(norm)
         if self._scaler is not None:
             self._scaler.step(self.optimizer)
             self._scaler.update()
@@ -535,11 +531,16 @@ class Trainer:
         self.last_items = int(out.items) * self._share
         loss = float(out.loss.detach())
         if not math.isfinite(loss):
-            self.carry = None
-            return None, None
+            return self._skip(None)
         self._schedule_step()
         self.carry = detach_carry(out.carry)
         return loss, math.nan
+
+    def _skip(self, norm: float | None) -> tuple[None, float | None]:
+        """A non-finite step: no gradient kept, the carried state reset."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.carry = None
+        return None, norm
 
     def _schedule_step(self) -> None:
         if self.schedule is not None and not isinstance(
