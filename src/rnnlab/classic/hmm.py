@@ -39,7 +39,7 @@ from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_lengths, check_positive_int, check_tensor, describe
 from rnnlab.analysis.kmeans import kmeans
-from rnnlab.classic._em import EMMonitor, as_generator, check_nonnegative
+from rnnlab.classic._em import as_generator, check_nonnegative, run_em
 from rnnlab.errors import InputError, InputTypeError
 
 __all__ = [
@@ -1553,7 +1553,13 @@ class HMM(nn.Module):
         Fitting more free parameters than there are scalar observations warns (the
         maximum-likelihood solution is degenerate).
         """
-        for name, v in (("pseudocount", pseudocount), ("min_covar", min_covar)):
+        check_positive_int("n_iter", n_iter)
+        for name, v in (
+            ("tol", tol),
+            ("rtol", rtol),
+            ("pseudocount", pseudocount),
+            ("min_covar", min_covar),
+        ):
             check_nonnegative(name, v)
         keep: tuple[str, ...] = ()  # parameters init leaves as they are
         if not isinstance(init, str):  # a selection: initialise these, keep the others
@@ -1601,9 +1607,6 @@ class HMM(nn.Module):
                 init = "random" if self.emission == "categorical" else "kmeans"
         if init == "kmeans" and self.emission == "categorical":
             raise InputError("init: 'kmeans' needs Gaussian emissions; use 'random' or 'none'")
-        monitor = EMMonitor(
-            "HMM", n_iter, tol, rtol, self.history_ if init == "none" else None, self.dtype
-        )
         with torch.no_grad():
             mask_tm = None if mask is None else mask.t().contiguous()  # (T, B)
             # valid observations in time-major order (that of gamma), centred once
@@ -1634,43 +1637,50 @@ class HMM(nn.Module):
                 stats = (xc, xsq, center)
                 var = xc.square().mean(0) if xc.shape[0] > 1 else torch.ones_like(center)
                 floor = min_covar * torch.where(var > 0, var, torch.ones_like(var))  # (D,)
-            self.n_iter_ = 0
-            for it in range(n_iter + 1):
-                # E-step
-                if self.emission == "gmm":
-                    log_b, comp = self._emission_log_prob(x, mask, components=True)
-                else:
-                    log_b = self._emission_log_prob(x, mask)
-                lb, _ = _prepare_log_b(log_b, lengths)
-                log_A = self.log_transition_matrix
-                log_pi = self.log_initial_probs
-                alpha, log_norm, bc, bad = _forward(log_pi, log_A, lb)
-                ll = float(_masked(mask_tm, log_norm).sum())
-                if verbose:
-                    print(f"iteration {it}: log-likelihood {ll:.6f}")
-                if monitor.report(ll) or it == n_iter:
-                    break
-                gamma, xi = _smooth(
-                    log_A,
-                    lb,
-                    alpha,
-                    bc,
-                    mask_tm,
-                    bad,
-                    lambda rows: _log_forward_tm(log_pi, log_A, lb[:, rows]),  # noqa: B023
-                    per_sequence=False,
-                )
-                # M-step (Rabiner 1989, eqs. 40a-c, 52-54)
-                g_v = _valid(mask_tm, gamma)  # (N, K) valid positions, time-major
-                comp_v = None
-                if self.emission == "gmm":
-                    comp_v = _valid(mask_tm, comp.transpose(0, 1))  # (N, K, C)
-                self._m_step(gamma[0].sum(0), xi, g_v, xv, stats, pseudocount, floor, comp_v, fixed)
-                self.n_iter_ = it + 1
-            self.history_ = monitor.history
-            self.converged_ = monitor.converged
-            if not monitor.converged:
-                monitor.finish()
+
+        def evaluate():
+            # E-step, forward pass: the log-likelihood of the current parameters
+            if self.emission == "gmm":
+                log_b, comp = self._emission_log_prob(x, mask, components=True)
+            else:
+                log_b, comp = self._emission_log_prob(x, mask), None
+            lb, _ = _prepare_log_b(log_b, lengths)
+            log_A = self.log_transition_matrix
+            log_pi = self.log_initial_probs
+            alpha, log_norm, bc, bad = _forward(log_pi, log_A, lb)
+            ll = float(_masked(mask_tm, log_norm).sum())
+            return ll, (log_pi, log_A, lb, alpha, bc, bad, comp)
+
+        def update(cache):
+            log_pi, log_A, lb, alpha, bc, bad, comp = cache
+            gamma, xi = _smooth(
+                log_A,
+                lb,
+                alpha,
+                bc,
+                mask_tm,
+                bad,
+                lambda rows: _log_forward_tm(log_pi, log_A, lb[:, rows]),
+                per_sequence=False,
+            )
+            # M-step (Rabiner 1989, eqs. 40a-c, 52-54)
+            g_v = _valid(mask_tm, gamma)  # (N, K) valid positions, time-major
+            comp_v = None
+            if self.emission == "gmm":
+                comp_v = _valid(mask_tm, comp.transpose(0, 1))  # (N, K, C)
+            self._m_step(gamma[0].sum(0), xi, g_v, xv, stats, pseudocount, floor, comp_v, fixed)
+
+        run_em(
+            self,
+            evaluate,
+            update,
+            n_iter=n_iter,
+            tol=tol,
+            rtol=rtol,
+            resume=init == "none",
+            dtype=self.dtype,
+            verbose=verbose,
+        )
         self._has_params = True
         return self
 
