@@ -1509,6 +1509,9 @@ class HMM(nn.Module):
         fixed: Collection[str] = (),
         pseudocount: float = 1e-2,
         min_covar: float = 1e-3,
+        initial_prior=None,
+        transition_prior=None,
+        emission_prior=None,
         verbose: bool = False,
     ) -> HMM:
         r"""Baum-Welch (EM) on a batch of sequences; returns ``self``.
@@ -1539,6 +1542,17 @@ class HMM(nn.Module):
                 free entries): no probability collapses to zero, and the structural zeros
                 of a topology (a left-right chain) stay zero. A row with no expected mass
                 (a state no sequence visits) keeps its previous value.
+            initial_prior, transition_prior, emission_prior: Dirichlet concentrations
+                :math:`\alpha > 0` (broadcastable to (K,), (K, K) and, categorical only,
+                (K, M)) for MAP re-estimation, hmmlearn's ``startprob_prior``,
+                ``transmat_prior`` and ``emissionprob_prior``: each row becomes
+                :math:`p_j \propto \max(n_j + \alpha_j - 1, 0)` from the expected counts
+                :math:`n_j` (so :math:`\alpha - 1` are pseudocounts, and
+                :math:`\alpha < 1` pushes entries to zero). A given prior replaces
+                ``pseudocount`` for that parameter; structural zeros (a current probability
+                of zero) stay zero. With any prior, ``history_`` records the MAP objective
+                :math:`\log p(x) + \sum (\alpha - 1) \log p` (the unnormalised log
+                prior density added), the quantity these updates increase.
             min_covar: variance floor, relative to the data: added to each re-estimated
                 variance as ``min_covar`` times that feature's variance in the training
                 data (so the fit does not depend on the units of x). A state that receives
@@ -1585,6 +1599,11 @@ class HMM(nn.Module):
             if name not in _FIXABLE:
                 raise InputError(f"fixed: expected names from {_FIXABLE}, received {name!r}")
         g = as_generator(generator)
+        if emission_prior is not None and self.emission != "categorical":
+            raise InputError(
+                f"emission_prior: a Dirichlet prior on categorical emissions; this HMM's "
+                f"emission is {self.emission!r}"
+            )
         if self.emission == "categorical" and self.num_symbols is None:
             self.num_symbols = 2**62  # any symbol >= 0 passes; M = largest seen + 1
             try:
@@ -1600,6 +1619,15 @@ class HMM(nn.Module):
         x, lengths, _ = self._prepare(x, lengths)
         B, T = x.shape[:2]
         mask = _mask_from_lengths(lengths, B, T, x.device)  # (B, T)
+        K = self.num_states
+        priors = {}
+        for name, value, shape in (
+            ("initial_prior", initial_prior, (K,)),
+            ("transition_prior", transition_prior, (K, K)),
+            ("emission_prior", emission_prior, (K, self.num_symbols or 0)),
+        ):
+            if value is not None:
+                priors[name] = self._dirichlet_prior(name, value, shape)
         if init == "auto":
             if self._has_params:
                 init = "none"
@@ -1649,6 +1677,8 @@ class HMM(nn.Module):
             log_pi = self.log_initial_probs
             alpha, log_norm, bc, bad = _forward(log_pi, log_A, lb)
             ll = float(_masked(mask_tm, log_norm).sum())
+            if priors:  # MAP-EM increases the log posterior
+                ll += self._log_prior(priors)
             return ll, (log_pi, log_A, lb, alpha, bc, bad, comp)
 
         def update(cache):
@@ -1668,7 +1698,9 @@ class HMM(nn.Module):
             comp_v = None
             if self.emission == "gmm":
                 comp_v = _valid(mask_tm, comp.transpose(0, 1))  # (N, K, C)
-            self._m_step(gamma[0].sum(0), xi, g_v, xv, stats, pseudocount, floor, comp_v, fixed)
+            self._m_step(
+                gamma[0].sum(0), xi, g_v, xv, stats, pseudocount, floor, comp_v, fixed, priors
+            )
 
         run_em(
             self,
@@ -1717,21 +1749,70 @@ class HMM(nn.Module):
         n = int(lb.sum()) if lb is not None else xb.shape[0] * xb.shape[1]
         return self._num_free_parameters() * math.log(n) - 2 * self.score(x, lengths)
 
-    def _m_step(self, g0, xi, gamma, xv, stats, pseudocount, floor, comp, fixed) -> None:
+    def _dirichlet_prior(self, name: str, value, shape: tuple[int, ...]) -> Tensor:
+        """A Dirichlet concentration broadcast to ``shape``; every entry finite and > 0."""
+        try:
+            a = torch.as_tensor(value, dtype=self.dtype, device=self.device)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise InputTypeError(
+                f"{name}: expected a number or an array of Dirichlet concentrations, "
+                f"received {describe(value)}"
+            ) from e
+        try:
+            a = torch.broadcast_to(a, shape).clone()
+        except RuntimeError as e:
+            raise InputError(
+                f"{name}: expected a shape broadcastable to {shape}, received {tuple(a.shape)}"
+            ) from e
+        if not bool(torch.isfinite(a).all()) or not bool((a > 0).all()):
+            raise InputError(
+                f"{name}: expected finite Dirichlet concentrations > 0, min {float(a.min()):.3g}"
+            )
+        return a
+
+    def _log_prior(self, priors: dict[str, Tensor]) -> float:
+        r"""Unnormalised log Dirichlet density :math:`\sum (\alpha - 1) \log p` of the current
+        probabilities (entries with p = 0 contribute 0: structural or clamped zeros)."""
+        total = 0.0
+        for name, logits in (
+            ("initial_prior", self.initial_logits),
+            ("transition_prior", self.transition_logits),
+            ("emission_prior", getattr(self, "emission_logits", None)),
+        ):
+            if name in priors:
+                logp = torch.log_softmax(logits, -1)
+                term = torch.where(torch.isfinite(logp), (priors[name] - 1) * logp, 0.0)
+                total += float(term.sum())
+        return total
+
+    def _m_step(
+        self, g0, xi, gamma, xv, stats, pseudocount, floor, comp, fixed, priors=None
+    ) -> None:
         """Re-estimate the parameters from expected counts (no autograd). ``stats``: the
         centred observations, their squares (diagonal) and the centre; ``floor`` (D,): the
-        variance floor."""
+        variance floor; ``priors``: Dirichlet concentrations by argument name."""
+        priors = priors or {}
         if "initial_probs" not in fixed:
-            self.initial_logits.copy_(_normalized_log(g0, self.initial_logits, pseudocount))
+            self.initial_logits.copy_(
+                _normalized_log(g0, self.initial_logits, pseudocount, priors.get("initial_prior"))
+            )
         if "transition_matrix" not in fixed:
-            self.transition_logits.copy_(_normalized_log(xi, self.transition_logits, pseudocount))
+            self.transition_logits.copy_(
+                _normalized_log(
+                    xi, self.transition_logits, pseudocount, priors.get("transition_prior")
+                )
+            )
         if "emissions" in fixed:
             return
         K = self.num_states
         if self.emission == "categorical":
             counts = torch.zeros(K, self.num_symbols, dtype=gamma.dtype, device=gamma.device)
             counts.index_add_(1, xv.long(), gamma.t())  # (K, M)
-            self.emission_logits.copy_(_normalized_log(counts, self.emission_logits, pseudocount))
+            self.emission_logits.copy_(
+                _normalized_log(
+                    counts, self.emission_logits, pseudocount, priors.get("emission_prior")
+                )
+            )
             return
         if self.emission == "poisson":  # rate = posterior-weighted mean count
             nk = gamma.sum(0)  # (K,)
@@ -1924,11 +2005,16 @@ def _check_spd(name: str, S: Tensor) -> Tensor:
     return L
 
 
-def _normalized_log(counts: Tensor, old_logits: Tensor, pseudocount: float) -> Tensor:
-    """Log of the normalised rows of ``counts + pseudocount`` where the old probability is
-    non-zero (structural zeros stay zero); a row with no mass keeps its old values."""
+def _normalized_log(
+    counts: Tensor, old_logits: Tensor, pseudocount: float, prior: Tensor | None = None
+) -> Tensor:
+    r"""Log of the normalised rows of ``counts + pseudocount`` (or, given a Dirichlet
+    concentration ``prior`` :math:`\alpha`, of :math:`\max(n + \alpha - 1, 0)`: the MAP
+    estimate) where the old probability is non-zero (structural zeros stay zero); a row
+    with no mass keeps its old values."""
     free = torch.isfinite(old_logits)  # log 0 = -inf marks a structural zero
-    c = torch.where(free, counts + pseudocount, torch.zeros_like(counts))
+    extra = counts + pseudocount if prior is None else (counts + prior - 1).clamp_min(0)
+    c = torch.where(free, extra, torch.zeros_like(counts))
     c = c / c.amax(-1, keepdim=True).clamp_min(torch.finfo(c.dtype).tiny)  # no overflow
     tot = c.sum(-1, keepdim=True)
     new = (c / tot.clamp_min(torch.finfo(c.dtype).tiny)).log()
