@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from rnnlab.nn import LSTM
 from rnnlab.train import StepOutput, TrainConfig, Trainer
@@ -28,6 +29,9 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.head(self.drop(self.rnn(x)[0]))
+
+    def loss(self, x, y):
+        return ((self(x) - y) ** 2).mean()
 
 
 class Batches:
@@ -60,8 +64,23 @@ class Batches:
 
 
 def loss_fn(model, batch, carry):
+    # the plain model, also under DDP: a model's own methods (seq2seq's and labelling's
+    # model.loss) run inside DDP's forward, so their gradients are all-reduced too
+    assert isinstance(model, Net)
     x, y = batch
-    return StepOutput(((model(x) - y) ** 2).mean(), items=len(x))
+    return StepOutput(model.loss(x, y), items=len(x))
+
+
+def _count_allreduces(trainer):
+    """Count DDP's gradient all-reduces (a comm hook around the default one)."""
+    calls = [0]
+
+    def hook(state, bucket):
+        calls[0] += 1
+        return default_hooks.allreduce_hook(state, bucket)
+
+    trainer._ddp.register_comm_hook(None, hook)
+    return calls
 
 
 def train(out, steps, *, dropout=0.0, resume=None, nan_at=None, accumulate=1, ckpt=True):
@@ -78,7 +97,9 @@ def train(out, steps, *, dropout=0.0, resume=None, nan_at=None, accumulate=1, ck
     )  # fmt: skip
     if resume:
         trainer.load_state_dict(load_checkpoint(resume))
+    calls = _count_allreduces(trainer) if dist.is_initialized() else [0]
     result = trainer.fit()
+    result.allreduces = calls[0]
     return net, result
 
 
@@ -98,7 +119,7 @@ def _worker(rank, world, out, kind):
         else:
             net, result = train(out, STEPS, nan_at=2 if kind == "nan" else None,
                                 accumulate=2 if kind == "accumulate" else 1)  # fmt: skip
-            params = [net.state_dict(), result.skipped_steps]
+            params = [net.state_dict(), result.skipped_steps, result.allreduces]
         torch.save(params, f"{out}/rank{rank}.pt")
         dist.barrier()  # both done before either tears the group down
     finally:
@@ -115,9 +136,11 @@ def test_two_processes_equal_one_process_with_the_combined_batch(tmp_path, kind)
     ranks = _spawn(tmp_path, kind)
     torch.set_num_threads(1)
     one, _ = train(str(tmp_path / "one"), STEPS, accumulate=2 if kind == "accumulate" else 1)
-    for state, _ in ranks:
+    for state, _, allreduces in ranks:
         for k, v in one.state_dict().items():
             torch.testing.assert_close(state[k], v, rtol=0, atol=1e-12)
+        # one all-reduce a step (the model is one bucket): none for an accumulated batch
+        assert allreduces == STEPS
     # rank 0 alone wrote the log: one line per step, and the checkpoint
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if "loss" in r] == list(range(1, STEPS + 1))
@@ -125,7 +148,7 @@ def test_two_processes_equal_one_process_with_the_combined_batch(tmp_path, kind)
 
 
 def test_one_ranks_nan_skips_the_step_on_every_rank(tmp_path):
-    (a, skipped_a), (b, skipped_b) = _spawn(tmp_path, "nan")
+    (a, skipped_a, _), (b, skipped_b, _) = _spawn(tmp_path, "nan")
     assert skipped_a == skipped_b == 1
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)  # still in step

@@ -117,6 +117,7 @@ def _train(args: argparse.Namespace) -> int:
     from rnnlab.labelling import CTCRecogniser, SequenceLabeller, fit, model_from_config
     from rnnlab.labelling.models import STACKS
     from rnnlab.train import load_checkpoint
+    from rnnlab.train.distributed import init_from_env
     from rnnlab.train.loop import TrainingDiverged
 
     if args.steps is None and args.minutes is None:
@@ -163,6 +164,9 @@ def _train(args: argparse.Namespace) -> int:
         out = Path(args.out) if args.out else Path(args.resume).parent
     else:
         cls = SequenceLabeller if args.kind == "labeller" else CTCRecogniser
+        import torch
+
+        torch.manual_seed(args.seed)  # --seed fixes the initial weights too
         model = cls(F, num_classes, hidden_size=args.hidden, num_layers=args.layers,
                     cell=args.cell, bidirectional=not args.unidirectional,
                     window=args.window)  # fmt: skip
@@ -172,6 +176,8 @@ def _train(args: argparse.Namespace) -> int:
             else Path("runs") / f"{args.kind}-{time.strftime('%Y%m%d-%H%M%S')}"
         )
     out.mkdir(parents=True, exist_ok=True)
+    # under torchrun: join the process group; the Trainer shards every batch across ranks
+    rank = init_from_env().rank
     # hold out a tenth of the sequences for the evaluations
     n_valid = max(1, len(data) // 10) if len(data) > 1 else 0
     valid = data.take(range(n_valid)) if n_valid else None
@@ -189,6 +195,8 @@ def _train(args: argparse.Namespace) -> int:
             print(f"rnnlab train {args.kind}: {exc}", file=sys.stderr)
             return 1
     res = record["result"]
+    if rank != 0:  # under torchrun: rank 0 reports for the whole job
+        return 130 if res.stopped == "interrupted" else 0
     last = record["history"][-1] if record["history"] else {}
     summary = {
         "kind": args.kind,

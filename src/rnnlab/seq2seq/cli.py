@@ -163,6 +163,7 @@ def train_seq2seq(options: Seq2SeqOptions | None, *, steps=None, minutes=None, o
     """Train (or continue) a run; returns the JSON record (see the module docstring)."""
     from rnnlab.seq2seq.run import evaluate, fit
     from rnnlab.train.checkpoint import load_checkpoint, seed_everything
+    from rnnlab.train.distributed import init_from_env
 
     state = None
     if resume is not None:
@@ -191,6 +192,8 @@ def train_seq2seq(options: Seq2SeqOptions | None, *, steps=None, minutes=None, o
             f"across resumes; pass a larger total"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
+    # under torchrun: join the process group; the Trainer shards every batch across ranks
+    rank = init_from_env().rank
     seed_everything(options.seed)
     data = TaskData(options)
     if state is not None:
@@ -226,6 +229,7 @@ def train_seq2seq(options: Seq2SeqOptions | None, *, steps=None, minutes=None, o
         "validation": final,
         "curriculum_level": list(cur.level) if cur is not None else None,
         "checkpoint": result.checkpoint,
+        "rank": rank,
     }
     return record
 
@@ -381,6 +385,8 @@ def _train(args: argparse.Namespace) -> int:
         return 1
     finally:
         torch.set_num_threads(old)
+    if record["rank"] != 0:  # under torchrun: rank 0 reports for the whole job
+        return 130 if record["stopped"] == "interrupted" else 0
     v = record["validation"]
     line = (f"trained {record['steps']} steps ({record['stopped']}) in {record['seconds']:.0f} s; "
             f"validation {v['loss']:.4f} nats/token, token accuracy {v['token_accuracy']:.3f}, "

@@ -70,12 +70,13 @@ def world() -> tuple[int, int]:
 
 
 def shard(batch: Any, rank: int, world_size: int) -> Any:
-    """This rank's slice of every tensor of ``batch`` along dimension 0 (tensors, tuples,
-    named tuples, lists, dicts); the batch size must divide by the world size."""
+    """This rank's slice of ``batch``: every tensor along dimension 0 and every list (one
+    item per example, e.g. CTC transcripts) by position, through tuples, named tuples and
+    dicts; the batch size must divide by the world size."""
     if world_size == 1:
         return batch
-    if isinstance(batch, torch.Tensor):
-        B = batch.shape[0] if batch.dim() else 0
+    if isinstance(batch, (torch.Tensor, list)):  # a list holds one item per example
+        B = len(batch) if isinstance(batch, list) else batch.shape[0] if batch.dim() else 0
         if B % world_size:
             raise InputError(
                 f"batch: {B} sequences do not divide into {world_size} processes; choose a "
@@ -85,8 +86,8 @@ def shard(batch: Any, rank: int, world_size: int) -> Any:
         return batch[rank * n : (rank + 1) * n]
     if isinstance(batch, tuple) and hasattr(batch, "_fields"):
         return type(batch)(*(shard(b, rank, world_size) for b in batch))
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(shard(b, rank, world_size) for b in batch)
+    if isinstance(batch, tuple):
+        return tuple(shard(b, rank, world_size) for b in batch)
     if isinstance(batch, dict):
         return {k: shard(v, rank, world_size) for k, v in batch.items()}
     return batch

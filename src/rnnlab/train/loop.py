@@ -205,6 +205,17 @@ class TrainResult:
     checkpoint: str | None
 
 
+class _LossModule(nn.Module):
+    """``loss_fn(model, batch, carry)`` as a module's forward, for DistributedDataParallel."""
+
+    def __init__(self, model: nn.Module, loss_fn: LossFn):
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
+
+    def forward(self, batch: Any, carry: Any) -> StepOutput:
+        return self.loss_fn(self.model, batch, carry)
+
+
 def _add_grads(previous: dict, model: nn.Module, n: int) -> dict:
     """After a ``gradients`` hook wrote this batch's ``.grad``: divide it by ``n`` and add
     the running sum of the batches before it (``previous``); returns the new sums."""
@@ -332,14 +343,19 @@ class Trainer:
         self.shard_batches = bool(shard_batches)
         # each rank trains on 1/world_size of every batch: items count the global batch
         self._share = self.world_size if self.shard_batches else 1
-        self._net: nn.Module = model  # what loss_fn receives: DDP(model) in a process group
+        # in a process group, loss_fn runs inside DistributedDataParallel's forward (so any
+        # loss_fn, one calling model.loss(...) too, has its gradients all-reduced) and still
+        # receives the plain model
+        self._ddp: nn.parallel.DistributedDataParallel | None = None
         if self.world_size > 1 and loss_fn is not None:
             ids = (
                 [self.device.index]
                 if self.device is not None and self.device.type == "cuda"
                 else None
             )
-            self._net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            self._ddp = nn.parallel.DistributedDataParallel(
+                _LossModule(model, loss_fn), device_ids=ids
+            )
         self._stop_signal: str | None = None
         self._scaler = None
         if config.autocast == "float16":
@@ -460,12 +476,15 @@ class Trainer:
             batch = distributed.shard(batch, self.rank, self.world_size)
         if self.device is not None:
             batch = to_device(batch, self.device)
-        fn, net = (self.gradients, self.model) if self.gradients else (self.loss_fn, self._net)
+        if self._ddp is not None and self.gradients is None:
+            fn = lambda model, batch, carry: self._ddp(batch, carry)  # noqa: E731
+        else:
+            fn = self.gradients or self.loss_fn
         if self.config.autocast is None:
-            return fn(net, batch, self.carry)
+            return fn(self.model, batch, self.carry)
         dtype = getattr(torch, self.config.autocast)
         with torch.autocast(self._device_type(), dtype=dtype):
-            return fn(net, batch, self.carry)
+            return fn(self.model, batch, self.carry)
 
     def _train_step(self, batches: list) -> tuple[float | None, float | None]:
         """One step over ``batches`` (``accumulate`` of them); returns (loss, grad norm),
@@ -480,20 +499,21 @@ class Trainer:
             if self.gradients is not None and i > 0:  # the hook writes .grad afresh
                 for p in self.model.parameters():
                     p.grad = None
-            out = self._forward(batch)
-            loss = out.loss
-            self.last_items += int(out.items) * self._share
-            # every rank takes or skips the step together: one rank's NaN skips it for all
-            value = float(loss.detach())  # one synchronisation: the check and the report
-            if distributed.any_true(not math.isfinite(value)):
-                return self._skip(None)
-            if self.gradients is None:
-                scaled = loss / n if n > 1 else loss
-                scaled = self._scaler.scale(scaled) if self._scaler else scaled
-                sync = i == n - 1 or not isinstance(self._net, nn.parallel.DistributedDataParallel)
-                with contextlib.nullcontext() if sync else self._net.no_sync():
+            # DDP all-reduces in the backward of a forward run outside no_sync: the last batch
+            sync = i == n - 1 or self._ddp is None or self.gradients is not None
+            with contextlib.nullcontext() if sync else self._ddp.no_sync():
+                out = self._forward(batch)
+                loss = out.loss
+                self.last_items += int(out.items) * self._share
+                # every rank takes or skips the step together: one rank's NaN skips it for all
+                value = float(loss.detach())  # one synchronisation: the check and the report
+                if distributed.any_true(not math.isfinite(value)):
+                    return self._skip(None)
+                if self.gradients is None:
+                    scaled = loss / n if n > 1 else loss
+                    scaled = self._scaler.scale(scaled) if self._scaler else scaled
                     scaled.backward()
-            else:  # the hook wrote this batch's gradient: average over batches and ranks
+            if self.gradients is not None:  # the hook wrote this batch's gradient: average
                 if n > 1:
                     accumulated = _add_grads(accumulated, self.model, n)
             self.carry = detach_carry(out.carry)
