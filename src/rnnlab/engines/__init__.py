@@ -8,6 +8,9 @@
   sequence, next to the cell it differentiates).
 - ``fused`` (:mod:`rnnlab.engines.fused`): torch's own kernels (oneDNN on CPU, cuDNN on
   GPU) for exactly the configurations they implement.
+- ``generic`` (:mod:`rnnlab.engines.generic`): any cell from its step alone, the step and
+  its vjp compiled with ``torch.compile``, no autograd graph per step (``loop`` where no
+  compiler exists).
 - ``rtrl`` (:mod:`rnnlab.engines.rtrl`): real-time recurrent learning, exact gradients
   carried forward in time, for one small SRN layer.
 - ``auto`` (the default): ``fused`` where it applies, else ``bptt`` where the cell has a
@@ -23,11 +26,14 @@ from __future__ import annotations
 
 from rnnlab.engines.bptt import BPTTEngine
 from rnnlab.engines.fused import FusedEngine
+from rnnlab.engines.generic import GenericEngine
 from rnnlab.engines.loop import LoopEngine
 from rnnlab.engines.rtrl import RTRLEngine
 
 # by name; "auto" is resolved by rnnlab.nn.Recurrent.resolved_engine
-ENGINES = {e.name: e for e in (FusedEngine(), BPTTEngine(), LoopEngine(), RTRLEngine())}
+ENGINES = {
+    e.name: e for e in (FusedEngine(), BPTTEngine(), LoopEngine(), RTRLEngine(), GenericEngine())
+}
 ENGINE_NAMES = ("auto", *ENGINES)
 
 __all__ = ["ENGINES", "ENGINE_NAMES"]
