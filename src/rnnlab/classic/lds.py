@@ -48,6 +48,7 @@ PARAMETER_NAMES = (
     "feedthrough_matrix",
 )
 COV_NAMES = ("transition_cov", "emission_cov", "initial_cov")
+OFFSET_NAMES = ("transition_offset", "observation_offset")
 
 
 class LDSParams(NamedTuple):
@@ -566,9 +567,9 @@ class LinearDynamicalSystem(nn.Module):
 
     .. math::
         x_0 \sim \mathcal N(\mu_0, \Sigma_0),\qquad
-        x_t = A x_{t-1} + B u_t + w_t,\quad w_t \sim \mathcal N(0, Q)\quad (t \ge 1),
+        x_t = A x_{t-1} + B u_t + b + w_t,\quad w_t \sim \mathcal N(0, Q)\quad (t \ge 1),
 
-        y_t = C x_t + D u_t + v_t,\quad v_t \sim \mathcal N(0, R)\quad (t \ge 0).
+        y_t = C x_t + D u_t + d + v_t,\quad v_t \sim \mathcal N(0, R)\quad (t \ge 0).
 
     ======================  =========  ==========================================
     symbol                  shape      attribute
@@ -579,7 +580,13 @@ class LinearDynamicalSystem(nn.Module):
     :math:`D`               (D, U)     ``feedthrough_matrix``
     :math:`Q`, :math:`R`    (S,S),(D,D) ``transition_cov``, ``emission_cov``
     :math:`\mu_0, \Sigma_0` (S,),(S,S) ``initial_mean``, ``initial_cov``
+    :math:`b`, :math:`d`    (S,),(D,)  ``transition_offset``, ``observation_offset``
     ======================  =========  ==========================================
+
+    The offsets (pykalman's ``transition_offsets``/``observation_offsets``, constant) are
+    zero unless set; with ``offsets=True`` :meth:`fit` learns them (jointly with the
+    matrices, in closed form; hold them with ``fixed=``), otherwise values set by hand
+    are used everywhere and held by ``fit``.
 
     Observations are ``(B, T, D)`` (or unbatched ``(T, D)``), inputs ``(B, T, U)``.
     Missing observations are given by ``mask`` (``(B, T)`` for whole vectors or
@@ -601,11 +608,15 @@ class LinearDynamicalSystem(nn.Module):
         diffuse: bool = False,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
+        offsets: bool = False,
     ) -> None:
         super().__init__()
         if not isinstance(diffuse, bool):
             raise InputTypeError(f"diffuse: expected True or False, received {diffuse!r}")
+        if not isinstance(offsets, bool):
+            raise InputTypeError(f"offsets: expected True or False, received {offsets!r}")
         self.diffuse = diffuse
+        self.offsets = offsets
         check_positive_int("state_dim", state_dim)
         check_positive_int("obs_dim", obs_dim)
         check_positive_int("input_dim", input_dim, minimum=0)
@@ -622,6 +633,8 @@ class LinearDynamicalSystem(nn.Module):
         self.initial_cov = nn.Parameter(torch.eye(S, **kw))
         self.input_matrix = nn.Parameter(torch.zeros(S, U, **kw))
         self.feedthrough_matrix = nn.Parameter(torch.zeros(D, U, **kw))
+        self.transition_offset = nn.Parameter(torch.zeros(S, **kw))
+        self.observation_offset = nn.Parameter(torch.zeros(D, **kw))
         self.history_: list[float] = []
         self.converged_ = False
         self.n_iter_ = 0
@@ -638,6 +651,9 @@ class LinearDynamicalSystem(nn.Module):
         input_matrix=None,
         feedthrough_matrix=None,
         *,
+        transition_offset=None,
+        observation_offset=None,
+        offsets: bool | None = None,
         diffuse: bool = False,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
@@ -647,7 +663,9 @@ class LinearDynamicalSystem(nn.Module):
         ``eye(D, S)`` emission, identity covariances, zero initial mean, zero input and
         feedthrough matrices. S, D and U are read from the shapes given. ``dtype`` defaults
         to that of the first floating-point tensor given, else float64; ``device`` to its
-        device. ``diffuse=True``: see the class docstring."""
+        device. ``transition_offset`` (S,) :math:`b` and ``observation_offset`` (D,)
+        :math:`d` default to zero; ``offsets`` (whether :meth:`fit` learns them) defaults
+        to True when either is given. ``diffuse=True``: see the class docstring."""
         values = {
             "transition_matrix": transition_matrix,
             "emission_matrix": emission_matrix,
@@ -657,6 +675,8 @@ class LinearDynamicalSystem(nn.Module):
             "initial_cov": initial_cov,
             "input_matrix": input_matrix,
             "feedthrough_matrix": feedthrough_matrix,
+            "transition_offset": transition_offset,
+            "observation_offset": observation_offset,
         }
         given = {k: v for k, v in values.items() if v is not None}
         first = next((v for v in given.values() if isinstance(v, Tensor)), None)
@@ -687,10 +707,19 @@ class LinearDynamicalSystem(nn.Module):
                 ("initial_cov", 0),
                 ("emission_matrix", 1),
                 ("input_matrix", 0),
+                ("transition_offset", 0),
             ],
             "state_dim",
         )
-        D = dim([("emission_matrix", 0), ("emission_cov", 0), ("feedthrough_matrix", 0)], "obs_dim")
+        D = dim(
+            [
+                ("emission_matrix", 0),
+                ("emission_cov", 0),
+                ("feedthrough_matrix", 0),
+                ("observation_offset", 0),
+            ],
+            "obs_dim",
+        )
         U = 0
         for name in ("input_matrix", "feedthrough_matrix"):
             if name in arrays:
@@ -700,7 +729,9 @@ class LinearDynamicalSystem(nn.Module):
                         f"{name}: expected a matrix, received {tuple(arrays[name].shape)}"
                     )
                 break
-        model = cls(S, D, U, diffuse=diffuse, device=device, dtype=ref.dtype)
+        if offsets is None:
+            offsets = transition_offset is not None or observation_offset is not None
+        model = cls(S, D, U, diffuse=diffuse, device=device, dtype=ref.dtype, offsets=offsets)
         with torch.no_grad():
             model.emission_matrix.copy_(torch.eye(D, S, dtype=ref.dtype, device=device))
             model.transition_matrix.copy_(torch.eye(S, dtype=ref.dtype, device=device))
@@ -712,11 +743,35 @@ class LinearDynamicalSystem(nn.Module):
         """Scalar observations whose log-likelihood terms the diffuse burn-in drops."""
         return self.state_dim if self.diffuse else 0
 
+    @property
+    def _with_offsets(self) -> bool:
+        """Whether the recursions carry the offsets (as an extra input that is always 1)."""
+        if self.offsets:
+            return True
+        return bool(self.transition_offset.any()) or bool(self.observation_offset.any())
+
+    def _augment(self, inputs: Tensor | None, batch: int, steps: int) -> Tensor | None:
+        """Inputs as the kernels see them: with offsets, a last column of ones is appended
+        (B, T, U + 1), so that b and d enter as the last columns of B and D."""
+        if not self._with_offsets:
+            return inputs
+        ref = self.transition_matrix
+        ones = torch.ones(batch, steps, 1, dtype=ref.dtype, device=ref.device)
+        return ones if inputs is None else torch.cat([inputs, ones], -1)
+
     def _run_params(self) -> LDSParams:
-        """The parameters the recursions use: with ``diffuse=True`` the initial state is
-        N(0, kappa I) with kappa = 1e12 times the scale of Q, R and the initial mean (the
-        large-kappa limit of the exact diffuse initialisation)."""
+        """The parameters the recursions use: with offsets, ``[B b]`` and ``[D d]`` as input
+        and feedthrough matrices (see :meth:`_augment`); with ``diffuse=True`` the initial
+        state is N(0, kappa I) with kappa = 1e12 times the scale of Q, R and the initial
+        mean (the large-kappa limit of the exact diffuse initialisation)."""
         p = self.params
+        if self._with_offsets:
+            p = p._replace(
+                input_matrix=torch.cat([p.input_matrix, self.transition_offset[:, None]], 1),
+                feedthrough_matrix=torch.cat(
+                    [p.feedthrough_matrix, self.observation_offset[:, None]], 1
+                ),
+            )
         if not self.diffuse:
             return p
         with torch.no_grad():
@@ -760,6 +815,8 @@ class LinearDynamicalSystem(nn.Module):
             "initial_cov": (S, S),
             "input_matrix": (S, U),
             "feedthrough_matrix": (D, U),
+            "transition_offset": (S,),
+            "observation_offset": (D,),
         }
 
     @property
@@ -848,6 +905,7 @@ class LinearDynamicalSystem(nn.Module):
                 mask = mask.to(y.dtype)
         if not torch.isfinite(y).all():
             raise InputError("y: expected finite observations, received inf")
+        inputs = self._augment(inputs, batch, steps)
         return y, inputs, mask, lengths, unbatched
 
     @staticmethod
@@ -906,10 +964,11 @@ class LinearDynamicalSystem(nn.Module):
         r"""One-step-ahead predicted observations :math:`E[y_t \mid y_{0:t-1}]`, same
         shape as y (entry t uses only the observations before t)."""
         y, inputs, mask, lengths, unbatched = self._prepare(y, inputs, mask, lengths)
-        tr = _filter(self._run_params(), y, inputs, mask)
-        out = tr.pred_means @ self.emission_matrix.mT  # (B, T, D)
-        if inputs is not None and self.input_dim:
-            out = out + inputs @ self.feedthrough_matrix.mT
+        p = self._run_params()
+        tr = _filter(p, y, inputs, mask)
+        out = tr.pred_means @ p.emission_matrix.mT  # (B, T, D)
+        if inputs is not None:
+            out = out + inputs @ p.feedthrough_matrix.mT
         out = self._zero_padded(out, lengths)
         return out[0] if unbatched else out
 
@@ -922,7 +981,7 @@ class LinearDynamicalSystem(nn.Module):
         predict step t and condition on ``observation`` y_t ((D,) or (B, D); None, or NaN
         entries, for missing). ``input``: u_t ((U,) or (B, U)) when the model has inputs.
         Returns the filtered mean and covariance at t."""
-        p = self.params
+        p = self._run_params() if self._with_offsets else self.params
         ref = p.transition_matrix
         m = _as_float_tensor("filtered_mean", filtered_mean, ref, strict=True)
         P = _as_float_tensor("filtered_cov", filtered_cov, ref, strict=True)
@@ -937,10 +996,13 @@ class LinearDynamicalSystem(nn.Module):
             )
         bu = None
         du = None
-        if self.input_dim:
-            if input is None:
+        if self.input_dim or self._with_offsets:
+            if self.input_dim and input is None:
                 raise InputError(f"input: the model has input_dim={self.input_dim}, received None")
-            u = _as_float_tensor("input", input, ref, strict=True).reshape(B, self.input_dim)
+            u = None
+            if self.input_dim:
+                u = _as_float_tensor("input", input, ref, strict=True).reshape(B, self.input_dim)
+            u = self._augment(None if u is None else u[:, None], B, 1)[:, 0]  # (B, U [+1])
             bu = (u @ p.input_matrix.mT).unsqueeze(1)  # (B, 1, S)
             du = u @ p.feedthrough_matrix.mT  # (B, D)
         m_pred, P_pred = _predict(m2.unsqueeze(1), P2, p.transition_matrix, p.transition_cov, bu)
@@ -986,6 +1048,8 @@ class LinearDynamicalSystem(nn.Module):
         y, past, mask, _, unbatched = self._prepare(y, past, mask)
         if future is not None and future.dim() == 2:
             future = future.unsqueeze(0)
+        if self._with_offsets:
+            future = self._augment(future, y.shape[0], steps)
         p = self._run_params()
         tr = _filter(p, y, past, mask)
         m = tr.means[:, -1:]  # (B, 1, S)
@@ -1023,7 +1087,7 @@ class LinearDynamicalSystem(nn.Module):
                 "diffuse: a diffuse initial state has no distribution to sample from; "
                 "make the model with diffuse=False and set initial_mean/initial_cov"
             )
-        p = self.params
+        p = self._run_params() if self._with_offsets else self.params
         dtype, device = p.transition_matrix.dtype, p.transition_matrix.device
         gen = as_generator(generator, device)
         if inputs is not None:
@@ -1039,6 +1103,7 @@ class LinearDynamicalSystem(nn.Module):
         Lq = torch.linalg.cholesky(p.transition_cov)
         Lr = torch.linalg.cholesky(p.emission_cov)
         L0 = torch.linalg.cholesky(p.initial_cov)
+        inputs = self._augment(inputs, B, length)
         w = torch.randn(B, length, S, generator=gen, dtype=dtype, device=device) @ Lq.mT
         v = torch.randn(B, length, D, generator=gen, dtype=dtype, device=device) @ Lr.mT
         x = p.initial_mean + torch.randn(B, S, generator=gen, dtype=dtype, device=device) @ L0.mT
@@ -1106,8 +1171,10 @@ class LinearDynamicalSystem(nn.Module):
         if isinstance(diagonal_covs, str):
             diagonal_covs = (diagonal_covs,)
         for n in fixed:
-            if n not in PARAMETER_NAMES:
-                raise InputError(f"fixed: unknown parameter {n!r}; valid: {PARAMETER_NAMES}")
+            if n not in PARAMETER_NAMES + OFFSET_NAMES:
+                raise InputError(
+                    f"fixed: unknown parameter {n!r}; valid: {PARAMETER_NAMES + OFFSET_NAMES}"
+                )
         for n in diagonal_covs:
             if n not in COV_NAMES:
                 raise InputError(f"diagonal_covs: unknown covariance {n!r}; valid: {COV_NAMES}")
@@ -1119,6 +1186,7 @@ class LinearDynamicalSystem(nn.Module):
             self.history_,
             self.transition_matrix.dtype,
         )
+        with_off = self._with_offsets
         y, inputs, mask, lengths, _ = self._prepare(y, inputs, mask, lengths)
         self.n_iter_ = 0
         with torch.no_grad():
@@ -1131,7 +1199,20 @@ class LinearDynamicalSystem(nn.Module):
                 if monitor.report(ll) or it == n_iter:
                     break
                 held = (*fixed, "initial_mean", "initial_cov") if self.diffuse else fixed
-                new = _m_step(p, tr, y, inputs, mask, lengths, held, diagonal_covs)
+                if not self.offsets:  # offsets set by hand on a model without them: held
+                    held = (*held, *OFFSET_NAMES)
+                new = _m_step(p, tr, y, inputs, mask, lengths, held, diagonal_covs, with_off)
+                if with_off:  # the offsets are the last columns of [B b] and [D d]
+                    U = self.input_dim
+                    for mat, off in (
+                        ("input_matrix", "transition_offset"),
+                        ("feedthrough_matrix", "observation_offset"),
+                    ):
+                        if mat in new:
+                            new[off] = new[mat][:, U]
+                            new[mat] = new[mat][:, :U]
+                    for name in held:
+                        new.pop(name, None)
                 for name, value in new.items():
                     getattr(self, name).copy_(value)
                 self.n_iter_ = it + 1
@@ -1166,21 +1247,36 @@ def _solve_rows(S_yz: Tensor, S_zz: Tensor) -> Tensor:
     return (S_yz @ evecs) * inv @ evecs.mT
 
 
-def _regress(S_yz, S_zz, W_old, nx, fix_x, fix_u):
-    """Maximise over W = [W_x W_u] of E[log N(y; W z, .)] with either block fixed."""
-    if fix_x and fix_u:
+def _regress(S_yz, S_zz, W_old, fixed_cols):
+    r"""Maximise over W of E[log N(y; W z, .)] with the columns ``fixed_cols`` (a list of
+    bools, one per regressor) held at W_old: the free block is
+    :math:`W_f = (S_{yf} - W_h S_{hf}) S_{ff}^{-1}` (h the held columns)."""
+    free = [i for i, f in enumerate(fixed_cols) if not f]
+    held = [i for i, f in enumerate(fixed_cols) if f]
+    if not free:
         return W_old
-    nu = S_zz.shape[-1] - nx
-    if nu == 0 or (not fix_x and not fix_u):
-        if nu == 0 and fix_x:
-            return W_old
+    if not held:
         return _solve_rows(S_yz, S_zz)
-    Wx, Wu = W_old[:, :nx], W_old[:, nx:]
-    if fix_x:  # W_u = (S_yu - W_x S_xu) S_uu^{-1}
-        Wu = _solve_rows(S_yz[:, nx:] - Wx @ S_zz[:nx, nx:], S_zz[nx:, nx:])
-    else:  # W_x = (S_yx - W_u S_ux) S_xx^{-1}
-        Wx = _solve_rows(S_yz[:, :nx] - Wu @ S_zz[nx:, :nx], S_zz[:nx, :nx])
-    return torch.cat([Wx, Wu], 1)
+    W = W_old.clone()
+    Wh = W_old[:, held]
+    rhs = S_yz[:, free] - Wh @ S_zz[held][:, free]
+    W[:, free] = _solve_rows(rhs, S_zz[free][:, free])
+    return W
+
+
+def _fixed_cols(fixed, S: int, U: int, offsets: bool, part: str) -> list[bool]:
+    """Which regressors [x (S), u (U, the last one the constant 1 with offsets)] have
+    their coefficients held, for the dynamics (``part='transition'``) or emissions."""
+    mat, inp, off = (
+        ("transition_matrix", "input_matrix", "transition_offset")
+        if part == "transition"
+        else ("emission_matrix", "feedthrough_matrix", "observation_offset")
+    )
+    n_in = U - 1 if offsets else U
+    cols = [mat in fixed] * S + [inp in fixed] * n_in
+    if offsets:
+        cols.append(off in fixed)
+    return cols
 
 
 def _residual_cov(S_yy, S_yz, S_zz, W, n):
@@ -1194,9 +1290,13 @@ def _wouter(w: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return (a * w.unsqueeze(-1)).flatten(0, 1).mT @ b.flatten(0, 1)
 
 
-def _m_step(p: LDSParams, tr: _FilterTrace, y, inputs, mask, lengths, fixed, diagonal):
+def _m_step(
+    p: LDSParams, tr: _FilterTrace, y, inputs, mask, lengths, fixed, diagonal, offsets=False
+):
     """The M-step: closed-form maximisers of the expected complete-data log-likelihood
-    (Ghahramani & Hinton 1996, eqs. 12-16, with inputs as extra regressors). With
+    (Ghahramani & Hinton 1996, eqs. 12-16, with inputs as extra regressors; with
+    ``offsets`` the last input is the constant 1 and the offsets are the last columns of
+    the input and feedthrough matrices, estimated jointly with A, B and C, D). With
     missing coordinates the statistics of y are its posterior moments under the old
     parameters (Shumway & Stoffer 2017, section 6.4), so the step is exact EM."""
     batch, steps, D = y.shape
@@ -1233,9 +1333,7 @@ def _m_step(p: LDSParams, tr: _FilterTrace, y, inputs, mask, lengths, fixed, dia
         Sxz[:, :S] += torch.tensordot(w2, cross, dims=2)
         Sxx = torch.tensordot(w2, Exx[:, 1:], dims=2)
         W_old = torch.cat([p.transition_matrix, p.input_matrix], 1)
-        W = _regress(
-            Sxz, Szz, W_old, S, "transition_matrix" in fixed, "input_matrix" in fixed or U == 0
-        )
+        W = _regress(Sxz, Szz, W_old, _fixed_cols(fixed, S, U, offsets, "transition"))
         new["transition_matrix"], new["input_matrix"] = W[:, :S], W[:, S:]
         if "transition_cov" not in fixed:
             new["transition_cov"] = _residual_cov(Sxx, Sxz, Szz, W, n_dyn)
@@ -1269,9 +1367,7 @@ def _m_step(p: LDSParams, tr: _FilterTrace, y, inputs, mask, lengths, fixed, dia
         Syz[:, :S] += torch.tensordot(w, Eyx_extra, dims=2)
         Syy += torch.tensordot(w, Eyy_extra, dims=2)
     W_old = torch.cat([C, p.feedthrough_matrix], 1)
-    W = _regress(
-        Syz, Szz, W_old, S, "emission_matrix" in fixed, "feedthrough_matrix" in fixed or U == 0
-    )
+    W = _regress(Syz, Szz, W_old, _fixed_cols(fixed, S, U, offsets, "observation"))
     new["emission_matrix"], new["feedthrough_matrix"] = W[:, :S], W[:, S:]
     if "emission_cov" not in fixed:
         new["emission_cov"] = _residual_cov(Syy, Syz, Szz, W, w.sum())
