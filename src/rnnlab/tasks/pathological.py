@@ -1,5 +1,5 @@
 r"""The pathological problems of Martens & Sutskever (2011) with the conventions of
-Sutskever's code (docs/hessian_free.md#the-pathological-problems, docs/tasks.md#hessian-free-problems).
+Sutskever's code (docs/hessian_free.md, docs/tasks.md#hessian-free-problems).
 
 Every length and window is scaled by :math:`f = T/100` and rounded down to whole steps;
 each window keeps at least one step, starts at step 1 or later and after the previous
