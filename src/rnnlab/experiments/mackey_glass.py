@@ -12,11 +12,14 @@ Each trial uses another reservoir seed and another stretch of the series.
 Our setup, where the paper is not followed exactly or is not confirmed: reservoir weights
 standard normal on the 1% mask scaled to spectral radius 0.95 (the paper: about 0.8);
 feedback weights uniform in [-1, 1]; bias uniform in [-0.2, 0.2]; Gaussian state noise of
-std 1e-7 while harvesting states; plain least squares
-(ridge 0); float64 throughout. The series is integrated by RK4 with step 0.1 and sampled
+std 3e-8 while harvesting states; a tiny ridge, 1e-11 (plain least squares is singular on
+these states and falls back to the least-norm solution, which drifts more in free run);
+float64 throughout. The series is integrated by RK4 with step 0.1 and sampled
 once per time unit (:func:`rnnlab.tasks.mackey_glass.mackey_glass`). The noise level,
 spectral radius, feedback and bias scalings were chosen by a small search (6 trials each,
-reservoir seeds 0-5: the first six trials of seed 0).
+reservoir seeds 0-5: the first six trials of seed 0; noise and ridge then on 12 trials,
+reservoir seeds 0-11, and checked on 20 held-out reservoir seeds 100-119: log10 NRMSE_84
+-4.33 on the 12, -4.04 on the 20 held out, median trial -4.41).
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ def _trial(x: torch.Tensor, N: int, seed: int, offset: int, n_train: int, washou
     s = squash(x)[:, None]  # (T, 1)
     esn = EchoStateNetwork(
         0, N, 1, spectral_radius=0.95, connectivity=0.01 if N >= 500 else 10 / N,
-        feedback=True, feedback_scaling=1.0, bias_scaling=0.2, noise=1e-7, ridge=0.0,
+        feedback=True, feedback_scaling=1.0, bias_scaling=0.2, noise=3e-8, ridge=1e-11,
         seed=seed, dtype=torch.float64,
     )  # fmt: skip
     train = s[offset : offset + n_train]
@@ -101,11 +104,12 @@ def run(config: ExperimentConfig) -> ExperimentResult:
         f"| one-step NRMSE (teacher-forced, 300 steps) | {one_step:.2e} | - |",
         "",
         f"Success rule (ours): log10 NRMSE_84 < {threshold} "
-        f"({'met' if success else 'NOT met'}). The published 10^-4.2 is not reached: in our "
-        "runs the error at step 84 is dominated by a few trials whose free run drifts, and "
-        "it depends strongly on the harvesting noise (spectral radius 0.8: noise std 1e-5 "
-        "gave about 10^-1.9, 1e-6 10^-2.5, 1e-7 10^-3.4 over 5-6 trials of our search; "
-        "radius 0.95 and noise 1e-7: 10^-3.8).",
+        f"({'met' if success else 'NOT met'}). The error at step 84 is dominated by the few "
+        "trials whose free run drifts (the root mean square over trials), and it depends "
+        "strongly on the harvesting noise and the ridge (spectral radius 0.8: noise std "
+        "1e-5 gave about 10^-1.9, 1e-6 10^-2.5, 1e-7 10^-3.4 over 5-6 trials of our search; "
+        "radius 0.95, noise 1e-7, ridge 0: 10^-3.8; noise 3e-8, ridge 1e-11: 10^-4.33 on "
+        "the 12 trials searched, 10^-4.04 on 20 held-out reservoir seeds).",
     ]
     plots = _plot(config.out, curves)
     return ExperimentResult(
