@@ -1,0 +1,68 @@
+"""SequenceGAN's alternating update hook in the Trainer, MMD's oracles (zero on the same
+set, positive and growing with a shift, the closed form on two points), the
+discriminative score, and bad input."""
+
+import math
+
+import pytest
+import torch
+
+from rnnlab.errors import InputError
+from rnnlab.generative import SequenceGAN, discriminative_score, mmd
+from rnnlab.train import TrainConfig, Trainer
+
+
+def test_mmd_zero_on_the_same_set_positive_for_shifted_data():
+    x = torch.randn(40, 6, 2, generator=torch.Generator().manual_seed(0))
+    assert mmd(x, x) == 0.0
+    small, large = mmd(x, x + 0.3), mmd(x, x + 3.0)
+    assert 0 < small < large
+
+
+def test_mmd_closed_form_on_two_points():
+    a, b = torch.zeros(1, 1, 1), torch.full((1, 1, 1), 2.0)
+    s = 1.5
+    expected = 2 - 2 * math.exp(-4 / (2 * s * s))
+    assert mmd(a, b, bandwidths=[s]) == pytest.approx(expected, rel=1e-12)
+
+
+def test_discriminative_score_separates_shifted_sets_and_not_identical_ones():
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(80, 5, 1, generator=g)
+    same = torch.randn(80, 5, 1, generator=g)
+    assert discriminative_score(real, real + 2.0, steps=40) > 0.4
+    assert discriminative_score(real, same, steps=40) < 0.2
+
+
+def test_alternating_updates_in_the_trainer_move_both_networks():
+    torch.manual_seed(0)
+    gan = SequenceGAN(1, noise_size=2, hidden_size=8)
+    d_opt = torch.optim.Adam(gan.discriminator.parameters(), lr=1e-2)
+    g_opt = torch.optim.Adam(gan.generator.parameters(), lr=1e-2)
+    real = torch.sin(torch.linspace(0, 6, 10))[None, :, None].repeat(16, 1, 1)
+    d0 = [p.detach().clone() for p in gan.discriminator.parameters()]
+    g0 = [p.detach().clone() for p in gan.generator.parameters()]
+    before = mmd(gan.sample(16, 10).detach(), real)
+    Trainer(gan, g_opt, iter(lambda: real, None), None, TrainConfig(steps=30, progress=False),
+            gradients=gan.update_hook(d_opt, d_steps=1)).fit()  # fmt: skip
+    moved = lambda ps, p0: any(not torch.equal(a, b) for a, b in zip(ps, p0))  # noqa: E731
+    assert moved(gan.discriminator.parameters(), d0) and moved(gan.generator.parameters(), g0)
+    assert mmd(gan.sample(16, 10).detach(), real) < before
+
+
+def test_bad_input():
+    gan = SequenceGAN(2)
+    with pytest.raises(InputError, match="features"):
+        SequenceGAN(0)
+    with pytest.raises(InputError, match="real"):
+        gan.discriminator_loss(torch.zeros(4, 5, 3), torch.zeros(4, 5, 2))
+    with pytest.raises(InputError, match="batch"):
+        gan.update_hook(torch.optim.SGD(gan.discriminator.parameters(), lr=0.1))(
+            gan, torch.zeros(4, 5), None
+        )
+    with pytest.raises(InputError, match="y"):
+        mmd(torch.zeros(3, 4, 1), torch.zeros(3, 5, 1))
+    with pytest.raises(InputError, match="x"):
+        mmd(torch.zeros(3, 4), torch.zeros(3, 4))
+    with pytest.raises(InputError, match="bandwidths"):
+        mmd(torch.zeros(3, 4, 1), torch.ones(3, 4, 1), bandwidths=[0.0])
