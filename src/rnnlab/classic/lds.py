@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab._validation import check_lengths, check_positive_int, check_rank
-from rnnlab.classic._em import EMMonitor, as_generator
+from rnnlab.classic._em import as_generator, run_em
 from rnnlab.errors import InputError, InputTypeError
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -1178,48 +1178,46 @@ class LinearDynamicalSystem(nn.Module):
         for n in diagonal_covs:
             if n not in COV_NAMES:
                 raise InputError(f"diagonal_covs: unknown covariance {n!r}; valid: {COV_NAMES}")
-        monitor = EMMonitor(
-            "LinearDynamicalSystem",
-            n_iter,
-            tol,
-            rtol,
-            self.history_,
-            self.transition_matrix.dtype,
-        )
         with_off = self._with_offsets
         y, inputs, mask, lengths, _ = self._prepare(y, inputs, mask, lengths)
-        self.n_iter_ = 0
-        with torch.no_grad():
-            for it in range(n_iter + 1):
-                p = self._run_params()
-                tr = _filter(p, y, inputs, mask, burn=self._burn)
-                ll = float(tr.log_likelihood.sum())
-                if verbose:
-                    print(f"EM iteration {it}: log-likelihood {ll:.6f}")
-                if monitor.report(ll) or it == n_iter:
-                    break
-                held = (*fixed, "initial_mean", "initial_cov") if self.diffuse else fixed
-                if not self.offsets:  # offsets set by hand on a model without them: held
-                    held = (*held, *OFFSET_NAMES)
-                new = _m_step(p, tr, y, inputs, mask, lengths, held, diagonal_covs, with_off)
-                if with_off:  # the offsets are the last columns of [B b] and [D d]
-                    U = self.input_dim
-                    for mat, off in (
-                        ("input_matrix", "transition_offset"),
-                        ("feedthrough_matrix", "observation_offset"),
-                    ):
-                        if mat in new:
-                            new[off] = new[mat][:, U]
-                            new[mat] = new[mat][:, :U]
-                    for name in held:
-                        new.pop(name, None)
-                for name, value in new.items():
-                    getattr(self, name).copy_(value)
-                self.n_iter_ = it + 1
-        self.history_ = monitor.history
-        self.converged_ = monitor.converged
-        if not monitor.converged:
-            monitor.finish()
+        held = (*fixed, "initial_mean", "initial_cov") if self.diffuse else tuple(fixed)
+        if not self.offsets:  # offsets set by hand on a model without them: held
+            held = (*held, *OFFSET_NAMES)
+
+        def evaluate():
+            p = self._run_params()
+            tr = _filter(p, y, inputs, mask, burn=self._burn)
+            return tr.log_likelihood.sum(), (p, tr)
+
+        def update(cache):
+            p, tr = cache
+            new = _m_step(p, tr, y, inputs, mask, lengths, held, diagonal_covs, with_off)
+            if with_off:  # the offsets are the last columns of [B b] and [D d]
+                U = self.input_dim
+                for mat, off in (
+                    ("input_matrix", "transition_offset"),
+                    ("feedthrough_matrix", "observation_offset"),
+                ):
+                    if mat in new:
+                        new[off] = new[mat][:, U]
+                        new[mat] = new[mat][:, :U]
+                for name in held:
+                    new.pop(name, None)
+            for name, value in new.items():
+                getattr(self, name).copy_(value)
+
+        # a fit always continues the record: the parameters are the current ones
+        run_em(
+            self,
+            evaluate,
+            update,
+            n_iter=n_iter,
+            tol=tol,
+            rtol=rtol,
+            resume=True,
+            dtype=self.transition_matrix.dtype,
+            verbose=verbose,
+        )
         return self
 
 
