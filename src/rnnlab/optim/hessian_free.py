@@ -129,35 +129,39 @@ class GaussNewton:
         self.damping, self.structural = float(damping), float(structural)
         # dL/dz with its graph: H_L w = d(dL/dz . w)/dz
         (self._dldz,) = torch.autograd.grad(loss, outputs, create_graph=True)
-        self._lin_z = self._linearise(outputs)
         self.hidden = hidden if (hidden is not None and structural > 0) else None
-        self._lin_h = self._linearise(self.hidden) if self.hidden is not None else None
+        # one linearisation of (z, h) together: each product then takes one double
+        # backward for (J v, J_h v) and one backward for J^T w + J_h^T w_h, where separate
+        # graphs took two of each (the recurrence is traversed half as often)
+        self._ys = [outputs] + ([self.hidden] if self.hidden is not None else [])
+        self._lin = self._linearise(self._ys)
 
-    def _linearise(self, y: Tensor):
-        """The graph of u -> J_y^T u (linear in u), for J_y v by a second backward."""
-        u = torch.zeros_like(y, requires_grad=True)
-        jtu = torch.autograd.grad(y, self.params, grad_outputs=u, create_graph=True,
+    def _linearise(self, ys: list[Tensor]):
+        """The graph of (u_y) -> sum_y J_y^T u_y (linear in the u), for every J_y v by one
+        second backward."""
+        us = [torch.zeros_like(y, requires_grad=True) for y in ys]
+        jtu = torch.autograd.grad(ys, self.params, grad_outputs=us, create_graph=True,
                                   allow_unused=True)  # fmt: skip
         pairs = [(j, p) for j, p in zip(jtu, self.params) if j is not None and j.requires_grad]
-        return u, pairs
+        return us, pairs
 
-    def _jvp(self, lin, v: Vec) -> Tensor:
-        """J_y v (shape of y) by the double-backward trick."""
-        u, pairs = lin
+    def _jvp(self, v: Vec) -> list[Tensor]:
+        """[J_y v for y in (z, h)] (shapes of z and h) by the double-backward trick."""
+        us, pairs = self._lin
         if not pairs:
-            return torch.zeros_like(u)
+            return [torch.zeros_like(u) for u in us]
         index = {id(p): i for i, p in enumerate(self.params)}
-        (jv,) = torch.autograd.grad(
+        jvs = torch.autograd.grad(
             [j for j, _ in pairs],
-            u,
+            us,
             grad_outputs=[v[index[id(p)]] for _, p in pairs],
             retain_graph=True,
             allow_unused=True,
         )
-        return torch.zeros_like(u) if jv is None else jv
+        return [torch.zeros_like(u) if jv is None else jv for jv, u in zip(jvs, us)]
 
-    def _vjp(self, y: Tensor, w: Tensor) -> Vec:
-        g = torch.autograd.grad(y, self.params, grad_outputs=w, retain_graph=True,
+    def _vjp(self, ys: list[Tensor], ws: list[Tensor]) -> Vec:
+        g = torch.autograd.grad(ys, self.params, grad_outputs=ws, retain_graph=True,
                                 allow_unused=True)  # fmt: skip
         return [torch.zeros_like(p) if x is None else x for x, p in zip(g, self.params)]
 
@@ -171,20 +175,21 @@ class GaussNewton:
 
     def undamped(self, v: Vec) -> Vec:
         """G v = J^T H_L J v."""
-        return self._vjp(self.outputs, self._loss_hvp(self._jvp(self._lin_z, v)))
+        return self._vjp([self.outputs], [self._loss_hvp(self._jvp(v)[0])])
 
     def structural_product(self, v: Vec) -> Vec:
         """G_S v = J_h^T J_h v / B (zero without hidden states)."""
         if self.hidden is None:
             return [torch.zeros_like(p) for p in self.params]
-        jv = self._jvp(self._lin_h, v)  # shape of hidden
-        return self._vjp(self.hidden, jv / self.hidden.shape[0])
+        jv = self._jvp(v)[1]  # shape of hidden
+        return self._vjp([self.hidden], [jv / self.hidden.shape[0]])
 
     def __call__(self, v: Vec) -> Vec:
-        out = _axpy(self.damping, v, self.undamped(v))
-        if self.hidden is not None:
-            out = _axpy(self.damping * self.structural, self.structural_product(v), out)
-        return out
+        jvs = self._jvp(v)  # J v, and J_h v with structural damping
+        ws = [self._loss_hvp(jvs[0])]
+        if self.hidden is not None:  # J^T H_L J v + lambda mu J_h^T J_h v / B, one backward
+            ws.append(jvs[1] * (self.damping * self.structural / self.hidden.shape[0]))
+        return _axpy(self.damping, v, self._vjp(self._ys, ws))
 
 
 def conjugate_gradient(
