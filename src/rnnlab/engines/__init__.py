@@ -8,6 +8,8 @@
   sequence, next to the cell it differentiates).
 - ``fused`` (:mod:`rnnlab.engines.fused`): torch's own kernels (oneDNN on CPU, cuDNN on
   GPU) for exactly the configurations they implement.
+- ``compiled`` (:mod:`rnnlab.engines.compiled`): the ``bptt`` kernels with their loops over
+  time in C++ (a torch extension built on first use and cached); the LSTM family.
 - ``generic`` (:mod:`rnnlab.engines.generic`): any cell from its step alone, the step and
   its vjp compiled with ``torch.compile``, no autograd graph per step (``loop`` where no
   compiler exists).
@@ -25,6 +27,7 @@ by chunk, passing the detached final state of one chunk as the initial state of 
 from __future__ import annotations
 
 from rnnlab.engines.bptt import BPTTEngine
+from rnnlab.engines.compiled import CompiledEngine
 from rnnlab.engines.fused import FusedEngine
 from rnnlab.engines.generic import GenericEngine
 from rnnlab.engines.loop import LoopEngine
@@ -32,7 +35,15 @@ from rnnlab.engines.rtrl import RTRLEngine
 
 # by name; "auto" is resolved by rnnlab.nn.Recurrent.resolved_engine
 ENGINES = {
-    e.name: e for e in (FusedEngine(), BPTTEngine(), LoopEngine(), RTRLEngine(), GenericEngine())
+    e.name: e
+    for e in (
+        FusedEngine(),
+        BPTTEngine(),
+        CompiledEngine(),
+        LoopEngine(),
+        RTRLEngine(),
+        GenericEngine(),
+    )
 }
 ENGINE_NAMES = ("auto", *ENGINES)
 

@@ -164,7 +164,23 @@ class LSTMRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx, xp, h0, c0, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c, b_c, lengths, rmask, fg, eps
+        ctx,
+        xp,
+        h0,
+        c0,
+        w_hh,
+        w_hr,
+        p_i,
+        p_f,
+        p_o,
+        g_hh,
+        g_c,
+        b_c,
+        lengths,
+        rmask,
+        fg,
+        eps,
+        loops=None,
     ):
         B, T, G = xp.shape
         H, P = c0.shape[-1], h0.shape[-1]
@@ -180,6 +196,12 @@ class LSTMRecurrence(torch.autograd.Function):
         stats_h = xp.new_empty(2, T, B, 1) if ln else None  # mean, rstd of U
         stats_c = xp.new_empty(2, T, B, 1) if ln else None  # mean, rstd of c_t
         Hs[0], Cs[0] = h0, c0
+        ctx.loops = loops
+        if loops is not None:  # the same loop in C++ (rnnlab.engines.compiled)
+            loops.lstm_forward(
+                A, Hs, Cs, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
+                b_c, rmask, fg, eps,
+            )  # fmt: skip
         w_hh_t = w_hh.t()
         # per-step views, made once: indexing inside the loop costs more than the math
         hs, cs, As, phis = steps(Hs), steps(Cs), steps(A), steps(Phi)
@@ -187,7 +209,7 @@ class LSTMRecurrence(torch.autograd.Function):
         a_sig = steps(A, H, G - H) if peep else steps(A, 0, G - H)  # sigmoid block
         us = steps(U) if ln else None
         ms = steps(M) if M is not None else None
-        for t in range(T):
+        for t in range(T if loops is None else 0):
             c, cn, a = cs[t], cs[t + 1], As[t]
             hin = hs[t] if rmask is None else hs[t] * rmask
             if ln:
@@ -282,7 +304,15 @@ class LSTMRecurrence(torch.autograd.Function):
         da_c = [d.view(B, nc, H) for d in steps(dA, H, G)]  # gates driven by dc
         K_os, K_cs, K3s, fs = steps(K_o), steps(K_c), steps(K3), steps(A, 2 * H, 3 * H)
         dh0 = None
-        for t in range(T - 1, -1, -1):
+        if ctx.loops is not None:  # the same loop in C++ (rnnlab.engines.compiled)
+            ends_list = [ends.get(t, dc.new_empty(0, dtype=torch.long)) for t in range(T)]
+            dh0 = ctx.loops.lstm_backward(
+                dY, dA, dU if ln else None, dChat if ln else None, dc, dcT,
+                ends_list if ends else [], A, K_o, K_c, K3, Zh if ln else None,
+                Zc if ln else None, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
+                rmask, fg,
+            )  # fmt: skip
+        for t in range(T - 1 if ctx.loops is None else -1, -1, -1):
             if t in ends:
                 idx = ends[t]
                 dc[idx] += dcT[idx]
@@ -326,7 +356,7 @@ class LSTMRecurrence(torch.autograd.Function):
             d_bc = dChat.sum((0, 1))
         return (
             dA.transpose(0, 1), dh0, dc, d_w_hh, d_w_hr, d_pi, d_pf, d_po, d_ghh, d_gc, d_bc,
-            None, None, None, None,
+            None, None, None, None, None,
         )  # fmt: skip
 
 
@@ -467,13 +497,15 @@ class LSTMCell(Cell):
         h, c = lstm_step(x_t, *state, w_hh, w_hr, peep, ln, self.forget_gate, None, self.eps)
         return h, (h, c)
 
-    def recurrence(self, xp, state, lengths, masks):
+    has_compiled_loops = True  # rnnlab.engines.compiled runs LSTMRecurrence's loops in C++
+
+    def recurrence(self, xp, state, lengths, masks, loops=None):
         w_hh, w_hr, peep, ln = self._weights()
         peep = peep or (None, None, None)
         ln = ln or (None, None, None)
         mask = None if masks is None else masks[0]
         ys, h, c = LSTMRecurrence.apply(
-            xp, *state, w_hh, w_hr, *peep, *ln, lengths, mask, self.forget_gate, self.eps
+            xp, *state, w_hh, w_hr, *peep, *ln, lengths, mask, self.forget_gate, self.eps, loops
         )
         return ys, (h, c)
 

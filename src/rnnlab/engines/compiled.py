@@ -1,0 +1,91 @@
+r"""The ``compiled`` engine: the ``bptt`` kernels with their time loops in C++.
+
+The hand-written BPTT kernels pay Python's cost for every tensor operation of every step;
+at small sizes that cost, not the arithmetic, is the time. This engine runs the same
+kernels (the same buffers, the same ATen operations in the same order, so the same
+numbers) with the two loops over time compiled: ``csrc/lstm.cpp``, built on first use by
+``torch.utils.cpp_extension.load`` (a C++ compiler and ninja needed) and cached in torch's
+extension directory (``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``),
+so later processes load it in well under a second.
+
+Families: the LSTM (every option: the 1997 cell, peepholes, layer norm, projection,
+recurrent dropout). Other cells report why not and run on ``bptt`` under ``auto``.
+
+Where no compiler exists or the build fails, :func:`load` returns None once, warns with
+the reason (``RNNLAB_COMPILED=0`` turns the engine off without trying), and ``auto`` falls
+back to ``bptt``: the reason is in :func:`status`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from pathlib import Path
+
+from torch import Tensor
+
+_SOURCES = [Path(__file__).with_name("csrc") / "lstm.cpp"]
+_lock = threading.Lock()
+_state: dict = {}  # "module" or "error", once tried
+
+
+def load():
+    """The compiled extension module, building it on first use; None if it cannot be built."""
+    if "module" in _state or "error" in _state:
+        return _state.get("module")
+    with _lock:
+        if "module" in _state or "error" in _state:
+            return _state.get("module")
+        if os.environ.get("RNNLAB_COMPILED", "1") == "0":
+            _state["error"] = "turned off by RNNLAB_COMPILED=0"
+            return None
+        try:
+            from torch.utils.cpp_extension import load as cpp_load
+
+            _state["module"] = cpp_load(
+                name="rnnlab_lstm_loops",
+                sources=[str(s) for s in _SOURCES],
+                extra_cflags=["-O2"],
+                verbose=False,
+            )
+        except Exception as e:  # no compiler, no ninja, a build error: fall back
+            lines = str(e).strip().splitlines() or [""]
+            first = next((x for x in lines if "error" in x.lower()), lines[-1])
+            _state["error"] = f"{type(e).__name__}: {first.strip()}"
+            warnings.warn(
+                "rnnlab: the compiled engine could not be built, the Python bptt kernels run "
+                f"instead ({_state['error']})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return _state.get("module")
+
+
+def status() -> str:
+    """Which LSTM kernel runs: 'compiled (C++ loops)' or 'bptt (Python loops): <why>'."""
+    if load() is not None:
+        return "compiled (C++ loops)"
+    return f"bptt (Python loops): {_state['error']}"
+
+
+class CompiledEngine:
+    """Each layer-direction runs its cell's BPTT kernel with the loops in C++."""
+
+    name = "compiled"
+
+    def why_not(self, layer) -> str | None:
+        for cell in layer.cells:
+            if not getattr(cell, "has_compiled_loops", False):
+                return f"{type(cell).__name__} has no compiled kernel"
+        if load() is None:
+            return f"the C++ extension is not available ({_state['error']})"
+        return None
+
+    def run(self, layer, x: Tensor, state, lengths):
+        module = load()
+
+        def recurrence(cell, xp, s0, lengths, masks):
+            return cell.recurrence(xp, s0, lengths, masks, loops=module)
+
+        return layer.run_stack(x, state, lengths, recurrence)
