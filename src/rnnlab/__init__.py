@@ -8,6 +8,7 @@ Subpackages (import what you need; nothing heavy is imported here):
 - :mod:`rnnlab.train`: the training loop, checkpoints, language models, generation
 - :mod:`rnnlab.tasks`: the field's benchmark tasks with their success criteria
 - :mod:`rnnlab.analysis`: gradient-flow diagnostics
+- :mod:`rnnlab.generative`: a recurrent VAE and a recurrent GAN for sequences
 - :mod:`rnnlab.experiments`: named reproductions of published results
 """
 
