@@ -445,6 +445,111 @@ def _smooth(params: LDSParams, trace: _FilterTrace, steady_state: bool = True):
     return means, covs, cross
 
 
+@torch.no_grad()
+def diffuse_log_likelihood(
+    params: LDSParams,
+    y: Tensor,
+    inputs: Tensor | None = None,
+    mask: Tensor | None = None,
+    diffuse_cov: Tensor | None = None,
+) -> Tensor:
+    r"""Exact diffuse log-likelihood (B,) (Koopman 1997; Durbin & Koopman 2012, ch. 5),
+    without autograd.
+
+    The initial state is :math:`x_0 \sim N(\mu_0, \kappa P_\infty + P_*)` with
+    :math:`\kappa \to \infty`; :math:`P_\infty` is ``diffuse_cov`` (default the identity,
+    every state diffuse, and then :math:`P_* = 0`), :math:`P_*` the ``initial_cov`` of
+    ``params`` otherwise. The observations are processed one scalar at a time (the
+    univariate treatment of Koopman & Durbin 2000, after decorrelating each step's observed
+    coordinates by the Cholesky factor of their R block). For each scalar with
+    :math:`F_\infty = c P_\infty c^\top > 0` (a diffuse scalar):
+
+    .. math::
+        a \mathrel{+}= \frac{M_\infty}{F_\infty} v,\quad
+        P_* \mathrel{+}= \frac{F_*}{F_\infty^2} M_\infty M_\infty^\top
+          - \frac{M_* M_\infty^\top + M_\infty M_*^\top}{F_\infty},\quad
+        P_\infty \mathrel{-}= \frac{M_\infty M_\infty^\top}{F_\infty}
+
+    (:math:`M = P c^\top`, :math:`F_* = c P_* c^\top + r`, :math:`v = y - c a`), and its
+    term is left out of the log-likelihood (its :math:`\log F_\infty` depends on the
+    arbitrary scale of :math:`P_\infty`); otherwise the ordinary update with the term
+    :math:`-\tfrac12(\log 2\pi + \log F_* + v^2/F_*)`. The time update propagates both,
+    :math:`P_\infty \leftarrow A P_\infty A^\top`. Once :math:`P_\infty` vanishes (at a
+    step boundary) the remaining steps are the ordinary filter (:func:`kalman_filter`)
+    started from the state reached. y (B, T, D) with zeros where mask (B, T, D) is 0.
+    """
+    A, C, Q, R, m0, P0, Bm, Dm = (t.detach().double() for t in params)
+    batch, steps, D = y.shape
+    S = A.shape[0]
+    yd = y.detach().double()
+    if inputs is not None and inputs.shape[-1] > 0:
+        u = inputs.detach().double()
+        bu, yd = u @ Bm.T, yd - u @ Dm.T  # (B, T, S), (B, T, D)
+    else:
+        bu = None
+    obs = torch.ones(batch, steps, D, dtype=torch.bool) if mask is None else mask.bool()
+    Pinf0 = torch.eye(S, dtype=torch.float64) if diffuse_cov is None else diffuse_cov.double()
+    Pst0 = torch.zeros(S, S, dtype=torch.float64) if diffuse_cov is None else P0
+    An, Qn, Cn, Rn = A.numpy(), Q.numpy(), C.numpy(), R.numpy()
+    out = torch.zeros(batch, dtype=torch.float64)
+    tol = 1e-10  # relative to the scale of P_inf (F_inf below this counts as zero)
+    for b in range(batch):
+        a = m0.numpy().copy()
+        Pi, Ps = Pinf0.numpy().copy(), Pst0.numpy().copy()
+        scale = max(float(np.abs(Pi).max()), 1e-300)
+        ll = 0.0
+        t = 0
+        while t < steps:
+            if not np.abs(Pi).max() > tol * scale:  # diffuse period over
+                break
+            o = obs[b, t].numpy()
+            if o.any():
+                Lr = np.linalg.cholesky(Rn[np.ix_(o, o)])
+                Ct = np.linalg.solve(Lr, Cn[o])  # decorrelated rows, unit noise
+                yt = np.linalg.solve(Lr, yd[b, t].numpy()[o])
+                ll -= np.log(np.diag(Lr)).sum()  # Jacobian of the decorrelation
+                for i in range(Ct.shape[0]):
+                    c = Ct[i]
+                    Mi, Ms = Pi @ c, Ps @ c
+                    Fi, Fs = float(c @ Mi), float(c @ Ms) + 1.0
+                    v = float(yt[i] - c @ a)
+                    if Fi > tol * scale * max(float(c @ c), 1e-300):
+                        a = a + Mi * (v / Fi)
+                        Ps = (
+                            Ps
+                            + np.outer(Mi, Mi) * (Fs / Fi**2)
+                            - (np.outer(Ms, Mi) + np.outer(Mi, Ms)) / Fi
+                        )
+                        Pi = Pi - np.outer(Mi, Mi) / Fi
+                        ll += float(np.log(Lr[i, i]))  # the left-out term has no Jacobian
+                    else:
+                        a = a + Ms * (v / Fs)
+                        Ps = Ps - np.outer(Ms, Ms) / Fs
+                        ll -= 0.5 * (_LOG_2PI + np.log(Fs) + v * v / Fs)
+                    Pi, Ps = 0.5 * (Pi + Pi.T), 0.5 * (Ps + Ps.T)
+            a = An @ a + (0.0 if bu is None or t + 1 == steps else bu[b, t + 1].numpy())
+            Ps = An @ Ps @ An.T + Qn
+            Pi = An @ Pi @ An.T
+            t += 1
+        if t < steps:  # the ordinary filter from the state reached
+            rest = params._replace(
+                initial_mean=torch.as_tensor(a, dtype=y.dtype),
+                initial_cov=torch.as_tensor(0.5 * (Ps + Ps.T), dtype=y.dtype),
+            )
+            sl = slice(b, b + 1)
+            ll += float(
+                _filter(
+                    rest,
+                    y[sl, t:],
+                    None if inputs is None else inputs[sl, t:],
+                    None if mask is None else mask[sl, t:],
+                    steady_state=False,
+                ).log_likelihood[0]
+            )
+        out[b] = ll
+    return out.to(y.dtype)
+
+
 def _expand_covs(covs: Tensor, batch: int) -> Tensor:
     return covs.expand(batch, *covs.shape[1:]) if covs.shape[0] != batch else covs
 
@@ -950,6 +1055,8 @@ class LinearDynamicalSystem(nn.Module):
         """Total log-likelihood of all sequences (higher is better)."""
         y, inputs, mask, lengths, _ = self._prepare(y, inputs, mask, lengths)
         p = self._run_params()
+        if self.diffuse:  # the exact diffuse initialisation
+            return float(diffuse_log_likelihood(p, y, inputs, mask).sum())
         return float(_filter(p, y, inputs, mask, burn=self._burn).log_likelihood.sum())
 
     @torch.no_grad()
