@@ -478,17 +478,21 @@ def diffuse_log_likelihood(
     step boundary) the remaining steps are the ordinary filter (:func:`kalman_filter`)
     started from the state reached. y (B, T, D) with zeros where mask (B, T, D) is 0.
     """
-    A, C, Q, R, m0, P0, Bm, Dm = (t.detach().double() for t in params)
+    A, C, Q, R, m0, P0, Bm, Dm = (t.detach().cpu().double() for t in params)
     batch, steps, D = y.shape
     S = A.shape[0]
-    yd = y.detach().double()
+    yd = y.detach().cpu().double()
     if inputs is not None and inputs.shape[-1] > 0:
-        u = inputs.detach().double()
+        u = inputs.detach().cpu().double()
         bu, yd = u @ Bm.T, yd - u @ Dm.T  # (B, T, S), (B, T, D)
     else:
         bu = None
-    obs = torch.ones(batch, steps, D, dtype=torch.bool) if mask is None else mask.bool()
-    Pinf0 = torch.eye(S, dtype=torch.float64) if diffuse_cov is None else diffuse_cov.double()
+    obs = torch.ones(batch, steps, D, dtype=torch.bool) if mask is None else mask.cpu().bool()
+    Pinf0 = (
+        torch.eye(S, dtype=torch.float64)
+        if diffuse_cov is None
+        else diffuse_cov.detach().cpu().double()
+    )
     Pst0 = torch.zeros(S, S, dtype=torch.float64) if diffuse_cov is None else P0
     An, Qn, Cn, Rn = A.numpy(), Q.numpy(), C.numpy(), R.numpy()
     out = torch.zeros(batch, dtype=torch.float64)
@@ -533,8 +537,8 @@ def diffuse_log_likelihood(
             t += 1
         if t < steps:  # the ordinary filter from the state reached
             rest = params._replace(
-                initial_mean=torch.as_tensor(a, dtype=y.dtype),
-                initial_cov=torch.as_tensor(0.5 * (Ps + Ps.T), dtype=y.dtype),
+                initial_mean=torch.as_tensor(a, dtype=y.dtype, device=y.device),
+                initial_cov=torch.as_tensor(0.5 * (Ps + Ps.T), dtype=y.dtype, device=y.device),
             )
             sl = slice(b, b + 1)
             ll += float(
@@ -547,7 +551,7 @@ def diffuse_log_likelihood(
                 ).log_likelihood[0]
             )
         out[b] = ll
-    return out.to(y.dtype)
+    return out.to(dtype=y.dtype, device=y.device)
 
 
 def _expand_covs(covs: Tensor, batch: int) -> Tensor:
