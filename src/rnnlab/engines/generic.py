@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import types
 import warnings
 import weakref
 
@@ -81,12 +82,20 @@ class _Kernels:
             return pull((gy, gs))  # (d params, d x_t, d state_{t-1})
 
         self.eager_vjp = step_vjp
-        if compile:
-            step = torch.compile(step, fullgraph=True)
-            step_vjp = torch.compile(step_vjp, fullgraph=True)
+        if compile:  # fresh code objects: dynamo's recompile limit counts per code object
+            step = torch.compile(_fresh(step), fullgraph=True)
+            step_vjp = torch.compile(_fresh(step_vjp), fullgraph=True)
         self.step, self.step_vjp = step, step_vjp
         self.compiled = compile
         self.failed: str | None = None
+
+
+def _fresh(fn):
+    """``fn`` with its own copy of its code object, so that each cell's compiled step is
+    cached apart from every other cell's (not one code object recompiled per cell)."""
+    return types.FunctionType(
+        fn.__code__.replace(), fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__
+    )
 
 
 class _GenericRecurrence(torch.autograd.Function):
