@@ -43,7 +43,6 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vjp
 
-from rnnlab.engines.bptt import refuse_double_backward
 from rnnlab.engines.loop import loop
 
 
@@ -117,7 +116,11 @@ class _GenericRecurrence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gys, *g_final):
-        refuse_double_backward("generic engine")
+        if torch.is_grad_enabled():  # create_graph=True: this backward is not differentiable
+            raise RuntimeError(
+                "engine='generic' has no second derivative (create_graph=True); run the "
+                "layer with engine='loop' for double backward"
+            )
         kernels, lengths, masks, n = ctx.kernels, ctx.lengths, ctx.masks, ctx.n_state
         xp, *rest = ctx.saved_tensors
         T = xp.shape[1]
