@@ -86,7 +86,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:
     if config.quick:
         n_train, n_test, length, steps, hidden, batch, clf = 256, 64, 12, 20, 8, 32, 20
     else:
-        n_train, n_test, length, steps, hidden, batch, clf = 2000, 300, 24, 500, 24, 64, 200
+        n_train, n_test, length, steps, hidden, batch, clf = 2000, 300, 24, 1000, 24, 64, 200
     g = torch.Generator().manual_seed(config.seed)
     metrics, figures = {}, {}
     with torch_threads(1):

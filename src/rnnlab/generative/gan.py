@@ -3,8 +3,9 @@ r"""A recurrent generative adversarial network for continuous-valued sequences
 
 .. math::
 
-    G:\ \ &h^G_t = \mathrm{LSTM}_G(\epsilon_t, h^G_{t-1}), \quad
-        \hat x_t = W_G h^G_t + b_G, \qquad \epsilon_t \sim \mathcal N(0, I) \\
+    G:\ \ &h^G_t = \mathrm{LSTM}_G([\epsilon_t; \eta], h^G_{t-1}), \quad
+        \hat x_t = W_G h^G_t + b_G, \qquad \epsilon_t, \eta \sim \mathcal N(0, I)
+        \ (\eta \text{ one draw per sequence}) \\
     D:\ \ &h^D_{1..T} = \mathrm{BiLSTM}_D(x_{1..T}), \quad
         \ell(x) = \tfrac1T \textstyle\sum_t (w_D^\top h^D_t + b_D)
         \quad\text{(per-step decisions averaged, as C-RNN-GAN)} \\
@@ -39,11 +40,16 @@ from rnnlab.train.loop import StepOutput
 
 
 class Generator(nn.Module):
-    """Noise (B, T, N) -> sequences (B, T, F) through a stacked LSTM and a linear map."""
+    """Noise (B, T, 2N) -> sequences (B, T, F) through a stacked LSTM and a linear map.
+
+    The first N noise values of each step are fresh per step, the last N are one draw per
+    sequence repeated over time (:meth:`SequenceGAN.sample`): with per-step noise alone
+    every sequence starts from the same zero state and the generator tends to one phase
+    (mode collapse, seen on the sines)."""
 
     def __init__(self, noise_size: int, hidden_size: int, features: int, num_layers: int):
         super().__init__()
-        self.rnn = LSTM(noise_size, hidden_size, num_layers)
+        self.rnn = LSTM(2 * noise_size, hidden_size, num_layers)
         self.out = nn.Linear(hidden_size, features)
 
     def forward(self, noise: Tensor) -> Tensor:
@@ -104,9 +110,10 @@ class SequenceGAN(nn.Module):
         check_positive_int("num", num)
         check_positive_int("length", length)
         p = self.generator.out.weight
-        noise = torch.randn(num, length, self.noise_size, generator=generator, dtype=p.dtype,
-                            device=p.device)  # fmt: skip
-        return self.generator(noise)
+        kw = {"generator": generator, "dtype": p.dtype, "device": p.device}
+        step = torch.randn(num, length, self.noise_size, **kw)  # fresh each step
+        seq = torch.randn(num, 1, self.noise_size, **kw).expand(-1, length, -1)  # per sequence
+        return self.generator(torch.cat([step, seq], dim=-1))
 
     def discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """:math:`L_D` on a real and a fake batch (the fake one is detached)."""
