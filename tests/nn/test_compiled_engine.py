@@ -1,0 +1,164 @@
+"""The compiled engine (C++ loops of the LSTM BPTT kernel) equals the loop engine, and
+its fallback: without the extension, engine='compiled' refuses with the reason and
+engine='auto' never needs it.
+
+The tests that build the extension (about 60-90 s of gcc on a loaded 2-core machine, once;
+later processes load the cached build) are marked slow."""
+
+import itertools
+
+import pytest
+import torch
+
+from rnnlab.engines import ENGINES, compiled
+from rnnlab.errors import InputError
+from rnnlab.nn import GRU, LSTM
+from rnnlab.nn.lstm import LSTMRecurrence
+
+DT = torch.float64
+OPTIONS = [
+    dict(forget_gate=fg, peepholes=pe, layer_norm=ln, proj_size=pr)
+    for fg, pe, ln, pr in itertools.product([True, False], [False, True], [False, True], [0, 2])
+]
+
+
+def _grads(layer, x, state, lengths, seed=0):
+    torch.manual_seed(seed)  # the same recurrent-dropout masks for every engine
+    y, (h, c) = layer(x, state, lengths)
+    g = torch.Generator().manual_seed(seed + 1)
+    loss = sum((t * torch.randn(t.shape, generator=g, dtype=t.dtype)).sum() for t in (y, h, c))
+    grads = torch.autograd.grad(loss, [x, *state, *layer.parameters()], allow_unused=True)
+    return [y, h, c, *grads]
+
+
+def test_fallback_without_the_extension(monkeypatch):
+    """No compiler (simulated): the engine says why, engine='compiled' raises InputError
+    naming it, and 'auto' still runs (it does not depend on the extension)."""
+    monkeypatch.setattr(compiled, "_state", {"error": "no compiler (simulated)"})
+    layer = LSTM(2, 3, peepholes=True)
+    assert "no compiler (simulated)" in ENGINES["compiled"].why_not(layer)
+    assert compiled.status().startswith("bptt (Python loops): no compiler")
+    layer.engine = "compiled"
+    with pytest.raises(InputError, match="engine='compiled'.*no compiler"):
+        layer(torch.randn(1, 4, 2))
+    layer.engine = "auto"
+    assert layer.resolved_engine() == "bptt"
+
+
+def test_turned_off_by_environment(monkeypatch):
+    monkeypatch.setattr(compiled, "_state", {})
+    monkeypatch.setenv("RNNLAB_COMPILED", "0")
+    assert compiled.load() is None
+    assert "RNNLAB_COMPILED=0" in compiled.status()
+
+
+def test_cells_without_compiled_loops_are_refused():
+    assert "GRUCell has no compiled kernel" in ENGINES["compiled"].why_not(GRU(2, 3))
+
+
+def _module():
+    module = compiled.load()
+    if module is None:
+        pytest.skip(f"the C++ extension could not be built: {compiled.status()}")
+    return module
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opts", OPTIONS, ids=[str(o) for o in OPTIONS])
+def test_compiled_equals_loop(opts):
+    """Outputs, final states and every gradient equal the loop engine to 1e-10 (float64):
+    two layers, bidirectional, residual, recurrent dropout, ragged and full lengths."""
+    _module()
+    torch.manual_seed(0)
+    layer = LSTM(3, 4, 2, bidirectional=True, residual=True, recurrent_dropout=0.25, dtype=DT,
+                 **opts)  # fmt: skip
+    x = torch.randn(3, 6, 3, dtype=DT, requires_grad=True)
+    state = tuple(torch.randn(4, 3, n, dtype=DT, requires_grad=True) for n in layer.state_sizes)
+    for lengths in (torch.tensor([6, 2, 5]), None):
+        res = {}
+        for engine in ("loop", "compiled"):
+            layer.engine = engine
+            res[engine] = _grads(layer, x, state, lengths)
+        for u, v in zip(res["loop"], res["compiled"]):
+            torch.testing.assert_close(u, v, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opts", OPTIONS[::3], ids=[str(o) for o in OPTIONS[::3]])
+def test_compiled_kernel_gradcheck(opts):
+    """gradcheck of LSTMRecurrence with the C++ loops, with lengths and a dropout mask."""
+    module = _module()
+    torch.manual_seed(0)
+    cell = LSTM(2, 3, dtype=DT, **opts).cells[0]
+    B, T = 2, 4
+    xp = cell.project(torch.randn(B, T, 2, dtype=DT)).detach().requires_grad_()
+    P, H = cell.state_sizes
+    h0 = torch.randn(B, P, dtype=DT, requires_grad=True)
+    c0 = torch.randn(B, H, dtype=DT, requires_grad=True)
+    w_hh, w_hr, peep, ln = cell._weights()
+    params = [w_hh.detach().requires_grad_()]
+    extra = [w_hr, *(peep or (None,) * 3), *(ln or (None,) * 3)]
+    extra = [None if t is None else t.detach().requires_grad_() for t in extra]
+    rmask = torch.tensor([[2.0] * P, [0.0] + [2.0] * (P - 1)], dtype=DT)
+
+    def f(xp, h0, c0, w_hh, *extra):
+        return LSTMRecurrence.apply(
+            xp,
+            h0,
+            c0,
+            w_hh,
+            *extra,
+            torch.tensor([4, 2]),
+            rmask,
+            cell.forget_gate,
+            cell.eps,
+            module,
+        )
+
+    inputs = [xp, h0, c0, *params, *extra]
+    assert torch.autograd.gradcheck(f, inputs)
+
+
+@pytest.mark.slow
+def test_compiled_truncated_bptt_equals_loop():
+    """Chunk by chunk with the detached state carried over: the same as the loop engine."""
+    _module()
+    torch.manual_seed(0)
+    layer = LSTM(2, 3, peepholes=True, dtype=DT)
+    x = torch.randn(2, 9, 2, dtype=DT)
+    out = {}
+    for engine in ("loop", "compiled"):
+        layer.engine, state, ys = engine, None, []
+        layer.zero_grad()
+        for chunk in x.split(3, dim=1):
+            y, state = layer(chunk, state)
+            y.sum().backward()
+            state = tuple(s.detach() for s in state)
+            ys.append(y.detach())
+        out[engine] = [torch.cat(ys, 1), *state, *(p.grad.clone() for p in layer.parameters())]
+    for u, v in zip(out["loop"], out["compiled"]):
+        torch.testing.assert_close(u, v, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.slow
+def test_compiled_activation_memory_is_linear_in_T_B_H():
+    """The same saved tensors as bptt: O(T B H)."""
+    _module()
+    B, F, H = 3, 2, 8
+    layer = LSTM(F, H, engine="compiled")
+    sizes = {}
+    for T in (10, 20):
+        total = 0
+
+        def pack(t):
+            nonlocal total
+            total += t.numel()
+            return t
+
+        x = torch.randn(B, T, F, requires_grad=True)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            layer(x)[0].sum()
+        sizes[T] = total
+    params = sum(p.numel() for p in layer.parameters())
+    assert sizes[20] - sizes[10] <= 9 * 10 * B * H + 10 * B * F
+    assert sizes[10] <= 9 * 11 * B * H + 10 * B * F + 2 * params
