@@ -73,10 +73,10 @@ def add_parser(sub) -> None:
     lm.add_argument("--resume", default=None, help="checkpoint to continue")
     lm.add_argument(
         "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads (1: fastest for small models and on a shared CPU; 0: torch's "
-        "default, all cores)",
+        type=_threads_arg,
+        default="auto",
+        help="torch CPU threads: auto (default: 1 or all cores, whichever runs the first "
+        "steps faster), N, or 0 (torch's default, all cores)",
     )
     lm.add_argument("--samples", type=int, default=300, help="length of the printed samples")
     lm.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -103,6 +103,17 @@ def add_parser(sub) -> None:
     e.set_defaults(handler=_eval)
 
 
+def _threads_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected auto or an integer, received {text!r}"
+        ) from None
+
+
 def _train_lm(args: argparse.Namespace) -> int:
     from rnnlab.train.lm_run import LMTrainOptions, generate_text, option_names, train_lm
     from rnnlab.train.loop import TrainingDiverged
@@ -117,9 +128,11 @@ def _train_lm(args: argparse.Namespace) -> int:
         raise InputError(f"--minutes: expected a positive number, received {args.minutes}")
     from rnnlab.train.lm_run import MAX_THREADS
 
-    if not 0 <= args.threads <= MAX_THREADS:  # torch crashes (SIGSEGV) on ~100,000
+    if (
+        args.threads != "auto" and not 0 <= args.threads <= MAX_THREADS
+    ):  # torch crashes (SIGSEGV) on ~100,000
         raise InputError(
-            f"--threads: expected an integer in [0, {MAX_THREADS}], received {args.threads}"
+            f"--threads: expected auto or an integer in [0, {MAX_THREADS}], received {args.threads}"
         )
     if args.samples < 0:
         raise InputError(f"--samples: expected an integer >= 0, received {args.samples}")
@@ -150,8 +163,8 @@ def _train_lm(args: argparse.Namespace) -> int:
     shown = f"{train:.3f} {unit}" if math.isfinite(train) else "n/a (no step trained)"
     print(
         f"trained {record['steps']} steps ({record['stopped']}) in {record['seconds']:.0f} s, "
-        f"{record['tokens_per_second']:,.0f} tokens/s; train {shown}"
-        + (f", validation {val:.3f} {unit}" if val is not None else "")
+        f"{record['tokens_per_second']:,.0f} tokens/s on {record['threads']} thread(s); "
+        f"train {shown}" + (f", validation {val:.3f} {unit}" if val is not None else "")
     )
     if record["checkpoint"]:
         print(f"checkpoint: {record['checkpoint']}")

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from rnnlab._threads import ThreadTuner
 from rnnlab.data.corpora import Corpus, load_corpus
 from rnnlab.data.streams import StreamBatcher
 from rnnlab.data.tokenizers import Tokenizer, make_tokenizer, tokenizer_from_dict
@@ -339,7 +340,7 @@ def train_lm(
     resume: str | os.PathLike | None = None,
     overrides: dict | None = None,
     progress: bool = True,
-    threads: int | None = None,
+    threads: int | str | None = None,
 ) -> tuple[dict, Trainer]:
     """Train (or continue) a language model; returns the JSON record and the trainer.
 
@@ -359,13 +360,20 @@ def train_lm(
         raise InputError(f"steps: expected an integer >= 1, received {steps!r}")
     if minutes is not None and not minutes > 0:
         raise InputError(f"minutes: expected a positive number, received {minutes!r}")
-    if threads is not None and not (
-        isinstance(threads, int) and not isinstance(threads, bool) and 0 <= threads <= MAX_THREADS
+    if (
+        threads != "auto"
+        and threads is not None
+        and not (
+            isinstance(threads, int)
+            and not isinstance(threads, bool)
+            and 0 <= threads <= MAX_THREADS
+        )
     ):
         raise InputError(
-            f"threads: expected an integer in [0, {MAX_THREADS}], received {threads!r}"
+            f"threads: expected 'auto' or an integer in [0, {MAX_THREADS}], received {threads!r}"
         )
-    if threads:
+    tuner = ThreadTuner() if threads == "auto" else None  # 1 or all cores, by step times
+    if threads and tuner is None:
         torch.set_num_threads(threads)
     state = None
     resume_path = Path(resume) if resume is not None else None
@@ -473,6 +481,7 @@ def train_lm(
         kind=KIND,
         extra=extra,
         loss_unit=("bits/char", 1 / math.log(2)) if opts.level == "char" else ("nats/word", 1.0),
+        after_step=tuner,
     )
     if state is not None:
         new_lr = opts.lr != LMTrainOptions(**state["options"]).lr
@@ -511,6 +520,7 @@ def train_lm(
     except (OSError, ValueError):  # a plot is never worth losing the run over
         plot = None
     record = _record(result, opts, data, plot)
+    record["thread_step_seconds"] = None if tuner is None else tuner.times
     return record, trainer
 
 
@@ -525,6 +535,7 @@ def _record(result: TrainResult, opts: LMTrainOptions, data: LMData, plot) -> di
         ),
         "val_loss": result.val_loss,
         "tokens_per_second": result.tokens_per_second,
+        "threads": torch.get_num_threads(),
         "seconds": result.seconds,
         "stopped": result.stopped,
         "skipped_steps": result.skipped_steps,
