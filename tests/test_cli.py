@@ -214,7 +214,7 @@ def _cli_property(flags, steps):
     def stub(options, **kw):
         seen.update(options=options, **kw)
         record = {"options": {"level": "char", "seed": 0}, "steps": 1, "stopped": "steps"}
-        record.update(seconds=0.0, tokens_per_second=0.0, checkpoint="c", loss_plot=None)
+        record.update(seconds=0.0, tokens_per_second=0.0, threads=1, checkpoint="c", loss_plot=None)
         record.update(train_bits_per_char=1.0, val_bits_per_char=1.0)
         return record, types.SimpleNamespace(rank=0)
 
