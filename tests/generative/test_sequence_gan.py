@@ -49,6 +49,32 @@ def test_alternating_updates_in_the_trainer_move_both_networks():
     assert moved(gan.discriminator.parameters(), d0) and moved(gan.generator.parameters(), g0)
 
 
+def test_a_resumed_gan_run_continues_exactly(tmp_path):
+    """The discriminator's Adam state travels in the Trainer's checkpoint (the hook's)."""
+    real = torch.sin(torch.linspace(0, 6, 10))[None, :, None].repeat(8, 1, 1)
+
+    def trainer(steps):
+        torch.manual_seed(0)
+        gan = SequenceGAN(1, noise_size=2, hidden_size=6)
+        d_opt = torch.optim.Adam(gan.discriminator.parameters(), lr=1e-2)
+        g_opt = torch.optim.Adam(gan.generator.parameters(), lr=1e-2)
+        return Trainer(gan, g_opt, iter(lambda: real, None), None,
+                       TrainConfig(steps=steps, progress=False),
+                       gradients=gan.update_hook(d_opt))  # fmt: skip
+
+    straight = trainer(6)
+    straight.fit()
+    first = trainer(3)
+    first.fit()
+    state = copy.deepcopy(first.state_dict())
+    assert state["gradients"]["state"]  # the discriminator's moments are in it
+    resumed = trainer(6)
+    resumed.load_state_dict(state)
+    resumed.fit()
+    for k, v in straight.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[k], v, rtol=0, atol=0)
+
+
 def test_update_hook_is_d_steps_then_the_generator_gradient_at_the_updated_discriminator():
     """The hook against the same updates written out by hand (same noise, plain SGD)."""
     torch.manual_seed(1)

@@ -130,32 +130,47 @@ class SequenceGAN(nn.Module):
         lf = self.discriminator(fake)
         return F.binary_cross_entropy_with_logits(lf, torch.ones_like(lf))
 
-    def update_hook(self, d_optimizer: torch.optim.Optimizer, d_steps: int = 1):
+    def update_hook(self, d_optimizer: torch.optim.Optimizer, d_steps: int = 1) -> GANUpdate:
         """A ``gradients=`` hook for :class:`rnnlab.train.Trainer`: ``d_steps``
         discriminator updates by ``d_optimizer``, then the generator's gradient of
         :math:`L_G` written to ``.grad`` (the discriminator's left None) for the
         Trainer's optimizer over ``self.generator.parameters()``. Batches are real
-        (B, T, F) tensors; the reported loss is :math:`L_G`, ``items`` the batch size."""
+        (B, T, F) tensors; the reported loss is :math:`L_G`, ``items`` the batch size.
+        The hook's ``state_dict`` (the discriminator optimizer's) goes into the
+        Trainer's checkpoints, so a resumed run continues exactly."""
         check_positive_int("d_steps", d_steps)
-
-        def gradients(model: SequenceGAN, batch: Tensor, carry) -> StepOutput:
-            real = model._check("batch", batch)
-            B, T, _ = real.shape
-            for _ in range(d_steps):
-                d_optimizer.zero_grad(set_to_none=True)
-                with torch.no_grad():
-                    fake = model.sample(B, T)
-                model.discriminator_loss(real, fake).backward()
-                d_optimizer.step()
-            for p in model.discriminator.parameters():
-                p.grad = None
-            loss_g = model.generator_loss(model.sample(B, T))
-            grads = torch.autograd.grad(loss_g, list(model.generator.parameters()))
-            for p, g in zip(model.generator.parameters(), grads):
-                p.grad = g
-            return StepOutput(loss_g.detach(), items=B)
-
-        return gradients
+        return GANUpdate(d_optimizer, d_steps)
 
 
-__all__ = ["Discriminator", "Generator", "SequenceGAN"]
+class GANUpdate:
+    """The alternating updates of :meth:`SequenceGAN.update_hook`, with the
+    discriminator optimizer's state for checkpoints."""
+
+    def __init__(self, d_optimizer: torch.optim.Optimizer, d_steps: int):
+        self.d_optimizer, self.d_steps = d_optimizer, d_steps
+
+    def __call__(self, model: SequenceGAN, batch: Tensor, carry) -> StepOutput:
+        real = model._check("batch", batch)
+        B, T, _ = real.shape
+        for _ in range(self.d_steps):
+            self.d_optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                fake = model.sample(B, T)
+            model.discriminator_loss(real, fake).backward()
+            self.d_optimizer.step()
+        for p in model.discriminator.parameters():
+            p.grad = None
+        loss_g = model.generator_loss(model.sample(B, T))
+        grads = torch.autograd.grad(loss_g, list(model.generator.parameters()))
+        for p, g in zip(model.generator.parameters(), grads):
+            p.grad = g
+        return StepOutput(loss_g.detach(), items=B)
+
+    def state_dict(self) -> dict:
+        return self.d_optimizer.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.d_optimizer.load_state_dict(state)
+
+
+__all__ = ["Discriminator", "GANUpdate", "Generator", "SequenceGAN"]

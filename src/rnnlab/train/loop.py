@@ -370,6 +370,10 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict() if self.schedule is not None else None,
+            # a gradients hook with state of its own (a GAN's discriminator optimizer)
+            "gradients": self.gradients.state_dict()
+            if hasattr(self.gradients, "state_dict")
+            else None,
             "data": data,
             "carry": self.carry,
             "best_model": self.best_state,
@@ -394,6 +398,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         if self.schedule is not None and state.get("schedule") is not None:
             self.schedule.load_state_dict(state["schedule"])
+        if hasattr(self.gradients, "load_state_dict") and state.get("gradients") is not None:
+            self.gradients.load_state_dict(state["gradients"])
         if state.get("data") is not None and hasattr(self.batches, "load_state_dict"):
             self.batches.load_state_dict(state["data"])
         saved_world = int(state.get("world_size") or 1)
