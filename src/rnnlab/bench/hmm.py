@@ -141,6 +141,57 @@ def _measure(hl, B: int, T: int, K: int, D: int, repeat: int) -> dict:
     }
 
 
+def _single_fair(hl, T: int, repeat: int) -> dict:
+    """One sequence (K = 2, D = 1): seconds per EM iteration with the set-up excluded on
+    both sides ((fit with n_iter=11 - fit with n_iter=1) / 10, from given parameters:
+    hmmlearn ``init_params=""``, rnnlab ``init="none"``), and a whole 10-iteration fit with
+    each library's default initialisation (both k-means with 10 restarts)."""
+    pi, A, means, var, X = _problem(1, T, 2, 1, seed=1 + T)
+    Xc, x = X[0], torch.from_numpy(X[0])
+
+    def ref(n: int, default_init: bool = False):
+        if default_init:
+            r = hl.GaussianHMM(2, covariance_type="diag", n_iter=n, tol=-np.inf, random_state=0)
+        else:
+            r = hl.GaussianHMM(2, covariance_type="diag", n_iter=n, init_params="", tol=-np.inf)
+            r.n_features = 1
+            r.startprob_, r.transmat_, r.means_, r.covars_ = pi, A, means, var
+        return r.fit(Xc)
+
+    def ours(n: int, default_init: bool = False):
+        if default_init:
+            m = HMM(2, emission="gaussian", obs_dim=1, covariance="diag", dtype=torch.float64)
+            return m.fit(x, n_iter=n, tol=0.0, rtol=0.0)
+        m = HMM.from_params(
+            initial_probs=torch.from_numpy(pi),
+            transition_matrix=torch.from_numpy(A),
+            means=torch.from_numpy(means),
+            covs=torch.from_numpy(var),
+            covariance="diag",
+        )
+        return m.fit(x, n_iter=n, init="none", tol=0.0, rtol=0.0)
+
+    it_ratios, fit_ratios, rows = [], [], []
+    for _ in range(repeat):  # alternating, ratio per round, median over rounds
+        r_it = (timeit(lambda: ref(11), repeat=3) - timeit(lambda: ref(1), repeat=3)) / 10
+        o_it = (timeit(lambda: ours(11), repeat=3) - timeit(lambda: ours(1), repeat=3)) / 10
+        r_fit = timeit(lambda: ref(10, True), repeat=3)
+        o_fit = timeit(lambda: ours(10, True), repeat=3)
+        it_ratios.append(r_it / o_it)
+        fit_ratios.append(r_fit / o_fit)
+        rows.append((r_it, o_it, r_fit, o_fit))
+    med = [float(np.median([r[i] for r in rows])) for i in range(4)]
+    return {
+        "T": T,
+        "iter_hmmlearn_s": med[0],
+        "iter_rnnlab_s": med[1],
+        "iter_ratio": float(np.median(it_ratios)),
+        "fit10_hmmlearn_s": med[2],
+        "fit10_rnnlab_s": med[3],
+        "fit10_ratio": float(np.median(fit_ratios)),
+    }
+
+
 def main(quick: bool = False) -> dict:
     """Print and return the timing table (ratios hmmlearn / rnnlab, measured in this run)."""
     try:
@@ -156,9 +207,20 @@ def main(quick: bool = False) -> dict:
         warnings.simplefilter("ignore", ConvergenceWarning)  # fixed-length fits, on purpose
         rows = [_measure(hl, B, T, K, D, repeat) for B, T in sizes]
         rows1 = [_measure(hl, 1, T, 2, 1, repeat) for T in single]
+        fair = [_single_fair(hl, T, repeat) for T in single]
     _print_rows(rows, "HMM (K=10, Gaussian diag, D=13, float64, 1 torch thread) vs hmmlearn")
     _print_rows(rows1, "One long sequence (K=2, Gaussian, D=1, float64, 1 torch thread)")
-    return {"rows": rows, "single_sequence_rows": rows1}
+    print("One long sequence, set-up excluded: EM s/iter = (fit(11) - fit(1)) / 10; and a")
+    print("whole fit(n_iter=10) with each library's default initialisation (ratio hmmlearn/rnnlab,")
+    print("median of per-round ratios)")
+    for r in fair:
+        print(
+            f"  T={r['T']:>6}: EM/iter hmmlearn {r['iter_hmmlearn_s'] * 1e3:.2f} ms, rnnlab "
+            f"{r['iter_rnnlab_s'] * 1e3:.2f} ms, x{r['iter_ratio']:.2f}; fit(10) hmmlearn "
+            f"{r['fit10_hmmlearn_s'] * 1e3:.1f} ms, rnnlab {r['fit10_rnnlab_s'] * 1e3:.1f} ms, "
+            f"x{r['fit10_ratio']:.2f}"
+        )
+    return {"rows": rows, "single_sequence_rows": rows1, "single_sequence_fair": fair}
 
 
 def _print_rows(rows: list[dict], title: str) -> None:

@@ -231,13 +231,18 @@ def _scaled_emissions(log_b: Tensor) -> tuple[Tensor, Tensor]:
     return b, m.squeeze(-1)
 
 
-def _forward_tm(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def _forward_tm(
+    log_pi: Tensor, log_A: Tensor, log_b: Tensor, suffix: bool = False
+) -> tuple[Tensor, ...]:
     """The scaled forward pass (:func:`_forward_seq` or, for long sequences in small
-    batches, the same quantities from the associative scan :func:`_forward_scan`)."""
+    batches, the same quantities from the associative scan :func:`_forward_scan`). With
+    ``suffix``, a fourth result: the scan's backward messages for :func:`_smooth_scan`
+    (None from the sequential pass)."""
     T, B, K = log_b.shape
     if _use_scan(T, B, K):
-        return _forward_scan(log_pi, log_A, log_b)
-    return _forward_seq(log_pi, log_A, log_b)
+        return _forward_scan(log_pi, log_A, log_b, suffix)
+    out = _forward_seq(log_pi, log_A, log_b)
+    return (*out, None) if suffix else out
 
 
 def _forward_seq(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -313,6 +318,7 @@ def _smooth_tm(*args, **kwargs) -> tuple[Tensor, Tensor | None]:
     T, B, K = args[1].shape  # bc
     if _use_scan(T, B, K):
         return _smooth_scan(*args, **kwargs)
+    kwargs.pop("beta", None)  # the scan's messages: the sequential pass makes its own
     return _smooth_seq(*args, **kwargs)
 
 
@@ -382,8 +388,16 @@ def _scan_products(M: Tensor, reverse: bool = False) -> tuple[Tensor, Tensor]:
     return _prefix_products(M / mx[..., None, None], mx.log())
 
 
-def _forward_scan(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`_forward_seq`'s results from prefix products (see above)."""
+def _forward_scan(
+    log_pi: Tensor, log_A: Tensor, log_b: Tensor, suffix: bool = False
+) -> tuple[Tensor, ...]:
+    r""":func:`_forward_seq`'s results from prefix products (see above). With ``suffix``,
+    also the backward messages :math:`\beta_t \propto M_{t+1} \cdots M_T 1` (T, B, K), up
+    to a factor per step, from the same scan: the suffix products of :math:`M_t` are the
+    transposed prefix products of the reversed, transposed sequence, so both run as one
+    scan over a batch of 2B (the Python cost of one scan, not two). :math:`M_t` uses
+    :math:`\tilde b_t`, not :math:`\tilde b_t / c_t`; the two differ by a scalar per step,
+    which the per-step normalisation of :math:`\gamma_t` and :math:`\xi_t` removes."""
     T, B, K = log_b.shape
     b, m = _scaled_emissions(log_b)  # (T, B, K), (T, B)
     A = log_A.exp()
@@ -393,15 +407,23 @@ def _forward_scan(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor,
     s0 = v0.sum(-1)
     alpha[0] = v0 / s0.unsqueeze(-1)
     lp[0] = s0.log()
+    beta = torch.ones_like(b) if suffix else None  # (T, B, K) up to a factor per step
     if T > 1:
         M = A * b[1:].unsqueeze(-2)  # (T-1, B, K, K) A diag(b_t)
-        P, sc = _scan_products(M)
+        if suffix:  # prefix and suffix products in one scan over 2B sequences
+            P2, sc2 = _scan_products(torch.cat([M, M.flip(0).mT], 1))  # (T-1, 2B, K, K)
+            P, sc = P2[:, :B], sc2[:, :B]
+            beta[:-1] = P2[:, B:].flip(0).sum(-2)  # (T-1, B, K) Q_{t+1} 1, Q transposed back
+        else:
+            P, sc = _scan_products(M)
         a = (alpha[0].unsqueeze(1).unsqueeze(0) @ P).squeeze(-2)  # (T-1, B, K)
         tot = a.sum(-1)  # (T-1, B)
         alpha[1:] = a / tot.unsqueeze(-1)
         lp[1:] = tot.log() + sc + lp[0]
     log_c = torch.cat([lp[:1], lp[1:] - lp[:-1]], 0)  # (T, B) log c_t
     bc = b / log_c.exp().unsqueeze(-1)
+    if suffix:
+        return alpha, log_c + m, bc, beta
     return alpha, log_c + m, bc
 
 
@@ -413,17 +435,20 @@ def _smooth_scan(
     weights: Tensor | None = None,
     per_sequence: bool = True,
     transitions: bool = True,
+    beta: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     r""":func:`_smooth_seq`'s results from suffix products: the backward messages are
     needed only up to a factor per step, since :math:`\gamma_t` and :math:`\xi_t` are
-    normalised per step (:math:`\sum_{ij} \xi_t(i, j) = 1`)."""
+    normalised per step (:math:`\sum_{ij} \xi_t(i, j) = 1`). ``beta`` (T, B, K): those
+    messages already computed (by :func:`_forward_scan` with ``suffix``)."""
     T, B, K = bc.shape
     A = log_A.exp()
-    beta = torch.ones_like(bc)  # (T, B, K) up to a factor per step
-    if T > 1:
-        M = A * bc[1:].unsqueeze(-2)  # (T-1, B, K, K) A diag(bc_t), t = 2..T
-        Q, _ = _scan_products(M, reverse=True)  # Q_t = M_t ... M_T
-        beta[:-1] = Q.sum(-1)  # (T-1, B, K) Q_{t+1} 1
+    if beta is None:
+        beta = torch.ones_like(bc)  # (T, B, K) up to a factor per step
+        if T > 1:
+            M = A * bc[1:].unsqueeze(-2)  # (T-1, B, K, K) A diag(bc_t), t = 2..T
+            Q, _ = _scan_products(M, reverse=True)  # Q_t = M_t ... M_T
+            beta[:-1] = Q.sum(-1)  # (T-1, B, K) Q_{t+1} 1
     gamma = alpha * beta
     gamma = gamma / gamma.sum(-1, keepdim=True)
     if mask_tm is not None:
@@ -561,12 +586,16 @@ def _log_smooth_tm(
     return gamma, xi, ll, lb
 
 
-def _forward(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _forward(
+    log_pi: Tensor, log_A: Tensor, log_b: Tensor, suffix: bool = False
+) -> tuple[Tensor, ...]:
     r"""The scaled forward pass with the exact fallback: filtered :math:`\hat\alpha`
     (T, B, K), log normalisers (T, B), the scaled emissions for the backward pass
     (T, B, K), and ``bad`` (B,) bool: the sequences recomputed in log space (their
-    filtered rows come from there, zero where impossible; their scaled emissions are 0)."""
-    alpha, log_norm, bc = _forward_tm(log_pi, log_A, log_b)
+    filtered rows come from there, zero where impossible; their scaled emissions are 0).
+    With ``suffix``, a fifth result: the scan's backward messages (or None), to pass to
+    :func:`_smooth` as ``beta``."""
+    alpha, log_norm, bc, *beta = _forward_tm(log_pi, log_A, log_b, suffix)
     bad = ~torch.isfinite(log_norm).all(0)  # (B,)
     if bool(bad.any()):
         la = _log_forward_tm(log_pi, log_A, log_b[:, bad])
@@ -574,7 +603,7 @@ def _forward(log_pi: Tensor, log_A: Tensor, log_b: Tensor) -> tuple[Tensor, Tens
         alpha[:, bad] = torch.where(torch.isfinite(filt), filt, torch.zeros_like(filt))
         log_norm[:, bad] = _log_normalizers(la)
         bc[:, bad] = 0.0
-    return alpha, log_norm, bc, bad
+    return (alpha, log_norm, bc, bad, *beta)
 
 
 def _smooth(
@@ -588,12 +617,16 @@ def _smooth(
     weights: Tensor | None = None,
     per_sequence: bool = True,
     transitions: bool = True,
+    beta: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """:func:`_smooth_tm` with the exact fallback: sequences flagged ``bad`` by the forward
     pass, or whose scaled backward messages overflow, are smoothed in log space.
-    ``log_alpha_of(rows)`` gives their unnormalised log alphas (T, b, K)."""
+    ``log_alpha_of(rows)`` gives their unnormalised log alphas (T, b, K). ``beta``: the
+    backward messages of ``_forward(..., suffix=True)`` when it computed them, else None."""
     if not bool(bad.any()):
-        gamma, xi = _smooth_tm(log_A, bc, mask_tm, alpha, weights, per_sequence, transitions)
+        gamma, xi = _smooth_tm(
+            log_A, bc, mask_tm, alpha, weights, per_sequence, transitions, beta=beta
+        )
         ok = bool(torch.isfinite(gamma).all()) and (xi is None or bool(torch.isfinite(xi).all()))
         if ok:
             return gamma, xi
@@ -602,7 +635,7 @@ def _smooth(
             if xi is not None:
                 bad |= ~torch.isfinite(xi).flatten(1).all(-1)
         else:  # locate the rows from the per-sequence counts
-            g1, x1 = _smooth_tm(log_A, bc, mask_tm, alpha, None, True, True)
+            g1, x1 = _smooth_tm(log_A, bc, mask_tm, alpha, None, True, True, beta=beta)
             bad = ~(torch.isfinite(g1).all(-1).all(0) & torch.isfinite(x1).flatten(1).all(-1))
     T, B, K = alpha.shape
     good = ~bad
@@ -612,7 +645,10 @@ def _smooth(
     if bool(good.any()):
         mg = None if mask_tm is None else mask_tm[:, good]
         wg = None if weights is None else weights[good]
-        g, x = _smooth_tm(log_A, bc[:, good], mg, alpha[:, good], wg, per_sequence, transitions)
+        bg = None if beta is None else beta[:, good]
+        g, x = _smooth_tm(
+            log_A, bc[:, good], mg, alpha[:, good], wg, per_sequence, transitions, beta=bg
+        )
         gamma[:, good] = g
         if xi is not None:
             xi[good] = x
@@ -1675,14 +1711,15 @@ class HMM(nn.Module):
             lb, _ = _prepare_log_b(log_b, lengths)
             log_A = self.log_transition_matrix
             log_pi = self.log_initial_probs
-            alpha, log_norm, bc, bad = _forward(log_pi, log_A, lb)
+            # suffix: the backward messages come from the forward scan (one scan, not two)
+            alpha, log_norm, bc, bad, beta = _forward(log_pi, log_A, lb, suffix=True)
             ll = float(_masked(mask_tm, log_norm).sum())
             if priors:  # MAP-EM increases the log posterior
                 ll += self._log_prior(priors)
-            return ll, (log_pi, log_A, lb, alpha, bc, bad, comp)
+            return ll, (log_pi, log_A, lb, alpha, bc, bad, comp, beta)
 
         def update(cache):
-            log_pi, log_A, lb, alpha, bc, bad, comp = cache
+            log_pi, log_A, lb, alpha, bc, bad, comp, beta = cache
             gamma, xi = _smooth(
                 log_A,
                 lb,
@@ -1692,6 +1729,7 @@ class HMM(nn.Module):
                 bad,
                 lambda rows: _log_forward_tm(log_pi, log_A, lb[:, rows]),
                 per_sequence=False,
+                beta=beta,
             )
             # M-step (Rabiner 1989, eqs. 40a-c, 52-54)
             g_v = _valid(mask_tm, gamma)  # (N, K) valid positions, time-major
