@@ -339,6 +339,8 @@ def _full_recursion_numpy(m0, P0, A, Q, Cseq, Rseq, y, bu):
     eye = np.eye(S, dtype=An.dtype)
     AT = An.T.copy()
     const = Cn.shape[1] == 1
+    Sn = np.empty((Bc, T, D, D), dtype=An.dtype)  # innovation covariances, factored at the end
+    steps = T
     for t in range(T):
         if t > 0:  # time update
             m = m @ AT
@@ -351,16 +353,14 @@ def _full_recursion_numpy(m0, P0, A, Q, Cseq, Rseq, y, bu):
         pP[:, t] = P
         CP = Ct @ P  # (Bc, D, S)
         Sm = CP @ Ct.transpose(0, 2, 1) + Rt  # (Bc, D, D)
-        # torch's factorisation on the same memory: numpy.linalg's wrappers cost more
-        Lt_t, info = torch.linalg.cholesky_ex(torch.from_numpy(Sm))
-        if bool(info.any()):
-            raise InputError(
-                f"emission_cov: the innovation covariance C P C^T + R is not positive "
-                f"definite at time step {t}; check that emission_cov and the covariances "
-                "are SPD"
-            )
-        Lt = Lt_t.numpy()
-        Kt = torch.cholesky_solve(torch.from_numpy(CP), Lt_t).numpy()  # (Bc, D, S) = K^T
+        Sn[:, t] = Sm
+        # one LU solve a step (a third of the cost of torch's factor + solve + check); all
+        # the Cholesky factors, and the positive-definiteness check, in one call after
+        try:
+            Kt = np.linalg.solve(Sm, CP)  # (Bc, D, S) = K^T
+        except np.linalg.LinAlgError:  # singular: reported by the check below
+            steps = t + 1
+            break
         r = yn[:, t] - (Ct @ m[..., None])[..., 0]  # (B, D)
         m = m + (r[:, None, :] @ Kt)[:, 0]
         M = eye - Kt.transpose(0, 2, 1) @ Ct  # (Bc, S, S) I - K C
@@ -370,7 +370,16 @@ def _full_recursion_numpy(m0, P0, A, Q, Cseq, Rseq, y, bu):
         fm[:, t] = m
         fP[:, t] = P
         rr[:, t] = r
-        Lo[:, t] = Lt
+    Lt_all, info = torch.linalg.cholesky_ex(torch.from_numpy(Sn[:, :steps]))  # (Bc, T, D, D)
+    bad = (info != 0).any(0).nonzero()
+    if bad.numel() or steps < T:
+        raise InputError(
+            f"emission_cov: the innovation covariance C P C^T + R is not positive "
+            f"definite at time step {int(bad[0]) if bad.numel() else steps - 1}; check "
+            "that emission_cov and the "
+            "covariances are SPD"
+        )
+    Lo[:] = Lt_all.numpy()
     return out["fm"], out["pm"], out["r"], out["fP"], out["pP"], out["L"]
 
 
