@@ -339,6 +339,10 @@ def _full_recursion_numpy(m0, P0, A, Q, Cseq, Rseq, y, bu):
     eye = np.eye(S, dtype=An.dtype)
     AT = An.T.copy()
     const = Cn.shape[1] == 1
+    CnT = Cn.transpose(0, 1, 3, 2).copy()  # (Bc, T or 1, S, D)
+    # steps where C is zero for every sequence (every observation missing): no update
+    # (K = 0, r = y), the same numbers as the full update, in 2 operations instead of 14
+    empty = ~Cn.any(axis=(0, 2, 3))  # (T or 1,)
     Sn = np.empty((Bc, T, D, D), dtype=An.dtype)  # innovation covariances, factored at the end
     steps = T
     for t in range(T):
@@ -347,12 +351,20 @@ def _full_recursion_numpy(m0, P0, A, Q, Cseq, Rseq, y, bu):
             if bun is not None:
                 m += bun[:, t]
             P = An @ P @ AT + Qn
-        Ct = Cn[:, 0] if const else Cn[:, t]  # (Bc, D, S)
-        Rt = Rn[:, 0] if const else Rn[:, t]
+        i = 0 if const else t
+        Ct, CtT, Rt = Cn[:, i], CnT[:, i], Rn[:, i]  # (Bc, D, S), (Bc, S, D), (Bc, D, D)
         pm[:, t] = m
         pP[:, t] = P
+        if empty[i]:
+            Sn[:, t] = Rt
+            r = yn[:, t]  # y - C m with C = 0
+            P = 0.5 * (P + P.transpose(0, 2, 1))
+            fm[:, t] = m
+            fP[:, t] = P
+            rr[:, t] = r
+            continue
         CP = Ct @ P  # (Bc, D, S)
-        Sm = CP @ Ct.transpose(0, 2, 1) + Rt  # (Bc, D, D)
+        Sm = CP @ CtT + Rt  # (Bc, D, D)
         Sn[:, t] = Sm
         # one LU solve a step (a third of the cost of torch's factor + solve + check); all
         # the Cholesky factors, and the positive-definiteness check, in one call after
@@ -361,10 +373,10 @@ def _full_recursion_numpy(m0, P0, A, Q, Cseq, Rseq, y, bu):
         except np.linalg.LinAlgError:  # singular: reported by the check below
             steps = t + 1
             break
-        r = yn[:, t] - (Ct @ m[..., None])[..., 0]  # (B, D)
+        r = yn[:, t] - (m[:, None, :] @ CtT)[:, 0]  # (B, D)
         m = m + (r[:, None, :] @ Kt)[:, 0]
-        M = eye - Kt.transpose(0, 2, 1) @ Ct  # (Bc, S, S) I - K C
         KtT = Kt.transpose(0, 2, 1)
+        M = eye - KtT @ Ct  # (Bc, S, S) I - K C
         P = M @ P @ M.transpose(0, 2, 1) + KtT @ Rt @ Kt
         P = 0.5 * (P + P.transpose(0, 2, 1))
         fm[:, t] = m
