@@ -2,6 +2,7 @@
 the same parameters as one process with the combined batch, rank-0-only writing, exact
 resume, one rank's NaN skipping the step on every rank, and a failing rank ending the job."""
 
+import gc
 import json
 import os
 
@@ -100,6 +101,12 @@ def train(out, steps, *, dropout=0.0, resume=None, nan_at=None, accumulate=1, ck
     calls = _count_allreduces(trainer) if dist.is_initialized() else [0]
     result = trainer.fit()
     result.allreduces = calls[0]
+    # drop DDP's reducer (it holds the Python comm hook) while the interpreter is alive:
+    # destroyed at exit it can abort the process ("terminate called without an active
+    # exception")
+    trainer._ddp = None
+    del trainer
+    gc.collect()
     return net, result
 
 

@@ -32,10 +32,10 @@ def add_parser(sub) -> None:
     g = lm.add_argument_group("model")
     g.add_argument("--level", choices=("char", "word"), default=None, help="tokens (char)")
     g.add_argument("--cell", choices=CELLS, default=None, help="recurrent cell (lstm)")
-    g.add_argument("--hidden", type=int, default=None, help="hidden units per layer (128)")
+    g.add_argument("--hidden", type=int, default=None, help="hidden units per layer (192)")
     g.add_argument("--layers", type=int, default=None, help="recurrent layers (2)")
     g.add_argument("--embedding", type=int, default=None, help="embedding size (64)")
-    g.add_argument("--dropout", type=float, default=None, help="dropout (0)")
+    g.add_argument("--dropout", type=float, default=None, help="dropout (0.2)")
     d = lm.add_argument_group("data")
     src = d.add_mutually_exclusive_group()
     src.add_argument(

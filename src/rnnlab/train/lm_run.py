@@ -78,10 +78,10 @@ class LMTrainOptions:
 
     level: str = "char"
     cell: str = "lstm"
-    hidden: int = 128
+    hidden: int = 192
     layers: int = 2
     embedding: int = 64
-    dropout: float = 0.0
+    dropout: float = 0.2
     corpus: str = "topics"
     data: str | None = None
     val_fraction: float = 0.05
