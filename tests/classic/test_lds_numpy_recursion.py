@@ -2,6 +2,7 @@
 equals the torch recursion (taken with autograd on), also on steps where every
 observation is missing (the loop skips their update) and where only some are."""
 
+import pytest
 import torch
 
 from rnnlab.classic.lds import LinearDynamicalSystem, kalman_filter
@@ -24,10 +25,12 @@ def _model() -> LinearDynamicalSystem:
     )
 
 
-def test_numpy_loop_equals_torch_recursion_with_missing_steps():
+@pytest.mark.parametrize("batch", [1, 2])  # 1: the one-sequence (2-D) loop
+def test_numpy_loop_equals_torch_recursion_with_missing_steps(batch):
     model = _model()
-    y = model.sample(2, 60, generator=1).observations  # (2, 60, 2)
-    mask = (torch.rand(2, 60, 2, generator=torch.Generator().manual_seed(4)) > 0.3).to(F64)
+    y = model.sample(batch, 60, generator=1).observations  # (B, 60, 2)
+    g = torch.Generator().manual_seed(4)
+    mask = (torch.rand(batch, 60, 2, generator=g) > 0.3).to(F64)
     mask[:, 10:15] = 0.0  # every observation of every sequence missing: the skipped steps
     mask[0, 20:25, 0] = 0.0  # one coordinate of one sequence missing
     mask[:, 59] = 0.0  # the last step too
