@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check -qq
 $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e .
+	$(PIP) install -e '.[fast]'
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base
