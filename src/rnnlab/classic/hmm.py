@@ -39,6 +39,7 @@ from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_lengths, check_positive_int, check_tensor, describe
 from rnnlab.analysis.kmeans import kmeans
+from rnnlab.classic import _loops
 from rnnlab.classic._em import as_generator, check_nonnegative, run_em
 from rnnlab.errors import InputError, InputTypeError
 
@@ -239,9 +240,12 @@ def _forward_tm(
     ``suffix``, a fourth result: the scan's backward messages for :func:`_smooth_scan`
     (None from the sequential pass)."""
     T, B, K = log_b.shape
-    if _use_scan(T, B, K):
+    if _loops.hmm_ready(log_b):  # the compiled loop (rnnlab[fast]) before the scan
+        out = _loops.hmm_forward(log_pi, log_A, log_b)
+    elif _use_scan(T, B, K):
         return _forward_scan(log_pi, log_A, log_b, suffix)
-    out = _forward_seq(log_pi, log_A, log_b)
+    else:
+        out = _forward_seq(log_pi, log_A, log_b)
     return (*out, None) if suffix else out
 
 
@@ -294,6 +298,8 @@ def _backward_tm(log_A: Tensor, bc: Tensor) -> Tensor:
     :math:`\hat\beta` (T, B, K); :math:`\gamma_t \propto \hat\alpha_t \odot \hat\beta_t`.
     """
     T, B, K = bc.shape
+    if _loops.hmm_ready(bc):
+        return _loops.hmm_backward(log_A, bc)
     At = log_A.exp().t().contiguous()
     beta = torch.empty_like(bc)
     beta[T - 1] = 1.0
@@ -316,6 +322,9 @@ def _smooth_tm(*args, **kwargs) -> tuple[Tensor, Tensor | None]:
     """Posteriors and expected transitions (:func:`_smooth_seq` or :func:`_smooth_scan`,
     chosen as in :func:`_forward_tm`)."""
     T, B, K = args[1].shape  # bc
+    if _loops.hmm_ready(args[1]):
+        kwargs.pop("beta", None)
+        return _loops.hmm_smooth(*args, **kwargs)
     if _use_scan(T, B, K):
         return _smooth_scan(*args, **kwargs)
     kwargs.pop("beta", None)  # the scan's messages: the sequential pass makes its own
@@ -778,6 +787,8 @@ def viterbi(
     with torch.no_grad():
         B, T, K = log_emission.shape
         log_b, mask_tm = _prepare_log_b(log_emission, lengths)
+        if _loops.hmm_ready(log_b):
+            return ViterbiResult(*_loops.hmm_viterbi(log_initial, log_transition, log_b, lengths))
         delta = torch.empty_like(log_b)  # (T, B, K)
         psi = torch.zeros(T, B, K, dtype=torch.long, device=log_b.device)
         torch.add(log_initial, log_b[0], out=delta[0])
