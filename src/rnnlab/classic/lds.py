@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnlab._validation import check_lengths, check_positive_int, check_rank
+from rnnlab.classic import _loops
 from rnnlab.classic._em import as_generator, run_em
 from rnnlab.errors import InputError, InputTypeError
 
@@ -221,6 +222,21 @@ def _filter(
     if not check and _numpy_ok(y):  # the full recursion without autograd: numpy loop
         Cseq = Cs.unsqueeze(1) if mask is None else Cm  # (Bc, 1 or T, D, S)
         Rseq = Rs.unsqueeze(1) if mask is None else Rm
+        if _loops.lds_ready(y, batch, Cseq.shape[0]):  # compiled loop (rnnlab[fast])
+            try:
+                out = _loops.kalman_filter_full(m0, P0, A, Q, Cseq, Rseq, y, bu, n_obs)
+            except _loops.KalmanStepError as e:
+                raise InputError(
+                    f"emission_cov: the innovation covariance C P C^T + R is not positive "
+                    f"definite at time step {e.step}; check that emission_cov and the "
+                    "covariances are SPD"
+                ) from None
+            means, pmeans, _, covs, pcovs, _, terms = out
+            if burn:
+                seen = n_obs.cumsum(-1)
+                before = torch.cat([torch.zeros_like(seen[:, :1]), seen[:, :-1]], -1)
+                terms = terms * (before >= burn).to(terms.dtype)
+            return _FilterTrace(means, covs, pmeans, pcovs, terms.sum(-1), steps)
         means, pmeans, rs, covs, pcovs, Ls = _full_recursion_numpy(m0, P0, A, Q, Cseq, Rseq, y, bu)
         z = torch.linalg.solve_triangular(Ls, rs.unsqueeze(-1), upper=False).squeeze(-1)
         logdet = 2.0 * torch.log(torch.diagonal(Ls, dim1=-2, dim2=-1)).sum(-1)  # (Bc, T)
@@ -471,6 +487,11 @@ def _smooth(params: LDSParams, trace: _FilterTrace, steady_state: bool = True):
     batch, steps, _ = mf.shape
     if steps == 1:
         return mf, Pf, Pf[:, :0]
+    if trace.steady_from == steps and _loops.lds_ready(mf, batch, Pf.shape[0]):
+        try:  # nothing frozen, one sequence or a small masked batch: the compiled loop
+            return _loops.rts_smooth(A, mf, Pf, mp, Pp)
+        except _loops.KalmanStepError:
+            pass  # reported below
     Lp, info = torch.linalg.cholesky_ex(Pp[:, 1:])  # (Bc, T-1, S, S)
     if bool((info != 0).any()):
         raise InputError(
