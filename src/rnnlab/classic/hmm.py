@@ -33,14 +33,25 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from rnnlab._validation import check_lengths, check_positive_int, check_tensor, describe
-from rnnlab.analysis.kmeans import kmeans
 from rnnlab.classic import _loops
 from rnnlab.classic._em import as_generator, check_nonnegative, run_em
+from rnnlab.classic.emissions import (
+    COVARIANCES,
+    FAMILIES,
+    _dirichlet_rows,
+    categorical_log_prob,
+    check_stochastic,
+    diag_gaussian_log_prob,
+    gaussian_log_prob,
+    gmm_log_prob,
+    multinomial_log_prob,
+    normalized_log,
+    poisson_log_prob,
+)
 from rnnlab.errors import InputError, InputTypeError
 
 __all__ = [
@@ -50,6 +61,8 @@ __all__ = [
     "ViterbiResult",
     "HMMSample",
     "categorical_log_prob",
+    "multinomial_log_prob",
+    "poisson_log_prob",
     "gaussian_log_prob",
     "diag_gaussian_log_prob",
     "gmm_log_prob",
@@ -58,9 +71,6 @@ __all__ = [
     "viterbi",
     "concatenated_to_batch",
 ]
-
-_LOG_2PI = math.log(2.0 * math.pi)
-
 
 # ----------------------------------------------------------------------------------------
 # Typed outputs
@@ -117,81 +127,6 @@ class HMMSample(NamedTuple):
 
     observations: Tensor
     states: Tensor
-
-
-# ----------------------------------------------------------------------------------------
-# Emission log-probabilities
-# ----------------------------------------------------------------------------------------
-
-
-def categorical_log_prob(x: Tensor, log_emission_probs: Tensor) -> Tensor:
-    r""":math:`\log B_{k, x_t}` for symbols ``x`` (any shape, long) and ``log_emission_probs``
-    (K, M); returns ``x.shape + (K,)``."""
-    return F.embedding(x, log_emission_probs.t())  # (..., K)
-
-
-def gaussian_log_prob(x: Tensor, means: Tensor, scale_tril: Tensor) -> Tensor:
-    r""":math:`\log \mathcal N(x \mid \mu_k, L_k L_k^\top)` for ``x`` (..., D), ``means``
-    (K, D) and lower Cholesky factors ``scale_tril`` (K, D, D); returns (..., K).
-
-    One matrix multiply: with :math:`P_k = L_k^{-1}`, the whitened residual is
-    :math:`P_k x - P_k \mu_k` for all k at once (data centred on the mean of the means
-    first, which the Mahalanobis distance does not see but rounding does).
-    """
-    K, D = means.shape
-    center = means.mean(0).detach()  # (D,)
-    eye = torch.eye(D, dtype=means.dtype, device=means.device)
-    prec_tril = torch.linalg.solve_triangular(scale_tril, eye.expand(K, D, D), upper=False)
-    xc = (x - center).reshape(-1, D)  # (N, D)
-    y = xc @ prec_tril.reshape(K * D, D).t()  # (N, K*D)
-    mu_w = (prec_tril @ (means - center).unsqueeze(-1)).squeeze(-1)  # (K, D)
-    maha = (y.view(-1, K, D) - mu_w).square().sum(-1)  # (N, K)
-    half_logdet = torch.diagonal(scale_tril, dim1=-2, dim2=-1).log().sum(-1)  # (K,)
-    out = -0.5 * maha - half_logdet - 0.5 * D * _LOG_2PI
-    return out.reshape(*x.shape[:-1], K)
-
-
-def diag_gaussian_log_prob(x: Tensor, means: Tensor, variances: Tensor) -> Tensor:
-    r""":math:`\log \mathcal N(x \mid \mu_k, \mathrm{diag}(\sigma_k^2))` for ``x`` (..., D),
-    ``means`` and ``variances`` (K, D); returns (..., K).
-
-    The quadratic form is expanded into two ``(N, D) x (D, K)`` matrix multiplies,
-    :math:`\sum_d x_d^2/\sigma_{kd}^2 - 2 x_d \mu_{kd}/\sigma_{kd}^2 + \mu_{kd}^2/\sigma_{kd}^2`,
-    on data centred on the mean of the means.
-    """
-    K, D = means.shape
-    center = means.mean(0).detach()  # (D,)
-    prec = variances.reciprocal()  # (K, D)
-    mc = means - center
-    xc = (x - center).reshape(-1, D)  # (N, D)
-    const = -0.5 * ((mc.square() * prec).sum(-1) + variances.log().sum(-1) + D * _LOG_2PI)
-    # -0.5 * maha + const as two accumulating matrix multiplies: (N, D) x (D, K)
-    out = torch.addmm(const, xc.square(), (-0.5 * prec).t())  # (N, K)
-    out.addmm_(xc, (mc * prec).t())  # in place (autograd records it)
-    return out.reshape(*x.shape[:-1], K)
-
-
-def gmm_log_prob(
-    x: Tensor,
-    log_weights: Tensor,
-    means: Tensor,
-    covs: Tensor,
-    diagonal: bool = False,
-    return_components: bool = False,
-) -> Tensor | tuple[Tensor, Tensor]:
-    r""":math:`\log \sum_c w_{kc} \mathcal N(x \mid \mu_{kc}, \Sigma_{kc})` for ``x`` (..., D),
-    ``log_weights`` (K, C), ``means`` (K, C, D) and ``covs`` either lower Cholesky factors
-    (K, C, D, D) or, with ``diagonal=True``, variances (K, C, D). Returns (..., K), and with
-    ``return_components`` also the per-component terms (..., K, C)."""
-    K, C, D = means.shape
-    flat_means = means.reshape(K * C, D)
-    if diagonal:
-        comp = diag_gaussian_log_prob(x, flat_means, covs.reshape(K * C, D))
-    else:
-        comp = gaussian_log_prob(x, flat_means, covs.reshape(K * C, D, D))
-    comp = comp.unflatten(-1, (K, C)) + log_weights  # (..., K, C)
-    out = torch.logsumexp(comp, dim=-1)  # (..., K)
-    return (out, comp) if return_components else out
 
 
 # ----------------------------------------------------------------------------------------
@@ -846,20 +781,39 @@ class _LogLikelihood(torch.autograd.Function):
 # The model
 # ----------------------------------------------------------------------------------------
 
-_EMISSIONS = ("categorical", "gaussian", "gmm", "poisson")
-_COVARIANCES = ("full", "diag", "spherical", "tied")
-_DIAGONAL = ("diag", "spherical")  # stored as log standard deviations
+_EMISSIONS = tuple(FAMILIES)  # categorical, gaussian, gmm, poisson, multinomial
+_COVARIANCES = COVARIANCES
 _FIXABLE = ("initial_probs", "transition_matrix", "emissions")
+_SIZES = ("num_symbols", "obs_dim", "num_mixtures", "n_trials")  # the components' arguments
+
+
+def _flatten_emission_keys(module, state_dict, prefix, local_metadata) -> None:
+    """``state_dict`` post-hook: the emission component's entries under their own names
+    (``loc``, not ``emissions.loc``), the keys the HMM has always saved."""
+    inner = prefix + "emissions."
+    for key in [k for k in state_dict if k.startswith(inner)]:
+        state_dict[prefix + key[len(inner) :]] = state_dict.pop(key)
+
+
+def _nest_emission_keys(module, state_dict, prefix, *args) -> None:
+    """``load_state_dict`` pre-hook: flat emission keys (as saved) go to the component;
+    keys already under ``emissions.`` load as they are."""
+    emissions = module._modules["emissions"]
+    for name in (*emissions._parameters, *emissions._buffers):
+        if prefix + name in state_dict:
+            state_dict[prefix + "emissions." + name] = state_dict.pop(prefix + name)
 
 
 class HMM(nn.Module):
-    r"""Hidden Markov model with categorical, Gaussian, Gaussian-mixture or Poisson emissions.
+    r"""Hidden Markov model with categorical, multinomial, Gaussian, Gaussian-mixture or
+    Poisson emissions.
 
     .. math::
         z_1 \sim \mathrm{Cat}(\pi), \quad z_t \mid z_{t-1} \sim \mathrm{Cat}(A_{z_{t-1}, :}),
         \quad x_t \mid z_t = k \sim p_k(x),
 
         p_k(x) = B_{k x} \;\text{(categorical)}, \quad
+        \frac{n!}{\prod_m x_m!} \prod_m B_{km}^{x_m} \;\text{(multinomial)}, \quad
         \mathcal N(x \mid \mu_k, \Sigma_k) \;\text{(gaussian)}, \quad
         \sum_c w_{kc} \mathcal N(x \mid \mu_{kc}, \Sigma_{kc}) \;\text{(gmm)}, \quad
         \prod_d \mathrm{Poisson}(x_d \mid \lambda_{kd}) \;\text{(poisson)},
@@ -867,21 +821,30 @@ class HMM(nn.Module):
         \log p(x_{1:T}) = \log \sum_{z_{1:T}} \pi_{z_1} p_{z_1}(x_1)
             \prod_{t=2}^T A_{z_{t-1} z_t} p_{z_t}(x_t).
 
-    ==============  =======================================  =====================
-    symbol          meaning                                  attribute
-    ==============  =======================================  =====================
-    K               number of hidden states                  ``num_states``
-    M               number of symbols (categorical)          ``num_symbols``
-    D               observation dimension (not categorical)  ``obs_dim``
-    C               mixture components per state (gmm)       ``num_mixtures``
-    :math:`\pi`     initial distribution (K,)                ``initial_probs``
-    :math:`A`       transition matrix (K, K), rows sum to 1  ``transition_matrix``
-    :math:`B`       emission probabilities (K, M)            ``emission_probs``
-    :math:`\mu`     means (K, D) or (K, C, D)                ``means``
-    :math:`\Sigma`  covariances (K, D, D) or (K, C, D, D)    ``covs``
-    :math:`w`       mixture weights (K, C)                   ``weights``
-    :math:`\lambda` Poisson rates (K, D)                     ``rates``
-    ==============  =======================================  =====================
+    ==============  ========================================  =====================
+    symbol          meaning                                   attribute
+    ==============  ========================================  =====================
+    K               number of hidden states                   ``num_states``
+    M               number of symbols (categorical, multin.)  ``num_symbols``
+    n               trials per step (multinomial)             ``n_trials``
+    D               observation dimension (gaussian, gmm,     ``obs_dim``
+                    poisson)
+    C               mixture components per state (gmm)        ``num_mixtures``
+    :math:`\pi`     initial distribution (K,)                 ``initial_probs``
+    :math:`A`       transition matrix (K, K), rows sum to 1   ``transition_matrix``
+    :math:`B`       emission probabilities (K, M)             ``emission_probs``
+    :math:`\mu`     means (K, D) or (K, C, D)                 ``means``
+    :math:`\Sigma`  covariances (K, D, D) or (K, C, D, D)     ``covs``
+    :math:`w`       mixture weights (K, C)                    ``weights``
+    :math:`\lambda` Poisson rates (K, D)                      ``rates``
+    ==============  ========================================  =====================
+
+    The emission family is a component, ``self.emissions`` (one class per family in
+    :mod:`rnnlab.classic.emissions`, each with its log-density, M-step, initialisation and
+    sampling); the model owns the initial and transition distributions, inference and
+    EM. The emission parameters are in ``state_dict`` under their own names (``loc``,
+    ``emission_logits``, ...), as before the components; ``named_parameters`` lists them
+    as ``emissions.loc``, .... ``load_state_dict`` takes either spelling.
 
     Covariances (``covariance=``): ``"full"``, ``"diag"``, ``"spherical"`` (one variance
     per state) or ``"tied"`` (one full matrix shared by all states; gaussian only).
@@ -895,10 +858,13 @@ class HMM(nn.Module):
 
     Observations: categorical ``x`` is a LongTensor (B, T) or (T,); Gaussian and GMM ``x``
     is float (B, T, D) or (T, D) with the model's dtype; Poisson ``x`` holds counts
-    (integer or float tensors). Numpy arrays and lists are converted; hmmlearn's
-    concatenated layout with ``lengths`` is accepted. ``lengths`` (B,) marks padding;
-    values past a length are ignored (any value, even NaN or -1). Unbatched input gives
-    unbatched output.
+    (integer or float tensors); multinomial ``x`` holds counts over the M symbols,
+    (B, T, M) or (T, M), non-negative integers (integer or float tensors) summing to
+    ``n_trials`` at every step when that is given (else each step's total is its number
+    of trials, as hmmlearn's ``MultinomialHMM``). Numpy arrays and lists are converted;
+    hmmlearn's concatenated layout with ``lengths`` is accepted. ``lengths`` (B,) marks
+    padding; values past a length are ignored (any value, even NaN or -1). Unbatched input
+    gives unbatched output.
     """
 
     def __init__(
@@ -909,6 +875,7 @@ class HMM(nn.Module):
         obs_dim: int | None = None,
         covariance: str = "full",
         num_mixtures: int | None = None,
+        n_trials: int | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> None:
@@ -921,58 +888,25 @@ class HMM(nn.Module):
         self.num_states = K
         self.emission = emission
         self.covariance = covariance
-        self.num_symbols = None
-        self.obs_dim = None
-        self.num_mixtures = None
         kw = {"dtype": dtype or torch.get_default_dtype(), "device": device}
         if not kw["dtype"].is_floating_point:
             raise InputTypeError(f"dtype: expected a floating-point dtype, received {dtype}")
         self.initial_logits = nn.Parameter(torch.zeros(K, **kw))
         self.transition_logits = nn.Parameter(torch.randn(K, K, **kw) * 0.1)
-        if emission == "categorical":
-            if obs_dim is not None or num_mixtures is not None:
-                raise InputError(
-                    "obs_dim / num_mixtures: not used by categorical emissions, received "
-                    f"obs_dim={obs_dim!r}, num_mixtures={num_mixtures!r}"
-                )
-            if num_symbols is None:  # inferred by fit from the largest symbol seen
-                self.emission_logits = nn.Parameter(torch.zeros(K, 0, **kw))
-            else:
-                self.num_symbols = check_positive_int("num_symbols", num_symbols)
-                self.emission_logits = nn.Parameter(torch.randn(K, num_symbols, **kw) * 0.1)
-        elif emission == "poisson":  # counts (B, T, D), independent Poisson per feature
-            if num_symbols is not None or num_mixtures is not None:
-                raise InputError(
-                    "num_symbols / num_mixtures: not used by poisson emissions, received "
-                    f"num_symbols={num_symbols!r}, num_mixtures={num_mixtures!r}"
-                )
-            D = self.obs_dim = check_positive_int("obs_dim", obs_dim)
-            self.log_rate = nn.Parameter(torch.zeros(K, D, **kw))
-        else:
-            if num_symbols is not None:
-                raise InputError(
-                    f"num_symbols: not used by {emission} emissions, received {num_symbols!r}"
-                )
-            D = self.obs_dim = check_positive_int("obs_dim", obs_dim)
-            lead = (K,)
-            if emission == "gmm":
-                C = self.num_mixtures = check_positive_int("num_mixtures", num_mixtures)
-                lead = (K, C)
-                self.mixture_logits = nn.Parameter(torch.zeros(K, C, **kw))
-            elif num_mixtures is not None:
-                raise InputError(
-                    f"num_mixtures: only for emission='gmm', received {num_mixtures!r}"
-                )
-            self.loc = nn.Parameter(torch.randn(*lead, D, **kw))
-            if covariance == "tied" and emission == "gmm":
-                raise InputError("covariance: 'tied' is for emission='gaussian', received 'gmm'")
-            if covariance == "full":  # lower triangle free, diagonal stored as its log
-                self.scale_tril_raw = nn.Parameter(torch.zeros(*lead, D, D, **kw))
-            elif covariance == "tied":  # one covariance shared by all states
-                self.scale_tril_raw = nn.Parameter(torch.zeros(D, D, **kw))
-            else:  # log standard deviations, one per feature (diag) or per state
-                width = D if covariance == "diag" else 1
-                self.log_scale = nn.Parameter(torch.zeros(*lead, width, **kw))
+        family = FAMILIES[emission]
+        sizes = dict(zip(_SIZES, (num_symbols, obs_dim, num_mixtures, n_trials)))
+        unused = {k: v for k, v in sizes.items() if v is not None and k not in family.arguments}
+        if unused:
+            got = ", ".join(f"{k}={v!r}" for k, v in unused.items())
+            raise InputError(
+                f"{' / '.join(unused)}: not used by {emission} emissions, received {got}"
+            )
+        args = {
+            k: v for k, v in {**sizes, "covariance": covariance}.items() if k in family.arguments
+        }
+        self.emissions = family(K, **args, **kw)
+        self.register_state_dict_post_hook(_flatten_emission_keys)
+        self.register_load_state_dict_pre_hook(_nest_emission_keys)
         self._has_params = False  # True after from_params or fit: fit(init="auto") keeps them
         self.history_: list[float] = []
         self.converged_ = False
@@ -987,6 +921,26 @@ class HMM(nn.Module):
     @property
     def device(self) -> torch.device:
         return self.initial_logits.device
+
+    @property
+    def num_symbols(self) -> int | None:
+        """M, the number of symbols (categorical, multinomial; None until fit infers it)."""
+        return getattr(self.emissions, "num_symbols", None)
+
+    @property
+    def obs_dim(self) -> int | None:
+        """D, the observation dimension (gaussian, gmm, poisson)."""
+        return getattr(self.emissions, "obs_dim", None)
+
+    @property
+    def num_mixtures(self) -> int | None:
+        """C, the mixture components per state (gmm)."""
+        return getattr(self.emissions, "num_mixtures", None)
+
+    @property
+    def n_trials(self) -> int | None:
+        """n, the trials per step (multinomial; None: each step's own total)."""
+        return getattr(self.emissions, "n_trials", None)
 
     @property
     def log_initial_probs(self) -> Tensor:
@@ -1010,59 +964,58 @@ class HMM(nn.Module):
 
     @property
     def emission_probs(self) -> Tensor:
-        r""":math:`B` (K, M), :math:`B_{km} = p(x_t = m \mid z_t = k)` (categorical)."""
-        self._require("emission_probs", ("categorical",))
-        return torch.softmax(self.emission_logits, -1)
+        r""":math:`B` (K, M), :math:`B_{km} = p(x_t = m \mid z_t = k)` (categorical) or the
+        probability of symbol m in each trial (multinomial)."""
+        return self._emission_attribute("emission_probs")
 
     @property
     def means(self) -> Tensor:
         r""":math:`\mu` (K, D), or (K, C, D) for gmm."""
-        self._require("means", ("gaussian", "gmm"))
-        return self.loc
+        return self._emission_attribute("means")
 
     @property
     def scale_tril(self) -> Tensor:
         r"""Lower Cholesky factors :math:`L` of the covariances, (K, D, D) or (K, C, D, D)."""
-        self._require("scale_tril", ("gaussian", "gmm"))
-        if self.covariance in _DIAGONAL:
-            return torch.diag_embed(self.log_scale.exp().expand(*self.loc.shape))
-        raw = self.scale_tril_raw
-        L = raw.tril(-1) + torch.diag_embed(torch.diagonal(raw, dim1=-2, dim2=-1).exp())
-        return L.expand(*self.loc.shape, self.obs_dim) if self.covariance == "tied" else L
+        return self._emission_attribute("scale_tril")
 
     @property
     def variances(self) -> Tensor:
         r"""Diagonal of :math:`\Sigma`, (K, D) or (K, C, D)."""
-        self._require("variances", ("gaussian", "gmm"))
-        if self.covariance in _DIAGONAL:
-            return (2.0 * self.log_scale).exp().expand(*self.loc.shape)
-        return torch.diagonal(self.covs, dim1=-2, dim2=-1)
+        return self._emission_attribute("variances")
 
     @property
     def covs(self) -> Tensor:
         r""":math:`\Sigma = L L^\top` (K, D, D), or (K, C, D, D) for gmm; diagonal matrices
         when ``covariance='diag'``."""
-        self._require("covs", ("gaussian", "gmm"))
-        if self.covariance in _DIAGONAL:
-            return torch.diag_embed(self.variances)
-        L = self.scale_tril
-        return L @ L.transpose(-1, -2)
+        return self._emission_attribute("covs")
 
     @property
     def weights(self) -> Tensor:
         r"""Mixture weights :math:`w` (K, C) (gmm)."""
-        self._require("weights", ("gmm",))
-        return torch.softmax(self.mixture_logits, -1)
+        return self._emission_attribute("weights")
 
     @property
     def rates(self) -> Tensor:
         r"""Poisson rates :math:`\lambda` (K, D) (poisson)."""
-        self._require("rates", ("poisson",))
-        return self.log_rate.exp()
+        return self._emission_attribute("rates")
 
-    def _require(self, name: str, kinds: tuple[str, ...]) -> None:
-        if self.emission not in kinds:
-            raise AttributeError(f"{name}: only for emission in {kinds}, not {self.emission!r}")
+    def _emission_attribute(self, name: str):
+        if not hasattr(type(self.emissions), name):
+            raise _not_for(self.emission, name)
+        return getattr(self.emissions, name)
+
+    def __getattr__(self, name: str):
+        # the component's raw parameters under the names they had on the model (``loc``,
+        # ``emission_logits``, ...), and errors that say which emissions have an attribute
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            emissions = self.__dict__.get("_modules", {}).get("emissions")
+            if emissions is not None and name in emissions._parameters:
+                return emissions._parameters[name]
+            if emissions is not None and any(hasattr(c, name) for c in FAMILIES.values()):
+                raise _not_for(self.emission, name) from None
+            raise
 
     @classmethod
     def from_params(
@@ -1076,17 +1029,21 @@ class HMM(nn.Module):
         weights=None,
         rates=None,
         covariance: str | None = None,
+        emission: str | None = None,
+        n_trials: int | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | str | None = None,
     ) -> HMM:
         """An HMM with the given parameters (validated).
 
-        Categorical: ``emission_probs`` (K, M). Gaussian: ``means`` (K, D) and ``covs``
-        (K, D, D) (full) or (K, D) (diagonal variances). GMM: also ``weights`` (K, C), with
-        ``means`` (K, C, D) and ``covs`` (K, C, D, D) or (K, C, D). Poisson: ``rates``
-        (K, D), positive. ``covariance`` defaults
-        to what the shape of ``covs`` says. ``dtype`` defaults to the dtype of the given
-        float tensors, else torch's default.
+        Categorical: ``emission_probs`` (K, M). Multinomial: ``emission="multinomial"``
+        with ``emission_probs`` (K, M) and optionally ``n_trials``. Gaussian: ``means``
+        (K, D) and ``covs`` (K, D, D) (full) or (K, D) (diagonal variances). GMM: also
+        ``weights`` (K, C), with ``means`` (K, C, D) and ``covs`` (K, C, D, D) or
+        (K, C, D). Poisson: ``rates`` (K, D), positive. ``emission`` defaults to what the
+        arguments given say (``emission_probs``: categorical); ``covariance`` to what the
+        shape of ``covs`` says. ``dtype`` defaults to the dtype of the given float tensors,
+        else torch's default.
         """
         if dtype is None:  # the first float array given (tensor or numpy), else the default
             dtype = torch.get_default_dtype()
@@ -1117,201 +1074,97 @@ class HMM(nn.Module):
                 f"transition_matrix: expected shape ({K}, {K}) (K from initial_probs), "
                 f"received {tuple(A.shape)}"
             )
-        _check_stochastic("initial_probs", pi)
-        _check_stochastic("transition_matrix", A)
-        if emission_probs is not None:
-            if means is not None or covs is not None or weights is not None:
-                raise InputError("emission_probs: give either emission_probs or means/covs")
-            B = as_t("emission_probs", emission_probs)
-            if B.dim() != 2 or B.shape[0] != K:
-                raise InputError(
-                    f"emission_probs: expected shape ({K}, M), received {tuple(B.shape)}"
-                )
-            _check_stochastic("emission_probs", B)
-            model = cls(K, "categorical", num_symbols=B.shape[1], **kw)
-            with torch.no_grad():
-                model.emission_logits.copy_(B.log())
-        elif rates is not None:
-            if means is not None or covs is not None or weights is not None:
-                raise InputError("rates: give either rates (poisson) or means/covs")
-            lam = as_t("rates", rates)
-            if lam.dim() != 2 or lam.shape[0] != K:
-                raise InputError(f"rates: expected shape ({K}, D), received {tuple(lam.shape)}")
-            if not bool(torch.isfinite(lam).all()) or bool((lam <= 0).any()):
-                raise InputError(
-                    f"rates: expected positive finite rates, received min {float(lam.min()):.3g}"
-                )
-            model = cls(K, "poisson", obs_dim=lam.shape[1], **kw)
-            with torch.no_grad():
-                model.log_rate.copy_(lam.log())
-        else:
-            if means is None or covs is None:
-                raise InputError(
-                    "means/covs: expected emission_probs (categorical) or means and covs "
-                    f"(gaussian), received means={describe(means)}, covs={describe(covs)}"
-                )
-            mu = as_t("means", means)
-            S = as_t("covs", covs)
-            gmm = weights is not None
-            lead = 2 if gmm else 1
-            if mu.dim() != lead + 1 or mu.shape[0] != K:
-                want = f"({K}, C, D)" if gmm else f"({K}, D)"
-                raise InputError(f"means: expected shape {want}, received {tuple(mu.shape)}")
-            D = mu.shape[-1]
-            if covariance is None:
-                covariance = "diag" if S.dim() == lead + 1 else "full"
-            if covariance not in _COVARIANCES:
-                raise InputError(
-                    f"covariance: expected one of {_COVARIANCES}, received {covariance!r}"
-                )
-            full_shape = (*mu.shape, D)
-            if covariance == "tied" and tuple(S.shape) == (D, D):  # the shared matrix
-                S = S.expand(full_shape).clone()
-            if tuple(S.shape) == tuple(mu.shape):  # variances given
-                variances = S
-                if (variances <= 0).any() or not torch.isfinite(variances).all():
-                    raise InputError(
-                        f"covs: expected positive variances, received min {variances.min():.3g}"
-                    )
-                S = torch.diag_embed(variances)
-            elif tuple(S.shape) != full_shape:
-                raise InputError(
-                    f"covs: expected shape {full_shape} or {tuple(mu.shape)}, "
-                    f"received {tuple(S.shape)}"
-                )
-            L = _check_spd("covs", S)
-            if covariance == "tied":
-                spread = (S - S[:1]).abs().max()
-                if spread > 1e-12 * S.abs().max():
-                    raise InputError(
-                        "covs: covariance='tied' needs the same matrix for every state, "
-                        f"received differences up to {float(spread):.3g}"
-                    )
-                L = _check_spd("covs", S)
-            elif covariance != "full":
-                diag = torch.diagonal(S, dim1=-2, dim2=-1)
-                off = S - torch.diag_embed(diag)
-                if off.abs().max() > 0:
-                    raise InputError(
-                        f"covs: covariance={covariance!r} needs diagonal matrices, received "
-                        f"off-diagonal entries up to {off.abs().max():.3g}"
-                    )
-                spread = (diag - diag[..., :1]).abs().max()
-                if covariance == "spherical" and spread > 1e-12 * diag.abs().max():
-                    raise InputError(
-                        "covs: covariance='spherical' needs equal variances within each "
-                        f"state, received a spread of {float(spread):.3g}"
-                    )
-            w = None
-            C = None
-            if gmm:
-                w = as_t("weights", weights)
-                C = mu.shape[1]
-                if tuple(w.shape) != (K, C):
-                    raise InputError(
-                        f"weights: expected shape ({K}, {C}), received {tuple(w.shape)}"
-                    )
-                _check_stochastic("weights", w)
-            model = cls(
-                K,
-                "gmm" if gmm else "gaussian",
-                obs_dim=D,
-                covariance=covariance,
-                num_mixtures=C,
-                **kw,
+        check_stochastic("initial_probs", pi)
+        check_stochastic("transition_matrix", A)
+        # choose the component from the arguments given
+        gaussian = means is not None or covs is not None or weights is not None
+        if emission_probs is not None and gaussian:
+            raise InputError("emission_probs: give either emission_probs or means/covs")
+        if rates is not None and gaussian:
+            raise InputError("rates: give either rates (poisson) or means/covs")
+        if emission is None:
+            emission = (
+                "categorical"
+                if emission_probs is not None
+                else "poisson"
+                if rates is not None
+                else "gmm"
+                if weights is not None
+                else "gaussian"
             )
-            with torch.no_grad():
-                model.loc.copy_(mu)
-                model._set_covs(S, L)
-                if gmm:
-                    model.mixture_logits.copy_(w.log())
+        if emission not in _EMISSIONS:
+            raise InputError(f"emission: expected one of {_EMISSIONS}, received {emission!r}")
+        family = FAMILIES[emission]
+        given = {
+            "emission_probs": emission_probs,
+            "means": means,
+            "covs": covs,
+            "weights": weights,
+            "rates": rates,
+            "covariance": covariance,
+            "n_trials": n_trials,
+        }
+        unused = [k for k, v in given.items() if v is not None and k not in family.param_arguments]
+        if unused:
+            raise InputError(
+                f"{' / '.join(unused)}: not used by {emission} emissions, received "
+                + ", ".join(f"{k}={describe(given[k])}" for k in unused)
+            )
+        ctor, values = family.check_params(K, as_t, **{k: given[k] for k in family.param_arguments})
+        model = cls(K, emission, **ctor, **kw)
         with torch.no_grad():
+            model.emissions.set_params(**values)
             model.initial_logits.copy_(pi.log())
             model.transition_logits.copy_(A.log())
         model._has_params = True
         return model
 
-    def _set_covs(self, S: Tensor, L: Tensor | None = None) -> None:
-        """Store covariances ``S`` (..., D, D) (no autograd)."""
-        if self.covariance == "tied":  # the states' (equal) covariances: store one
-            S = S.reshape(-1, *S.shape[-2:])[0]
-            L = None if L is None else L.reshape(-1, *L.shape[-2:])[0]
-        if self.covariance in _DIAGONAL:
-            v = torch.diagonal(S, dim1=-2, dim2=-1)
-            if self.covariance == "spherical":
-                v = v.mean(-1, keepdim=True)
-            self.log_scale.copy_(0.5 * v.log())
-        else:
-            L = torch.linalg.cholesky(S) if L is None else L
-            raw = L.tril(-1) + torch.diag_embed(torch.diagonal(L, dim1=-2, dim2=-1).log())
-            self.scale_tril_raw.copy_(raw)
-
     # ---------------------------------------------------------------- inputs
 
-    def _prepare(self, x, lengths, name: str = "x") -> tuple[Tensor, Tensor | None, bool]:
+    def _prepare(
+        self, x, lengths, name: str = "x", sizing: bool = False
+    ) -> tuple[Tensor, Tensor | None, bool]:
         """Validate ``x`` and ``lengths``; return batched x, lengths (or None), unbatched.
 
         Tensors must have the model's dtype (symbols: any integer dtype); numpy arrays and
         lists are converted to it. hmmlearn's concatenated layout (all sequences stacked
         along time, ``lengths`` summing to the number of rows) is split into a padded
-        batch; a categorical ``(N, 1)`` column without ``lengths`` is refused (it would
-        read as N sequences of length 1)."""
-        x = _as_input(name, x, self.emission == "categorical", self.dtype, self.device)
-        cat = self.emission == "categorical"
-        if cat and self.num_symbols is None:
+        batch; a ``(N, 1)`` column of symbols without ``lengths`` is refused (it would
+        read as N sequences of length 1). ``sizing``: the sizes that ``fit`` infers are
+        not known yet (the values are not checked against them)."""
+        em = self.emissions
+        symbols = em.event_dims == 0  # one symbol a step, not a vector
+        x = _as_input(name, x, symbols, self.dtype, self.device)
+        if not em.sized and not sizing:
             raise InputError(
                 "num_symbols: not known yet (HMM made with num_symbols=None); fit the model "
                 "first, which infers it from the data, or pass num_symbols"
             )
         if lengths is not None:
-            concatenated = x.dim() == (1 if cat else 2) or (
-                cat and x.dim() == 2 and x.shape[1] == 1
+            concatenated = x.dim() == 1 + em.event_dims or (
+                symbols and x.dim() == 2 and x.shape[1] == 1
             )
             if concatenated:
                 lens = torch.as_tensor(np.asarray(lengths)).reshape(-1)
-                if cat and x.dim() == 2 and lens.numel() == x.shape[0]:
+                if symbols and x.dim() == 2 and lens.numel() == x.shape[0]:
                     concatenated = False  # (B, 1): B sequences of length 1, as lengths says
                 elif int(lens.sum()) == x.shape[0] and not lens.dtype.is_floating_point:
-                    x, lengths = concatenated_to_batch(x[:, 0] if x.dim() == 2 and cat else x, lens)
+                    column = symbols and x.dim() == 2
+                    x, lengths = concatenated_to_batch(x[:, 0] if column else x, lens)
                 else:
                     raise InputError(
                         f"lengths: with {name} of shape {tuple(x.shape)} (one sequence, or "
                         f"hmmlearn's concatenated layout) expected lengths summing to "
                         f"{x.shape[0]}, received {lens.tolist()[:10]}"
                     )
-        elif cat and x.dim() == 2 and x.shape[1] == 1 and x.shape[0] > 1:
+        elif symbols and x.dim() == 2 and x.shape[1] == 1 and x.shape[0] > 1:
             raise InputError(
                 f"{name}: shape {tuple(x.shape)} would read as {x.shape[0]} sequences of "
                 f"length 1; pass one sequence as a (T,) vector (x[:, 0]), a batch as (B, T), "
                 "or hmmlearn's concatenated column with lengths=[T_1, T_2, ...]"
             )
-        if self.emission == "categorical":
-            if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
-                raise InputTypeError(
-                    f"{name}: expected an integer (long) tensor of symbols, received {x.dtype}"
-                )
-            if x.dim() not in (1, 2):
-                raise InputError(
-                    f"{name}: expected (B, T) or (T,) symbols, received shape {tuple(x.shape)}"
-                )
-            unbatched = x.dim() == 1
-        else:
-            if self.emission == "poisson" and not (x.is_floating_point() or x.is_complex()):
-                if x.dtype == torch.bool:
-                    raise InputTypeError(f"{name}: expected counts, received dtype torch.bool")
-                x = x.to(self.dtype)  # integer counts
-            if not x.is_floating_point():
-                raise InputTypeError(f"{name}: expected a float tensor, received {x.dtype}")
-            if x.dim() not in (2, 3) or x.shape[-1] != self.obs_dim:
-                raise InputError(
-                    f"{name}: expected shape (B, T, {self.obs_dim}) or (T, {self.obs_dim}), "
-                    f"received {tuple(x.shape)}"
-                )
-            if x.dtype != self.dtype:
-                raise InputTypeError(
-                    f"{name}: expected dtype {self.dtype} (the model's), received {x.dtype}"
-                )
-            unbatched = x.dim() == 2
+        x = em.check_input(name, x, self.dtype)
+        unbatched = x.dim() == 1 + em.event_dims
         if x.device != self.device:
             raise InputTypeError(f"{name}: expected device {self.device}, received {x.device}")
         if unbatched:
@@ -1327,46 +1180,17 @@ class HMM(nn.Module):
             lengths = check_lengths(lengths, B, T, x.device)
             if bool((lengths == T).all()):
                 lengths = None  # no padding: the fast path
-        mask = _mask_from_lengths(lengths, B, T, x.device)
-        if self.emission == "categorical":
-            if x.numel() and int(x.min()) >= 0 and int(x.max()) < self.num_symbols:
-                return x, lengths, unbatched
-            bad = _masked(mask, (x < 0) | (x >= self.num_symbols))
-            if bad.any():
-                b, t = (int(i) for i in bad.nonzero()[0])
-                raise InputError(
-                    f"{name}: expected symbols in 0..{self.num_symbols - 1}, received "
-                    f"{int(x[b, t])} at sequence {b}, time {t}"
-                )
-        else:
-            if bool(torch.isfinite(x).all()):
-                return x, lengths, unbatched
-            bad = _masked(mask, ~torch.isfinite(x).all(-1))
-            if bad.any():
-                b, t = (int(i) for i in bad.nonzero()[0])
-                raise InputError(
-                    f"{name}: expected finite observations, received {x[b, t].tolist()} at "
-                    f"sequence {b}, time {t} (missing values are not supported)"
-                )
+        em.check_values(name, x, _mask_from_lengths(lengths, B, T, x.device))
         return x, lengths, unbatched
 
     def _emission_log_prob(self, x: Tensor, mask: Tensor | None, components: bool = False):
-        """log p(x_t | z_t = k) (B, T, K), with padding replaced by a harmless value."""
+        """log p(x_t | z_t = k) (B, T, K), with padding replaced by a harmless value; with
+        ``components``, also what the M-step needs of it (the component's
+        ``log_prob_terms``)."""
         xs = _masked(mask, x)
-        if self.emission == "categorical":
-            return categorical_log_prob(xs.long(), torch.log_softmax(self.emission_logits, -1))
-        if self.emission == "poisson":  # sum_d x_d log l_kd - l_kd - log x_d!
-            log_l = self.log_rate
-            out = xs @ log_l.t() - log_l.exp().sum(-1) - torch.lgamma(xs + 1).sum(-1, keepdim=True)
-            return out
-        if self.emission == "gaussian":
-            if self.covariance in _DIAGONAL:
-                return diag_gaussian_log_prob(xs, self.loc, self.variances)
-            return gaussian_log_prob(xs, self.loc, self.scale_tril)
-        log_w = torch.log_softmax(self.mixture_logits, -1)
-        diag = self.covariance in _DIAGONAL
-        scale = self.variances if diag else self.scale_tril
-        return gmm_log_prob(xs, log_w, self.loc, scale, diag, return_components=components)
+        if components:
+            return self.emissions.log_prob_terms(xs)
+        return self.emissions.log_prob(xs)
 
     # ---------------------------------------------------------------- inference
 
@@ -1463,9 +1287,11 @@ class HMM(nn.Module):
 
         The next state has :math:`p(z_{T+1} = k \mid x_{1:T}) = \sum_j
         p(z_T = j \mid x_{1:T}) A_{jk}` (``w``, (B, K)). Categorical: returns
-        :math:`p(x_{T+1} = m \mid x_{1:T}) = \sum_k w_k B_{km}`, (B, M). Gaussian and GMM:
-        returns the state weights ``w`` (B, K); the predictive density is the mixture
-        :math:`\sum_k w_k p_k(x)` with the model's ``means``/``covs`` (and ``weights``).
+        :math:`p(x_{T+1} = m \mid x_{1:T}) = \sum_k w_k B_{km}`, (B, M); multinomial: the
+        same per-trial symbol probabilities (the expected counts are ``n_trials`` times
+        them). Gaussian, GMM and Poisson: returns the state weights ``w`` (B, K); the
+        predictive density is the mixture :math:`\sum_k w_k p_k(x)` with the model's
+        ``means``/``covs`` (and ``weights``) or ``rates``.
         """
         with torch.no_grad():
             log_b, lengths, unbatched = self._filter(x, lengths)
@@ -1479,7 +1305,7 @@ class HMM(nn.Module):
             idx = (last - 1).view(B, 1, 1).expand(B, 1, K)
             filt = res.filtered.gather(1, idx).squeeze(1)  # (B, K)
             w = filt @ self.transition_matrix  # (B, K)
-            out = w @ self.emission_probs if self.emission == "categorical" else w
+            out = self.emissions.predictive(w)
             return out[0] if unbatched else out
 
     # ---------------------------------------------------------------- sampling
@@ -1492,6 +1318,8 @@ class HMM(nn.Module):
         initial_state: int | Tensor | None = None,
     ) -> HMMSample:
         """Draw ``num_sequences`` sequences of ``length`` steps: (observations, states).
+        Observations are (N, T) symbols (categorical) or (N, T, D) vectors of the model's
+        dtype (counts for Poisson and multinomial, which needs ``n_trials``).
 
         ``generator``: a ``torch.Generator``, an int seed or None (torch's global
         generator). ``initial_state``: the state at the first step (an int, or (N,)
@@ -1524,25 +1352,8 @@ class HMM(nn.Module):
                 states[:, 0] = z0
             for t in range(1, T):
                 states[:, t] = torch.multinomial(A[states[:, t - 1]], 1, generator=g)[:, 0]
-            z = states.reshape(-1)  # (N*T,)
-            if self.emission == "categorical":
-                obs = torch.multinomial(self.emission_probs[z], 1, generator=g)[:, 0].view(N, T)
-                return HMMSample(obs, states)
-            if self.emission == "poisson":
-                obs = torch.poisson(self.rates[z], generator=g).view(N, T, self.obs_dim)
-                return HMMSample(obs, states)
-            L = self.scale_tril
-            mu = self.loc
-            if self.emission == "gmm":
-                c = torch.multinomial(self.weights[z], 1, generator=g)[:, 0]  # (N*T,)
-                mu, L = mu[z, c], L[z, c]  # (N*T, D), (N*T, D, D)
-            else:
-                mu, L = mu[z], L[z]
-            eps = torch.randn(
-                N * T, self.obs_dim, 1, dtype=self.dtype, device=self.device, generator=g
-            )
-            obs = mu + (L @ eps).squeeze(-1)  # (N*T, D)
-            return HMMSample(obs.view(N, T, self.obs_dim), states)
+            obs = self.emissions.sample(states.reshape(-1), g)  # (N*T, ...)
+            return HMMSample(obs.view(N, T, *obs.shape[1:]), states)
 
     # ---------------------------------------------------------------- Baum-Welch
 
@@ -1637,7 +1448,7 @@ class HMM(nn.Module):
                     f"{_FIXABLE}, received {init!r}"
                 )
             keep = tuple(n for n in _FIXABLE if n not in names)
-            init = "random" if self.emission == "categorical" else "kmeans"
+            init = self.emissions.default_init
         elif init not in ("auto", "kmeans", "random", "none"):
             raise InputError(
                 f"init: expected 'auto', 'kmeans', 'random', 'none' or names from "
@@ -1649,23 +1460,14 @@ class HMM(nn.Module):
             if name not in _FIXABLE:
                 raise InputError(f"fixed: expected names from {_FIXABLE}, received {name!r}")
         g = as_generator(generator)
-        if emission_prior is not None and self.emission != "categorical":
+        if emission_prior is not None and not self.emissions.dirichlet:
             raise InputError(
-                f"emission_prior: a Dirichlet prior on categorical emissions; this HMM's "
-                f"emission is {self.emission!r}"
+                f"emission_prior: a Dirichlet prior on categorical or multinomial emissions; "
+                f"this HMM's emission is {self.emission!r}"
             )
-        if self.emission == "categorical" and self.num_symbols is None:
-            self.num_symbols = 2**62  # any symbol >= 0 passes; M = largest seen + 1
-            try:
-                xs, ls, _ = self._prepare(x, lengths)
-            finally:
-                self.num_symbols = None
-            valid = _valid(_mask_from_lengths(ls, *xs.shape[:2], xs.device), xs)
-            self.num_symbols = int(valid.max()) + 1
-            K = self.num_states
-            self.emission_logits = nn.Parameter(
-                torch.zeros(K, self.num_symbols, dtype=self.dtype, device=self.device)
-            )
+        if not self.emissions.sized:  # num_symbols inferred from the data
+            xs, ls, _ = self._prepare(x, lengths, sizing=True)
+            self.emissions.set_size(_valid(_mask_from_lengths(ls, *xs.shape[:2], xs.device), xs))
         x, lengths, _ = self._prepare(x, lengths)
         B, T = x.shape[:2]
         mask = _mask_from_lengths(lengths, B, T, x.device)  # (B, T)
@@ -1674,17 +1476,18 @@ class HMM(nn.Module):
         for name, value, shape in (
             ("initial_prior", initial_prior, (K,)),
             ("transition_prior", transition_prior, (K, K)),
-            ("emission_prior", emission_prior, (K, self.num_symbols or 0)),
+            ("emission_prior", emission_prior, None),
         ):
             if value is not None:
+                shape = self.emissions.prior_shape() if shape is None else shape
                 priors[name] = self._dirichlet_prior(name, value, shape)
         if init == "auto":
-            if self._has_params:
-                init = "none"
-            else:
-                init = "random" if self.emission == "categorical" else "kmeans"
-        if init == "kmeans" and self.emission == "categorical":
-            raise InputError("init: 'kmeans' needs Gaussian emissions; use 'random' or 'none'")
+            init = "none" if self._has_params else self.emissions.default_init
+        if init == "kmeans" and not self.emissions.kmeans:
+            raise InputError(
+                f"init: 'kmeans' needs vector emissions (gaussian, gmm, poisson), not "
+                f"{self.emission!r}; use 'random' or 'none'"
+            )
         with torch.no_grad():
             mask_tm = None if mask is None else mask.t().contiguous()  # (T, B)
             # valid observations in time-major order (that of gamma), centred once
@@ -1700,28 +1503,11 @@ class HMM(nn.Module):
                 )
             if init != "none":
                 self._initialize(xv, init, g, (*fixed, *keep))
-            stats = None
-            floor = 0.0
-            if self.emission == "poisson":
-                if bool((xv < 0).any()) or not bool((xv == xv.round()).all()):
-                    raise InputError(
-                        f"x: expected non-negative integer counts, min {float(xv.min()):.3g}"
-                    )
-                stats = (xv, None, None)
-            elif self.emission != "categorical":
-                center = xv.mean(0)
-                xc = xv - center
-                xsq = xc.square() if self.covariance in ("diag", "spherical") else None
-                stats = (xc, xsq, center)
-                var = xc.square().mean(0) if xc.shape[0] > 1 else torch.ones_like(center)
-                floor = min_covar * torch.where(var > 0, var, torch.ones_like(var))  # (D,)
+            stats = self.emissions.statistics(xv, min_covar)
 
         def evaluate():
             # E-step, forward pass: the log-likelihood of the current parameters
-            if self.emission == "gmm":
-                log_b, comp = self._emission_log_prob(x, mask, components=True)
-            else:
-                log_b, comp = self._emission_log_prob(x, mask), None
+            log_b, comp = self._emission_log_prob(x, mask, components=True)
             lb, _ = _prepare_log_b(log_b, lengths)
             log_A = self.log_transition_matrix
             log_pi = self.log_initial_probs
@@ -1747,12 +1533,9 @@ class HMM(nn.Module):
             )
             # M-step (Rabiner 1989, eqs. 40a-c, 52-54)
             g_v = _valid(mask_tm, gamma)  # (N, K) valid positions, time-major
-            comp_v = None
-            if self.emission == "gmm":
-                comp_v = _valid(mask_tm, comp.transpose(0, 1))  # (N, K, C)
-            self._m_step(
-                gamma[0].sum(0), xi, g_v, xv, stats, pseudocount, floor, comp_v, fixed, priors
-            )
+            # the component's extra terms at the same positions (gmm: (N, K, C))
+            comp_v = None if comp is None else _valid(mask_tm, comp.transpose(0, 1))
+            self._m_step(gamma[0].sum(0), xi, g_v, xv, stats, pseudocount, comp_v, fixed, priors)
 
         run_em(
             self,
@@ -1776,18 +1559,8 @@ class HMM(nn.Module):
             n += K - 1
         if "transition_matrix" not in fixed:
             n += K * (K - 1)
-        if "emissions" in fixed:
-            return n
-        if self.emission == "categorical":
-            return n + K * (self.num_symbols - 1)
-        if self.emission == "poisson":
-            return n + K * self.obs_dim
-        D = self.obs_dim
-        J = K * (self.num_mixtures or 1)
-        cov = {"full": D * (D + 1) // 2, "diag": D, "spherical": 1, "tied": 0}[self.covariance]
-        n += J * (D + cov) + (D * (D + 1) // 2 if self.covariance == "tied" else 0)
-        if self.emission == "gmm":
-            n += K * (self.num_mixtures - 1)
+        if "emissions" not in fixed:
+            n += self.emissions.num_free_parameters()
         return n
 
     def aic(self, x, lengths=None) -> float:
@@ -1829,137 +1602,63 @@ class HMM(nn.Module):
         for name, logits in (
             ("initial_prior", self.initial_logits),
             ("transition_prior", self.transition_logits),
-            ("emission_prior", getattr(self, "emission_logits", None)),
         ):
             if name in priors:
                 logp = torch.log_softmax(logits, -1)
                 term = torch.where(torch.isfinite(logp), (priors[name] - 1) * logp, 0.0)
                 total += float(term.sum())
+        if "emission_prior" in priors:
+            total += self.emissions.log_prior(priors["emission_prior"])
         return total
 
-    def _m_step(
-        self, g0, xi, gamma, xv, stats, pseudocount, floor, comp, fixed, priors=None
-    ) -> None:
-        """Re-estimate the parameters from expected counts (no autograd). ``stats``: the
-        centred observations, their squares (diagonal) and the centre; ``floor`` (D,): the
-        variance floor; ``priors``: Dirichlet concentrations by argument name."""
+    def _m_step(self, g0, xi, gamma, xv, stats, pseudocount, comp, fixed, priors=None) -> None:
+        """Re-estimate the parameters from expected counts (no autograd; Rabiner 1989,
+        eqs. 40a-b here, the emissions' in their component). ``stats``: the component's
+        summaries of the observations; ``comp``: its extra terms at the valid positions;
+        ``priors``: Dirichlet concentrations by argument name."""
         priors = priors or {}
         if "initial_probs" not in fixed:
             self.initial_logits.copy_(
-                _normalized_log(g0, self.initial_logits, pseudocount, priors.get("initial_prior"))
+                normalized_log(g0, self.initial_logits, pseudocount, priors.get("initial_prior"))
             )
         if "transition_matrix" not in fixed:
             self.transition_logits.copy_(
-                _normalized_log(
+                normalized_log(
                     xi, self.transition_logits, pseudocount, priors.get("transition_prior")
                 )
             )
-        if "emissions" in fixed:
-            return
-        K = self.num_states
-        if self.emission == "categorical":
-            counts = torch.zeros(K, self.num_symbols, dtype=gamma.dtype, device=gamma.device)
-            counts.index_add_(1, xv.long(), gamma.t())  # (K, M)
-            self.emission_logits.copy_(
-                _normalized_log(
-                    counts, self.emission_logits, pseudocount, priors.get("emission_prior")
-                )
-            )
-            return
-        if self.emission == "poisson":  # rate = posterior-weighted mean count
-            nk = gamma.sum(0)  # (K,)
-            alive = nk > 1e-10 * max(1.0, float(nk.sum()))
-            rate = (gamma.t() @ xv) / nk.clamp_min(torch.finfo(xv.dtype).tiny)[:, None]
-            floor = 1e-10 * xv.mean(0).clamp_min(1.0)  # a zero rate would make log 0
-            new = rate.clamp_min(0) + floor
-            self.log_rate.copy_(torch.where(alive[:, None], new.log(), self.log_rate))
-            return
-        if self.emission == "gmm":
-            # responsibilities of the components within each state, times gamma
-            r = torch.softmax(comp, -1) * gamma.unsqueeze(-1)  # (N, K, C)
-            C = self.num_mixtures
-            resp = r.reshape(-1, K * C)  # (N, K*C)
-            nc = resp.sum(0).view(K, C)
-            self.mixture_logits.copy_(_normalized_log(nc, self.mixture_logits, pseudocount))
-        else:
-            resp = gamma  # (N, K)
-        means, covs, alive = _weighted_moments(resp, *stats, floor, self.covariance)
-        lead = self.loc.shape[:-1]
-        means = means.view(*lead, -1)
-        covs = covs.view(*lead, *covs.shape[1:])
-        alive = alive.view(lead)
-        self.loc.copy_(torch.where(alive.unsqueeze(-1), means, self.loc))
-        if self.covariance in _DIAGONAL:
-            new = 0.5 * covs.log()
-            self.log_scale.copy_(torch.where(alive.unsqueeze(-1), new, self.log_scale))
-        elif self.covariance == "tied":  # pooled over the states (hmmlearn's tied M-step)
-            if bool(alive.any()):
-                self._set_covs(covs[0])
-        else:
-            self._set_covs(torch.where(alive[..., None, None], covs, self.covs))
+        if "emissions" not in fixed:
+            prior = priors.get("emission_prior")
+            self.emissions.m_step(gamma, xv, stats, comp, pseudocount, prior)
 
     def _initialize(self, xv: Tensor, init: str, g: torch.Generator, fixed=()) -> None:
-        """Data-driven or random initial parameters (no autograd). Independent of the
-        order of the sequences: k-means sees the observations sorted lexicographically."""
+        """Data-driven or random initial parameters (no autograd): Dirichlet(1) rows for
+        ``init="random"`` (uniform for ``"kmeans"``), the component's start for the
+        emissions (independent of the order of the sequences)."""
         K = self.num_states
-        kw = {"dtype": self.dtype}
 
-        def dirichlet(*shape):  # Dirichlet(1) rows via normalised exponentials
-            e = -torch.rand(*shape, generator=g, **kw).clamp_min(1e-12).log()
-            return (e / e.sum(-1, keepdim=True)).to(self.device)
+        def dirichlet(*shape):
+            return _dirichlet_rows(g, shape, self.dtype, self.device)
 
         if "initial_probs" not in fixed:
             self.initial_logits.copy_(dirichlet(K).log() if init == "random" else 0.0)
         if "transition_matrix" not in fixed:
             self.transition_logits.copy_(dirichlet(K, K).log() if init == "random" else 0.0)
-        if "emissions" in fixed:
-            return
-        if self.emission == "categorical":
-            self.emission_logits.copy_(dirichlet(K, self.num_symbols).log())
-            return
-        N, D = xv.shape
-        xc = xv.cpu()
-        order = np.lexsort(xc.t().flip(0).numpy())  # rows sorted lexicographically
-        xc = xc[torch.from_numpy(order)]
-        if N > 20000:  # k-means on a subsample
-            xc = xc[torch.randperm(N, generator=g)[:20000]]
-        cov = torch.atleast_2d(torch.cov(xc.t())) if xc.shape[0] > 1 else torch.eye(D, **kw)
-        cov = cov + 1e-3 * torch.eye(D, **kw) * cov.diagonal().mean().clamp_min(1e-12)
-        if init == "kmeans" and xc.shape[0] >= K:
-            centers = kmeans(xc, K, n_init=10, generator=g).centers  # (K, D)
-            centers = centers[torch.argsort(centers[:, 0], stable=True)]
-        else:
-            centers = xc[torch.randint(xc.shape[0], (K,), generator=g)]
-            centers = centers + 1e-3 * cov.diagonal().sqrt() * torch.randn(K, D, generator=g, **kw)
-        if self.emission == "poisson":
-            floor = 1e-3 * xc.mean(0).clamp_min(1e-3)
-            self.log_rate.copy_((centers.clamp_min(0) + floor).log().to(self.device))
-            return
-        if self.emission == "gmm":
-            C = self.num_mixtures
-            sd = cov.diagonal().sqrt()
-            jitter = 0.5 * sd * torch.randn(K, C, D, generator=g, **kw)
-            centers = centers.unsqueeze(1) + jitter  # (K, C, D)
-            self.mixture_logits.fill_(0.0)
-        self.loc.copy_(centers.to(self.device))
-        full = cov.expand(*self.loc.shape[:-1], D, D).to(self.device)
-        if self.covariance == "diag":
-            full = torch.diag_embed(torch.diagonal(full, dim1=-2, dim2=-1))
-        elif self.covariance == "spherical":
-            v = torch.diagonal(full, dim1=-2, dim2=-1).mean(-1, keepdim=True)
-            full = torch.diag_embed(v.expand(*v.shape[:-1], D))
-        self._set_covs(full.contiguous())
+        if "emissions" not in fixed:
+            self.emissions.initialize(xv, init, g)
 
     def extra_repr(self) -> str:
-        s = f"num_states={self.num_states}, emission={self.emission!r}"
-        if self.emission == "categorical":
-            return s + f", num_symbols={self.num_symbols}"
-        if self.emission == "poisson":
-            return s + f", obs_dim={self.obs_dim}"
-        s += f", obs_dim={self.obs_dim}, covariance={self.covariance!r}"
-        if self.emission == "gmm":
-            s += f", num_mixtures={self.num_mixtures}"
-        return s
+        return f"num_states={self.num_states}, emission={self.emission!r}, " + (
+            self.emissions.extra_repr()
+        )
+
+    def __repr__(self) -> str:  # one line: the component's settings are in extra_repr
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+
+def _not_for(emission: str, name: str) -> AttributeError:
+    kinds = tuple(f for f, c in FAMILIES.items() if hasattr(c, name))
+    return AttributeError(f"{name}: only for emission in {kinds}, not {emission!r}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -2012,98 +1711,3 @@ def concatenated_to_batch(x, lengths) -> tuple[Tensor, Tensor]:
     for b, part in enumerate(torch.split(x, lens.tolist())):
         out[b, : part.shape[0]] = part
     return out, lens.to(x.device)
-
-
-def _check_stochastic(name: str, p: Tensor) -> None:
-    """ValueError unless ``p`` has finite, non-negative entries and rows summing to 1."""
-    if not torch.isfinite(p).all() or (p < 0).any():
-        raise InputError(
-            f"{name}: expected non-negative finite probabilities, received min "
-            f"{float(p.nan_to_num(nan=-1.0).min()):.3g}"
-        )
-    sums = p.sum(-1)
-    eps = torch.finfo(p.dtype).eps  # rounding of a sum of M terms grows like M eps
-    tol = max(math.sqrt(eps), 1e-6) + 4 * p.shape[-1] * eps  # 1e-6: float32-made rows
-    bad = (sums - 1).abs() > tol
-    if bad.any():
-        idx = bad.nonzero()[0].tolist()
-        where = f" (row {idx[0]})" if p.dim() > 1 else ""
-        raise InputError(
-            f"{name}: expected rows summing to 1 (within {tol:.2g}), received a sum of "
-            f"{float(sums[tuple(idx)]):.10g}{where}"
-        )
-
-
-def _check_spd(name: str, S: Tensor) -> Tensor:
-    """ValueError unless every matrix in ``S`` (..., D, D) is symmetric positive definite;
-    returns the Cholesky factors."""
-    if not torch.isfinite(S).all():
-        raise InputError(f"{name}: expected finite covariances, received non-finite entries")
-    asym = (S - S.transpose(-1, -2)).abs().amax()
-    scale = S.abs().amax().clamp_min(1e-300)
-    if asym > math.sqrt(torch.finfo(S.dtype).eps) * scale:
-        raise InputError(
-            f"{name}: expected symmetric matrices, received an asymmetry of {float(asym):.3g}"
-        )
-    S = 0.5 * (S + S.transpose(-1, -2))
-    L, info = torch.linalg.cholesky_ex(S)
-    if (info != 0).any():
-        idx = tuple((info != 0).nonzero()[0].tolist())
-        eig = torch.linalg.eigvalsh(S[idx]).min()
-        raise InputError(
-            f"{name}: expected positive definite matrices, received one (index {list(idx)}) "
-            f"with smallest eigenvalue {float(eig):.3g}"
-        )
-    return L
-
-
-def _normalized_log(
-    counts: Tensor, old_logits: Tensor, pseudocount: float, prior: Tensor | None = None
-) -> Tensor:
-    r"""Log of the normalised rows of ``counts + pseudocount`` (or, given a Dirichlet
-    concentration ``prior`` :math:`\alpha`, of :math:`\max(n + \alpha - 1, 0)`: the MAP
-    estimate) where the old probability is non-zero (structural zeros stay zero); a row
-    with no mass keeps its old values."""
-    free = torch.isfinite(old_logits)  # log 0 = -inf marks a structural zero
-    extra = counts + pseudocount if prior is None else (counts + prior - 1).clamp_min(0)
-    c = torch.where(free, extra, torch.zeros_like(counts))
-    c = c / c.amax(-1, keepdim=True).clamp_min(torch.finfo(c.dtype).tiny)  # no overflow
-    tot = c.sum(-1, keepdim=True)
-    new = (c / tot.clamp_min(torch.finfo(c.dtype).tiny)).log()
-    old = torch.log_softmax(old_logits, -1)
-    return torch.where(tot > 0, new, old)
-
-
-def _weighted_moments(
-    resp: Tensor,
-    xc: Tensor,
-    xsq: Tensor | None,
-    center: Tensor,
-    floor: Tensor | float,
-    covariance: str = "full",
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Weighted means (J, D), covariances ((J, D) variances for 'diag', (J, 1) for
-    'spherical', else (J, D, D)) and a mask of the components with mass, from
-    responsibilities ``resp`` (N, J), observations centred on ``center`` ``xc`` (N, D)
-    (centring limits cancellation) and their squares ``xsq`` (N, D). ``floor`` (D,) or a
-    number is added to the variances."""
-    N, D = xc.shape
-    nk = resp.sum(0)  # (J,)
-    alive = nk > 1e-10 * max(1.0, float(nk.sum()))
-    denom = nk.clamp_min(torch.finfo(xc.dtype).tiny).unsqueeze(-1)
-    rt = resp.t()  # (J, N)
-    mc = (rt @ xc) / denom  # (J, D)
-    floor = torch.as_tensor(floor, dtype=xc.dtype, device=xc.device).expand(D)
-    if covariance in ("diag", "spherical"):
-        var = ((rt @ xsq) / denom - mc.square()).clamp_min(0) + floor  # (J, D)
-        covs = var.mean(-1, keepdim=True) if covariance == "spherical" else var
-    else:
-        outer = (xc.unsqueeze(-1) * xc.unsqueeze(-2)).reshape(N, D * D)  # (N, D*D)
-        second = (rt @ outer).view(-1, D, D) / denom.unsqueeze(-1)  # (J, D, D)
-        covs = second - mc.unsqueeze(-1) * mc.unsqueeze(-2)
-        covs = 0.5 * (covs + covs.transpose(-1, -2))
-        if covariance == "tied":  # sum_k n_k Sigma_k / N, the same for every state
-            pooled = (nk[:, None, None] * covs).sum(0) / nk.sum().clamp_min(1e-300)
-            covs = pooled.expand_as(covs)
-        covs = covs + torch.diag(floor)
-    return mc + center, covs, alive
