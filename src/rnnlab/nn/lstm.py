@@ -202,52 +202,53 @@ class LSTMRecurrence(torch.autograd.Function):
                 A, Hs, Cs, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
                 b_c, rmask, fg, eps,
             )  # fmt: skip
-        w_hh_t = w_hh.t()
-        # per-step views, made once: indexing inside the loop costs more than the math
-        hs, cs, As, phis = steps(Hs), steps(Cs), steps(A), steps(Phi)
-        a_o, a_i, a_f, a_g = (steps(A, k * H, (k + 1) * H) for k in (0, 1, 2, G // H - 1))
-        a_sig = steps(A, H, G - H) if peep else steps(A, 0, G - H)  # sigmoid block
-        us = steps(U) if ln else None
-        ms = steps(M) if M is not None else None
-        for t in range(T if loops is None else 0):
-            c, cn, a = cs[t], cs[t + 1], As[t]
-            hin = hs[t] if rmask is None else hs[t] * rmask
-            if ln:
-                torch.mm(hin, w_hh_t, out=us[t])
-                rec, mean, rstd = torch.native_layer_norm(us[t], (G,), g_hh, None, eps)
-                stats_h[0, t], stats_h[1, t] = mean, rstd
-                a.add_(rec)
-            else:
-                a.addmm_(hin, w_hh_t)
-            if peep:
-                a_i[t].addcmul_(p_i, c)
+        else:
+            w_hh_t = w_hh.t()
+            # per-step views, made once: indexing inside the loop costs more than the math
+            hs, cs, As, phis = steps(Hs), steps(Cs), steps(A), steps(Phi)
+            a_o, a_i, a_f, a_g = (steps(A, k * H, (k + 1) * H) for k in (0, 1, 2, G // H - 1))
+            a_sig = steps(A, H, G - H) if peep else steps(A, 0, G - H)  # sigmoid block
+            us = steps(U) if ln else None
+            ms = steps(M) if M is not None else None
+            for t in range(T):
+                c, cn, a = cs[t], cs[t + 1], As[t]
+                hin = hs[t] if rmask is None else hs[t] * rmask
+                if ln:
+                    torch.mm(hin, w_hh_t, out=us[t])
+                    rec, mean, rstd = torch.native_layer_norm(us[t], (G,), g_hh, None, eps)
+                    stats_h[0, t], stats_h[1, t] = mean, rstd
+                    a.add_(rec)
+                else:
+                    a.addmm_(hin, w_hh_t)
+                if peep:
+                    a_i[t].addcmul_(p_i, c)
+                    if fg:
+                        a_f[t].addcmul_(p_f, c)
+                a_sig[t].sigmoid_()
+                g = a_g[t]
                 if fg:
-                    a_f[t].addcmul_(p_f, c)
-            a_sig[t].sigmoid_()
-            g = a_g[t]
-            if fg:
-                g.tanh_()
-                torch.mul(a_f[t], c, out=cn)
-                cn.addcmul_(a_i[t], g)
-            else:
-                g.sigmoid_().mul_(4).sub_(2)
-                torch.addcmul(c, a_i[t], g, out=cn)
-            o = a_o[t]
-            if peep:
-                o.addcmul_(p_o, cn).sigmoid_()
-            chat = cn
-            if ln:
-                chat, mean, rstd = torch.native_layer_norm(cn, (H,), g_c, b_c, eps)
-                stats_c[0, t], stats_c[1, t] = mean, rstd
-            if fg:
-                torch.tanh(chat, out=phis[t])
-            else:
-                torch.sigmoid(chat, out=phis[t]).mul_(2).sub_(1)
-            if ms is None:
-                torch.mul(o, phis[t], out=hs[t + 1])
-            else:
-                torch.mul(o, phis[t], out=ms[t])
-                torch.mm(ms[t], w_hr.t(), out=hs[t + 1])
+                    g.tanh_()
+                    torch.mul(a_f[t], c, out=cn)
+                    cn.addcmul_(a_i[t], g)
+                else:
+                    g.sigmoid_().mul_(4).sub_(2)
+                    torch.addcmul(c, a_i[t], g, out=cn)
+                o = a_o[t]
+                if peep:
+                    o.addcmul_(p_o, cn).sigmoid_()
+                chat = cn
+                if ln:
+                    chat, mean, rstd = torch.native_layer_norm(cn, (H,), g_c, b_c, eps)
+                    stats_c[0, t], stats_c[1, t] = mean, rstd
+                if fg:
+                    torch.tanh(chat, out=phis[t])
+                else:
+                    torch.sigmoid(chat, out=phis[t]).mul_(2).sub_(1)
+                if ms is None:
+                    torch.mul(o, phis[t], out=hs[t + 1])
+                else:
+                    torch.mul(o, phis[t], out=ms[t])
+                    torch.mm(ms[t], w_hr.t(), out=hs[t + 1])
         ys = batch_first_outputs(Hs, lengths)  # (B, T, H)
         ctx.save_for_backward(
             Hs, Cs, A, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
@@ -278,68 +279,77 @@ class LSTMRecurrence(torch.autograd.Function):
             last = lengths - 1
             ends = {t: (last == t).nonzero().squeeze(1) for t in last.unique().tolist()}
 
-        # factors of the adjoint, for all steps at once (T, B, ·)
-        o, i, g = A[..., :H], A[..., H : 2 * H], A[..., G - H :]
-        dphi = 1 - Phi * Phi if fg else (1 - Phi * Phi) / 2  # d phi / d c_hat
-        K_o = Phi * o * (1 - o)  # da_o = dm * K_o
-        K_c = o * dphi  # dc_hat = dm * K_c
-        dg = 1 - g * g if fg else (4 - g * g) / 4  # tanh' or (4 sigma - 2)'
-        K3 = A.new_empty(T, B, nc, H)  # da_{i,f,g} = dc * K_{i,f,g}
-        torch.mul(g, i * (1 - i), out=K3[:, :, 0])
-        if fg:
-            f = A[..., 2 * H : 3 * H]
-            torch.mul(Cs[:-1], f * (1 - f), out=K3[:, :, 1])
-        torch.mul(i, dg, out=K3[:, :, -1])
-        if ln:
-            Zh = (U - stats_h[0]) * stats_h[1]  # normalised recurrent projections
-            Zc = (Cs[1:] - stats_c[0]) * stats_c[1]
-            dChat = A.new_empty(T, B, H)
         dA = A.new_empty(T, B, G)
         dU = A.new_empty(T, B, G) if ln else dA
-        dys_, dAs = steps(dY), steps(dA)
-        dUs = steps(dU) if ln else dAs
-        da_o = steps(dA, 0, H)
-        if peep:  # the peepholes' own gradient paths
-            da_i, da_f = steps(dA, H, 2 * H), steps(dA, 2 * H, 3 * H)
-        da_c = [d.view(B, nc, H) for d in steps(dA, H, G)]  # gates driven by dc
-        K_os, K_cs, K3s, fs = steps(K_o), steps(K_c), steps(K3), steps(A, 2 * H, 3 * H)
         dh0 = None
-        if ctx.loops is not None:  # the same loop in C++ (rnnlab.engines.compiled)
+        if ctx.loops is not None:  # the C++ loops: per-step index lists of the ends
             ends_list = [ends.get(t, dc.new_empty(0, dtype=torch.long)) for t in range(T)]
-            dh0 = ctx.loops.lstm_backward(
-                dY, dA, dU if ln else None, dChat if ln else None, dc, dcT,
-                ends_list if ends else [], A, K_o, K_c, K3, Zh if ln else None,
-                Zc if ln else None, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
-                rmask, fg,
-            )  # fmt: skip
-        for t in range(T - 1 if ctx.loops is None else -1, -1, -1):
-            if t in ends:
-                idx = ends[t]
-                dc[idx] += dcT[idx]
-            dm = dys_[t] if w_hr is None else dys_[t] @ w_hr  # (B, H)
-            torch.mul(dm, K_os[t], out=da_o[t])
-            if ln:
-                torch.mul(dm, K_cs[t], out=dChat[t])
-                dc += _ln_backward(dChat[t], Zc[t], stats_c[1, t], g_c)
-            else:
-                dc.addcmul_(dm, K_cs[t])
-            if peep:
-                dc.addcmul_(da_o[t], p_o)
-            torch.mul(dc.unsqueeze(1), K3s[t], out=da_c[t])
+            ends_list = ends_list if ends else []
+        if ctx.loops is not None and not ln:
+            # C++ with the pointwise step fused: the factors below are made per element
+            # inside it (None: the buffers do not qualify, e.g. CUDA; the ATen loop runs)
+            dh0 = ctx.loops.lstm_backward_fused(
+                dY, dA, dc, dcT, ends_list, A, Phi, Cs, w_hh, w_hr, p_i, p_f, p_o, rmask, fg
+            )
+        if dh0 is None:
+            # factors of the adjoint, for all steps at once (T, B, ·)
+            o, i, g = A[..., :H], A[..., H : 2 * H], A[..., G - H :]
+            dphi = 1 - Phi * Phi if fg else (1 - Phi * Phi) / 2  # d phi / d c_hat
+            K_o = Phi * o * (1 - o)  # da_o = dm * K_o
+            K_c = o * dphi  # dc_hat = dm * K_c
+            dg = 1 - g * g if fg else (4 - g * g) / 4  # tanh' or (4 sigma - 2)'
+            K3 = A.new_empty(T, B, nc, H)  # da_{i,f,g} = dc * K_{i,f,g}
+            torch.mul(g, i * (1 - i), out=K3[:, :, 0])
             if fg:
-                dc.mul_(fs[t])
-            if peep:
-                dc.addcmul_(da_i[t], p_i)
-                if fg:
-                    dc.addcmul_(da_f[t], p_f)
-            du = dAs[t]
+                f = A[..., 2 * H : 3 * H]
+                torch.mul(Cs[:-1], f * (1 - f), out=K3[:, :, 1])
+            torch.mul(i, dg, out=K3[:, :, -1])
             if ln:
-                du = dUs[t]
-                du.copy_(_ln_backward(dAs[t], Zh[t], stats_h[1, t], g_hh))
-            if t > 0:
-                carry_back(dys_[t - 1], du, w_hh, rmask)
-            else:
-                dh0 = du @ w_hh if rmask is None else (du @ w_hh) * rmask
+                Zh = (U - stats_h[0]) * stats_h[1]  # normalised recurrent projections
+                Zc = (Cs[1:] - stats_c[0]) * stats_c[1]
+                dChat = A.new_empty(T, B, H)
+            dys_, dAs = steps(dY), steps(dA)
+            dUs = steps(dU) if ln else dAs
+            da_o = steps(dA, 0, H)
+            if peep:  # the peepholes' own gradient paths
+                da_i, da_f = steps(dA, H, 2 * H), steps(dA, 2 * H, 3 * H)
+            da_c = [d.view(B, nc, H) for d in steps(dA, H, G)]  # gates driven by dc
+            K_os, K_cs, K3s, fs = steps(K_o), steps(K_c), steps(K3), steps(A, 2 * H, 3 * H)
+            if ctx.loops is not None:  # the same loop in C++ (rnnlab.engines.compiled)
+                dh0 = ctx.loops.lstm_backward(
+                    dY, dA, dU if ln else None, dChat if ln else None, dc, dcT,
+                    ends_list, A, K_o, K_c, K3, Zh if ln else None,
+                    Zc if ln else None, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
+                    rmask, fg,
+                )  # fmt: skip
+            for t in range(T - 1 if ctx.loops is None else -1, -1, -1):
+                if t in ends:
+                    idx = ends[t]
+                    dc[idx] += dcT[idx]
+                dm = dys_[t] if w_hr is None else dys_[t] @ w_hr  # (B, H)
+                torch.mul(dm, K_os[t], out=da_o[t])
+                if ln:
+                    torch.mul(dm, K_cs[t], out=dChat[t])
+                    dc += _ln_backward(dChat[t], Zc[t], stats_c[1, t], g_c)
+                else:
+                    dc.addcmul_(dm, K_cs[t])
+                if peep:
+                    dc.addcmul_(da_o[t], p_o)
+                torch.mul(dc.unsqueeze(1), K3s[t], out=da_c[t])
+                if fg:
+                    dc.mul_(fs[t])
+                if peep:
+                    dc.addcmul_(da_i[t], p_i)
+                    if fg:
+                        dc.addcmul_(da_f[t], p_f)
+                du = dAs[t]
+                if ln:
+                    du = dUs[t]
+                    du.copy_(_ln_backward(dAs[t], Zh[t], stats_h[1, t], g_hh))
+                if t > 0:
+                    carry_back(dys_[t - 1], du, w_hh, rmask)
+                else:
+                    dh0 = du @ w_hh if rmask is None else (du @ w_hh) * rmask
         # weight gradients: one matmul (or one reduction) each, summed over time and batch
         hin = recurrent_input(Hs, rmask)  # (T, B, P)
         d_w_hh = dU.reshape(T * B, G).t() @ hin.reshape(T * B, P)
