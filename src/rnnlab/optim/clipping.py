@@ -12,6 +12,21 @@ import math
 from collections.abc import Iterable
 
 import torch
+from torch.utils._foreach_utils import _has_foreach_support
+
+
+def total_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    """The global 2-norm of ``grads`` (a 0-d tensor), bit for bit
+    ``torch.nn.utils.get_total_norm(grads)``: the norm of the per-tensor norms, here
+    without its grouping pass when every tensor has one device and dtype (the common
+    case, where that pass is most of the cost for a few small tensors)."""
+    first = grads[0]
+    device, dtype = first.device, first.dtype
+    if all(g.device == device and g.dtype == dtype for g in grads) and _has_foreach_support(
+        grads, device
+    ):
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads, 2.0)), 2.0)
+    return torch.nn.utils.get_total_norm(grads, 2.0)
 
 
 def clip_gradients(
@@ -34,7 +49,7 @@ def clip_gradients(
     if not params:
         return torch.zeros(())
     grads = [p.grad for p in params]
-    norm = torch.nn.utils.get_total_norm(grads, 2.0)  # as clip_grad_norm_ (foreach kernels)
+    norm = total_norm(grads)  # as clip_grad_norm_ (foreach kernels)
     if max_norm is None and max_value is None or not math.isfinite(float(norm)):
         return norm  # nothing to clip, or a non-finite gradient left for the caller to skip
     if max_norm is not None:

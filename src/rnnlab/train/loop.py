@@ -315,6 +315,7 @@ class Trainer:
         if self.device is not None:
             model.to(self.device)
         self.model = model
+        self._params = list(model.parameters())  # listed again at each fit()
         self.optimizer = optimizer
         self.batches = batches
         if (loss_fn is None) == (gradients is None):
@@ -496,14 +497,14 @@ class Trainer:
         """One step over ``batches`` (``accumulate`` of them); returns (loss, grad norm),
         or (None, None) / (None, norm) when skipped as non-finite."""
         cfg = self.config
-        self.optimizer.zero_grad(set_to_none=True)
+        self._zero_grad()
         if getattr(self.optimizer, "takes_closure", False):
             return self._closure_step(batches[0])
         losses, self.last_items, n = [], 0, len(batches)
         accumulated: dict = {}  # a gradients hook's running sums over the batches
         for i, batch in enumerate(batches):
             if self.gradients is not None and i > 0:  # the hook writes .grad afresh
-                for p in self.model.parameters():
+                for p in self._params:
                     p.grad = None
             # DDP all-reduces in the backward of a forward run outside no_sync: the last batch
             sync = i == n - 1 or self._ddp is None or self.gradients is not None
@@ -513,7 +514,7 @@ class Trainer:
                 self.last_items += int(out.items) * self._share
                 # every rank takes or skips the step together: one rank's NaN skips it for all
                 value = float(loss.detach())  # one synchronisation: the check and the report
-                if distributed.any_true(not math.isfinite(value)):
+                if self._any_rank(not math.isfinite(value)):
                     return self._skip(None)
                 if self.gradients is None:
                     scaled = loss / n if n > 1 else loss
@@ -524,12 +525,13 @@ class Trainer:
                     accumulated = _add_grads(accumulated, self.model, n)
             self.carry = detach_carry(out.carry)
             losses.append(value)
-        if self.gradients is not None:
-            distributed.average_gradients(self.model.parameters())
+        if self.gradients is not None and self.world_size > 1:
+            distributed.average_gradients(self._params)
         if self._scaler is not None:
             self._scaler.unscale_(self.optimizer)
-        norm = clip_gradients(self.model.parameters(), cfg.clip_norm, cfg.clip_value)
-        norm = float(norm)
+        # every step: the norm is reported, and a non-finite one skips the step (a gradient
+        # with inf or NaN, or one whose norm overflows its dtype)
+        norm = float(clip_gradients(self._params, cfg.clip_norm, cfg.clip_value))
         if not math.isfinite(norm):
             if self._scaler is not None:
                 self._scaler.update()  # a lower scale next time
@@ -564,9 +566,25 @@ class Trainer:
 
     def _skip(self, norm: float | None) -> tuple[None, float | None]:
         """A non-finite step: no gradient kept, the carried state reset."""
-        self.optimizer.zero_grad(set_to_none=True)
+        self._zero_grad()
         self.carry = None
         return None, norm
+
+    def _zero_grad(self) -> None:
+        """``optimizer.zero_grad(set_to_none=True)``: every optimized parameter's ``.grad``
+        set to None; done here directly (the same effect, without torch's per-call profiler
+        annotation) unless the optimizer defines its own ``zero_grad``."""
+        opt = self.optimizer
+        if type(opt).zero_grad is not torch.optim.Optimizer.zero_grad or "zero_grad" in vars(opt):
+            opt.zero_grad(set_to_none=True)
+            return
+        for group in opt.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    def _any_rank(self, flag: bool) -> bool:
+        """``flag`` on any rank (an all-reduce only in a process group)."""
+        return bool(flag) if self.world_size == 1 else distributed.any_true(flag)
 
     def _schedule_step(self) -> None:
         if self.schedule is not None and not isinstance(
@@ -660,6 +678,10 @@ class Trainer:
         old_handlers = self._install_signals()
         self._stop_signal = None
         self.model.train()
+        self._params = list(self.model.parameters())  # walked every step: listed once
+        name, factor = self.loss_unit
+        postfix_at = -math.inf  # the progress bar's numbers change at its refresh rate
+        tps = 0.0
         try:
             while True:
                 if cfg.steps is not None and self.step >= cfg.steps:
@@ -668,7 +690,7 @@ class Trainer:
                 if cfg.examples is not None and self.items >= cfg.examples:
                     stopped = "examples"
                     break
-                if distributed.any_true(time.perf_counter() - start >= budget_s):
+                if self._any_rank(time.perf_counter() - start >= budget_s):
                     stopped = "time"
                     break
                 t0 = time.perf_counter()
@@ -704,16 +726,17 @@ class Trainer:
                     if self.after_step is not None:
                         self.after_step(self.model, drawn[-1], loss)
                 tps = session_items / train_seconds if train_seconds > 0 else 0.0
-                if cfg.steps is not None:
-                    bar.update(1)
-                elif math.isfinite(budget_s):
-                    bar.n = min(time.perf_counter() - start, budget_s)
-                if recent:
-                    name, factor = self.loss_unit
-                    bar.set_postfix(
-                        {name: f"{recent[-1] * factor:.3f}", "items/s": f"{tps:,.0f}"},
-                        refresh=False,
-                    )
+                if show:
+                    if cfg.steps is not None:
+                        bar.update(1)
+                    elif math.isfinite(budget_s):
+                        bar.n = min(time.perf_counter() - start, budget_s)
+                    if recent and t0 >= postfix_at:
+                        postfix_at = t0 + bar.mininterval
+                        bar.set_postfix(
+                            {name: f"{recent[-1] * factor:.3f}", "items/s": f"{tps:,.0f}"},
+                            refresh=False,
+                        )
                 if loss is not None and self.step % cfg.log_every == 0:
                     self._log(
                         {
@@ -749,7 +772,7 @@ class Trainer:
                         self._say(bar, f"warning: step {self.step}: no checkpoint written ({sick})")
                 if stopped == "done":
                     break
-                if distributed.any_true(self._stop_signal is not None):
+                if self._any_rank(self._stop_signal is not None):
                     self._stop_signal = self._stop_signal or "a signal to another process"
                     stopped = "interrupted"
                     self._say(bar, f"{self._stop_signal}: saving a checkpoint and stopping")
@@ -758,6 +781,10 @@ class Trainer:
                     stopped = "early_stopping"
                     break
         finally:
+            if show and recent:  # the last numbers, in the bar's final line
+                bar.set_postfix(
+                    {name: f"{recent[-1] * factor:.3f}", "items/s": f"{tps:,.0f}"}, refresh=False
+                )
             bar.close()
             for sig, old in old_handlers.items():
                 signal.signal(sig, old)
