@@ -47,7 +47,7 @@ _LOG_2PI = math.log(2.0 * math.pi)
 
 # the HMM kernels loop over the sequences of a batch inside the compiled code; above this
 # many multiply-adds a step (B K^2) the batched NumPy loop (one BLAS call a step) is as fast
-HMM_MAX_WORK = 8192
+HMM_MAX_WORK = 1024
 # the Kalman kernels loop over sequences too (each with its own covariances under a mask)
 LDS_MAX_BATCH = 64
 

@@ -200,7 +200,9 @@ def _filter(
     a few units in the last place it is frozen, and the remaining steps update only the
     means with the frozen gain, m_t = (I - K C)(A m_{t-1} + B u_t) + K (y_t - D u_t):
     one small matrix product per step. The result differs from the full recursion by
-    rounding error only (tests check 1e-12).
+    rounding error only (tests check 1e-12). One sequence without autograd, where the
+    compiled loops are available (``rnnlab[fast]``), runs the full recursion compiled
+    instead (faster than the frozen-gain loop in torch).
     """
     A, C, Q, R, m0, P0, Bm, Dm = params
     batch, steps, obs_dim = y.shape
@@ -218,6 +220,8 @@ def _filter(
     y_rows = y.unsqueeze(-2)  # (B, T, 1, D)
     tol = 8.0 * torch.finfo(y.dtype).eps
     check = steady_state and mask is None
+    if check and batch == 1 and _loops.lds_ready(y, 1, 1):
+        check = False  # one sequence: the compiled full recursion is faster than freezing
 
     if not check and _numpy_ok(y):  # the full recursion without autograd: numpy loop
         Cseq = Cs.unsqueeze(1) if mask is None else Cm  # (Bc, 1 or T, D, S)
