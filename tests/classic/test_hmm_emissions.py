@@ -166,6 +166,9 @@ def test_one_trial_reduces_to_categorical():
         mult.log_likelihood(onehot, lengths), cat.log_likelihood(symbols, lengths), rtol=0, atol=0
     )
     torch.testing.assert_close(mult.posterior(onehot, lengths), cat.posterior(symbols, lengths))
+    torch.testing.assert_close(
+        mult.predict_next(onehot, lengths), cat.predict_next(symbols, lengths)
+    )
     cat.fit(symbols, lengths, n_iter=5, tol=0, rtol=0, emission_prior=1.5)
     mult.fit(onehot, lengths, n_iter=5, tol=0, rtol=0, emission_prior=1.5)
     for name in ("initial_probs", "transition_matrix", "emission_probs"):

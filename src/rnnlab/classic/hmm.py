@@ -2,8 +2,10 @@ r"""Hidden Markov models: forward-backward, Viterbi, Baum-Welch, batched over se
 
 The functional core (pure tensor kernels, batch-first ``(B, T, K)`` in and out):
 
-- :func:`categorical_log_prob`, :func:`gaussian_log_prob`, :func:`diag_gaussian_log_prob`,
-  :func:`gmm_log_prob`: emission log-probabilities :math:`\log p(x_t \mid z_t = k)`;
+- :func:`categorical_log_prob`, :func:`multinomial_log_prob`, :func:`poisson_log_prob`,
+  :func:`gaussian_log_prob`, :func:`diag_gaussian_log_prob`, :func:`gmm_log_prob`: emission
+  log-probabilities :math:`\log p(x_t \mid z_t = k)` (defined with the emission components
+  in :mod:`rnnlab.classic.emissions`, which call them, and importable from here);
 - :func:`forward_filter`: the scaled forward pass (Rabiner 1989, §V.A) returning
   :class:`ForwardResult`;
 - :func:`backward_smoother`: the scaled backward pass, posterior marginals and expected
@@ -12,7 +14,8 @@ The functional core (pure tensor kernels, batch-first ``(B, T, K)`` in and out):
 
 and one model class, :class:`HMM`, an ``nn.Module`` whose ``forward`` is the
 differentiable log-likelihood, with ``fit`` (Baum-Welch), ``score``, ``predict``,
-``sample`` and ``predict_next``.
+``sample`` and ``predict_next``. Its emission family is a component (``HMM.emissions``):
+the model has no per-family code.
 
 How the forward pass stays stable and fast. Each step is one ``(B, K) x (K, K)`` matrix
 multiply in probability space followed by a normalisation (Rabiner 1989, eqs. 91-92a):
@@ -1386,27 +1389,30 @@ class HMM(nn.Module):
                 log-likelihood L).
             init: names from ``("initial_probs", "transition_matrix", "emissions")`` to
                 initialise (the others keep their values, as hmmlearn's ``init_params``),
-                or ``"kmeans"`` (Gaussian/GMM: the best of 10 k-means++ runs on the data in
-                a canonical order, centres sorted by their first coordinate, as means; the
-                data covariance for every state), ``"random"`` (Dirichlet(1)
-                probabilities, means drawn from the data), ``"none"`` (start from the
-                current parameters, continuing ``history_``) or ``"auto"``: ``"none"``
-                when the parameters were set by :meth:`from_params` or an earlier
-                ``fit``, else ``"kmeans"`` (Gaussian, GMM) or ``"random"`` (categorical).
+                or ``"kmeans"`` (Gaussian/GMM/Poisson: the best of 10 k-means++ runs on the
+                data in a canonical order, centres sorted by their first coordinate, as
+                means or rates; the data covariance for every state), ``"random"``
+                (Dirichlet(1) probabilities, means drawn from the data), ``"none"`` (start
+                from the current parameters, continuing ``history_``) or ``"auto"``:
+                ``"none"`` when the parameters were set by :meth:`from_params` or an
+                earlier ``fit``, else ``"kmeans"`` (Gaussian, GMM, Poisson) or
+                ``"random"`` (categorical, multinomial).
             generator: randomness of the initialisation: a ``torch.Generator``, an int
                 seed (default 0: fits are reproducible) or None (fresh entropy).
             fixed: parameters held at their current values, any of ``"initial_probs"``,
                 ``"transition_matrix"``, ``"emissions"``.
             pseudocount: added to every expected count of initial states, transitions,
-                categorical emissions and mixture components whose current probability
-                is not zero (a Dirichlet prior with concentration 1 + pseudocount on the
-                free entries): no probability collapses to zero, and the structural zeros
+                categorical and multinomial emissions and mixture components whose current
+                probability is not zero (a Dirichlet prior with concentration
+                1 + pseudocount on the free entries): no probability collapses to zero, and
+                the structural zeros
                 of a topology (a left-right chain) stay zero. A row with no expected mass
                 (a state no sequence visits) keeps its previous value.
             initial_prior, transition_prior, emission_prior: Dirichlet concentrations
-                :math:`\alpha > 0` (broadcastable to (K,), (K, K) and, categorical only,
-                (K, M)) for MAP re-estimation, hmmlearn's ``startprob_prior``,
-                ``transmat_prior`` and ``emissionprob_prior``: each row becomes
+                :math:`\alpha > 0` (broadcastable to (K,), (K, K) and, categorical and
+                multinomial only, (K, M)) for MAP re-estimation, hmmlearn's
+                ``startprob_prior``, ``transmat_prior`` and ``emissionprob_prior``: each
+                row becomes
                 :math:`p_j \propto \max(n_j + \alpha_j - 1, 0)` from the expected counts
                 :math:`n_j` (so :math:`\alpha - 1` are pseudocounts, and
                 :math:`\alpha < 1` pushes entries to zero). A given prior replaces
