@@ -273,15 +273,25 @@ def _pcd_bernoulli(
     """PCD-k for Bernoulli units with fewer kernel calls (the same estimate and the same
     random draws, in the same order, as the general path): the data's and the chain's
     hidden layer in one matrix multiply, the data's mean-field reconstruction and the
-    chain's visible layer in another, sigmoids and comparisons in place."""
+    chain's visible layer in another, sigmoids and comparisons in place; on the CPU both
+    layers' uniforms in one call (torch's CPU generator fills a tensor serially, so one
+    draw of ``m (H + D)`` numbers is the draw of ``m H`` followed by that of ``m D``)."""
     n, m = v_data.shape[0], chain.shape[0]
+    H, D = weight.shape
     wt = weight.t()
     p = torch.addmm(hidden_bias, torch.cat((v_data, chain)), wt).sigmoid_()  # (n + m, H)
     h0, ph = p[:n], p[n:]
-    u = torch.rand(ph.shape, generator=generator, dtype=ph.dtype, device=ph.device)
-    q = torch.addmm(visible_bias, torch.cat((h0, u.lt_(ph))), weight).sigmoid_()  # (n + m, D)
+    uv = None
+    if p.device.type == "cpu":
+        u = torch.rand(m * (H + D), generator=generator, dtype=p.dtype)
+        uh, uv = u[: m * H].view(m, H), u[m * H :].view(m, D)
+    else:
+        uh = torch.rand(ph.shape, generator=generator, dtype=ph.dtype, device=ph.device)
+    q = torch.addmm(visible_bias, torch.cat((h0, uh.lt_(ph))), weight).sigmoid_()  # (n + m, D)
     recon, pv = q[:n], q[n:]
-    vk = torch.rand(pv.shape, generator=generator, dtype=pv.dtype, device=pv.device).lt_(pv)
+    if uv is None:
+        uv = torch.rand(pv.shape, generator=generator, dtype=pv.dtype, device=pv.device)
+    vk = uv.lt_(pv)  # (m, D)
     if k > 1:
         vk, hk = gibbs_chain(vk, weight, visible_bias, hidden_bias, "bernoulli", k - 1, generator)
     else:
@@ -290,7 +300,9 @@ def _pcd_bernoulli(
     # sums times 1/count: float32 ``mean`` over rows costs several kernels on CPU
     grad_b = torch.add(vk.sum(0).mul_(1.0 / m), v_data.sum(0), alpha=-1.0 / n)  # (D,)
     grad_c = torch.add(hk.sum(0).mul_(1.0 / m), h0.sum(0), alpha=-1.0 / n)  # (H,)
-    return CDResult(grad_w, grad_b, grad_c, vk, F.mse_loss(recon, v_data))
+    # F.mse_loss's own kernels (difference, square, mean) without its Python checks
+    error = torch.sub(recon, v_data).pow_(2).mean()
+    return CDResult(grad_w, grad_b, grad_c, vk, error)
 
 
 def log_partition_exact(
