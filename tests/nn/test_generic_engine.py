@@ -21,6 +21,7 @@ from torch import nn
 from rnnlab.engines import ENGINES
 from rnnlab.engines.generic import (
     GenericEngine,
+    _constants,
     _GenericRecurrence,
     _Kernels,
     compiler_unavailable,
@@ -197,12 +198,37 @@ def test_auto_does_not_choose_generic():
     assert layer.resolved_engine() == "loop"
 
 
+def test_trace_key_sees_what_a_trace_bakes_in():
+    """A compiled trace is reused only while the cell's Python constants, training flag
+    and buffers are unchanged (what torch.compile's guards would check)."""
+    cell = ScaledSRNCell(3, 4, dtype=DT)
+    cell.register_buffer("scale", torch.ones(4, dtype=DT))
+    key = _constants(cell)
+    assert _constants(cell) == key
+    cell.alpha = 0.7
+    assert _constants(cell) != key
+    cell.alpha = 0.5
+    cell.eval()
+    assert _constants(cell) != key
+    cell.train()
+    cell.scale.mul_(2.0)  # in place: the buffer's version moves
+    assert _constants(cell) != key
+
+
 @pytest.mark.slow
 def test_compiled_generic_equals_loop():
-    """The compiled step and vjp (torch.compile, inductor) give the loop engine's numbers
-    for the README's cell and the LSTM cell run from its step (tens of seconds: compiles)."""
+    """The compiled step and vjp (make_fx traces compiled by inductor) give the loop
+    engine's numbers for the README's cell and the LSTM cell run from its step, also after
+    a constant of the cell changes and for a new batch size (tens of seconds: compiles)."""
     if (reason := compiler_unavailable()) is not None:
         pytest.skip(reason)
-    for layer in [next(custom_layers()), make_layer("lstm", 3, 4, 1, engine="generic", dtype=DT)]:
+    readme = next(custom_layers())
+    lengths = torch.tensor([6, 1, 3])
+    for layer in [readme, make_layer("lstm", 3, 4, 1, engine="generic", dtype=DT)]:
         x = torch.randn(3, 6, 3, dtype=DT, requires_grad=True)
-        _compare(layer.train(), x, initial_state(layer, 3), torch.tensor([6, 1, 3]))
+        _compare(layer.train(), x, initial_state(layer, 3), lengths)
+    for cell in readme.cells:
+        cell.alpha = 0.9  # same shapes: a new trace, not the old one with alpha 0.5 baked in
+    _compare(readme, x, initial_state(readme, 3), lengths)
+    x = torch.randn(2, 5, 3, dtype=DT, requires_grad=True)  # a new batch size and length
+    _compare(readme, x, initial_state(readme, 2))

@@ -16,10 +16,32 @@ import torch
 
 from rnnlab._threads import torch_threads
 from rnnlab.errors import InputError
-from rnnlab.nn import GRU, LSTM, MultiplicativeRNN
+from rnnlab.nn import GRU, LSTM, Cell, MultiplicativeRNN, Recurrent
 
 SIZES = ((32, 100, 2, 64), (32, 1000, 2, 64), (64, 128, 64, 512))
 QUICK_SIZES = ((8, 50, 2, 16),)
+
+
+class ScaledSRNCell(Cell):
+    """The README's custom cell (a step and nothing else): h_t = tanh(W_ih x_t + alpha W_hh h)."""
+
+    def __init__(self, input_size: int, hidden_size: int, alpha: float = 0.5) -> None:
+        super().__init__(state_sizes=(hidden_size,), output_size=hidden_size)
+        self.alpha = alpha
+        self.weight_ih = torch.nn.Parameter(0.3 * torch.randn(hidden_size, input_size))
+        self.weight_hh = torch.nn.Parameter(0.3 * torch.randn(hidden_size, hidden_size))
+
+    def project(self, x):
+        return x @ self.weight_ih.t()
+
+    def step(self, x_t, state):
+        h = torch.tanh(x_t + self.alpha * state[0] @ self.weight_hh.t())
+        return h, (h,)
+
+
+def _readme_cell(f: int, h: int) -> Recurrent:
+    return Recurrent(lambda n: ScaledSRNCell(n, h), input_size=f)
+
 
 ROWS = [
     ("LSTM auto", "lstm", lambda f, h: LSTM(f, h), "auto"),
@@ -33,7 +55,10 @@ ROWS = [
     ("1997 cell compiled", "lstm", lambda f, h: LSTM(f, h, forget_gate=False), "compiled"),
     ("GRU rec-dropout bptt", "gru", lambda f, h: GRU(f, h, recurrent_dropout=0.25), "bptt"),
     ("mRNN bptt", "gru", lambda f, h: MultiplicativeRNN(f, h), "bptt"),
-    # part B's generic engine: one more line here
+    # cells defined by their step alone: the generic engine (compiled step and vjp)
+    ("README cell loop", "lstm", _readme_cell, "loop"),
+    ("README cell generic", "lstm", _readme_cell, "generic"),
+    ("LSTM step generic", "lstm", lambda f, h: LSTM(f, h), "generic"),
 ]
 
 
