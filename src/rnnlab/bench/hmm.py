@@ -25,6 +25,7 @@ import warnings
 import numpy as np
 import torch
 
+from rnnlab import _numba
 from rnnlab._threads import torch_threads
 from rnnlab.bench import timeit
 from rnnlab.classic import ConvergenceWarning
@@ -208,6 +209,7 @@ def main(quick: bool = False) -> dict:
         rows = [_measure(hl, B, T, K, D, repeat) for B, T in sizes]
         rows1 = [_measure(hl, 1, T, 2, 1, repeat) for T in single]
         fair = [_single_fair(hl, T, repeat) for T in single]
+    print(f"compiled loops (rnnlab[fast]): {_numba.status()}")
     _print_rows(rows, "HMM (K=10, Gaussian diag, D=13, float64, 1 torch thread) vs hmmlearn")
     _print_rows(rows1, "One long sequence (K=2, Gaussian, D=1, float64, 1 torch thread)")
     print("One long sequence, set-up excluded: EM s/iter = (fit(11) - fit(1)) / 10; and a")

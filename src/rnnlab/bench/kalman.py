@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from rnnlab import _numba
 from rnnlab._threads import torch_threads
 from rnnlab.bench import timeit
 from rnnlab.classic.lds import LinearDynamicalSystem, rts_smoother
@@ -67,6 +68,7 @@ def _main(quick: bool) -> dict:
         cases.append(("1 x T=200 m", 1, 200, "mask"))
     repeat = 2 if quick else 3
     results = {}
+    print(f"compiled loops (rnnlab[fast]): {_numba.status()}")
     print(f"{'case':<16}{'pykalman s':>12}{'rnnlab s':>11}{'speed-up':>10}{'max |diff|':>12}")
     for name, batch, steps, steady in cases:
         y = model.sample(batch, steps, generator=1).observations
