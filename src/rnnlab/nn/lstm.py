@@ -283,8 +283,8 @@ class LSTMRecurrence(torch.autograd.Function):
         dU = A.new_empty(T, B, G) if ln else dA
         dh0 = None
         if ctx.loops is not None:  # the C++ loops: per-step index lists of the ends
-            ends_list = [ends.get(t, dc.new_empty(0, dtype=torch.long)) for t in range(T)]
-            ends_list = ends_list if ends else []
+            none = dc.new_empty(0, dtype=torch.long)
+            ends_list = [ends.get(t, none) for t in range(T)] if ends else []
         if ctx.loops is not None and not ln:
             # C++ with the pointwise step fused: the factors below are made per element
             # inside it (None: the buffers do not qualify, e.g. CUDA; the ATen loop runs)

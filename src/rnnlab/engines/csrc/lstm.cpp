@@ -22,6 +22,9 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+#if defined(__x86_64__) || defined(__SSE2__)
+#include <xmmintrin.h>
+#endif
 
 using at::Tensor;
 using c10::optional;
@@ -245,8 +248,24 @@ RNNLAB_AI void backward_rows(const Step<T>& s) {
 #define RNNLAB_CLONES
 #endif
 
+// Denormals flushed to zero (MXCSR's FTZ and DAZ) while a step runs, then the caller's mode
+// restored: the vectorised code evaluates every lane of both sides of its selects, and a
+// lane that underflows there (its result unused) costs a microcode assist of ~100 cycles
+// per instruction; measured 2.5x slower steps on realistic data without this. Values below
+// 1.2e-38 (float) or 2.2e-308 (double) become 0 in these steps.
+#if defined(__x86_64__) || defined(__SSE2__)
+struct FlushDenormals {
+  unsigned saved = _mm_getcsr();
+  FlushDenormals() { _mm_setcsr(saved | 0x8040); }
+  ~FlushDenormals() { _mm_setcsr(saved); }
+};
+#else
+struct FlushDenormals {};
+#endif
+
 #define RNNLAB_STEP(NAME, ROWS, T)                     \
   RNNLAB_CLONES void NAME(const Step<T>& s) {          \
+    FlushDenormals ftz;                                \
     if (s.fg) {                                        \
       s.pi ? ROWS<T, true, true>(s) : ROWS<T, true, false>(s);    \
     } else {                                           \
@@ -291,12 +310,14 @@ void forward_fused(Tensor& A, Tensor& Hs, Tensor& Cs, Tensor& Phi, const optiona
                    const optional<Tensor>& p_i, const optional<Tensor>& p_f,
                    const optional<Tensor>& p_o, const optional<Tensor>& rmask, bool fg) {
   const int64_t T_ = A.size(0), B = A.size(1), G = A.size(2), H = Cs.size(2), P = Hs.size(2);
-  const Tensor w_hh_t = w_hh.t();  // (P, G)
+  // (P, G), made contiguous once: BLAS is markedly faster on it than on the transposed view
+  const Tensor w_hh_t = w_hh.t().contiguous();
   Step<T> s = make_step<T>(B, H, fg, p_i, p_f, p_o);
   T* const a0 = A.data_ptr<T>();
   T* const c0 = Cs.data_ptr<T>();
   T* const phi0 = Phi.data_ptr<T>();
   T* const out0 = M ? M->data_ptr<T>() : Hs.data_ptr<T>() + B * P;  // m_t or h_t, t >= 1
+  const Tensor w_hr_t = w_hr ? w_hr->t().contiguous() : Tensor();  // (H, P)
   const auto As = A.unbind(0), Hss = Hs.unbind(0);
   for (int64_t t = 0; t < T_; ++t) {
     Tensor a = As[t];  // (B, G)
@@ -313,7 +334,7 @@ void forward_fused(Tensor& A, Tensor& Hs, Tensor& Cs, Tensor& Phi, const optiona
     forward_step(s);
     if (M) {
       Tensor hn = Hss[t + 1];
-      at::mm_out(hn, (*M)[t], w_hr->t());
+      at::mm_out(hn, (*M)[t], w_hr_t);
     }
   }
 }
