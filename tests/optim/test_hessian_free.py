@@ -36,13 +36,16 @@ def _rows(y: torch.Tensor, params) -> torch.Tensor:
     return torch.stack(rows)  # (numel(y), P)
 
 
+@pytest.mark.parametrize(
+    "engine", ["loop", "fused"]
+)  # torch's kernel on the CPU: twice differentiable
 @pytest.mark.parametrize("cell", ["srn", "lstm"])
 @pytest.mark.parametrize("loss_name", ["mse", "cross_entropy"])
 @pytest.mark.parametrize("mu", [0.0, 0.7])
-def test_gauss_newton_product_equals_explicit_jt_h_j(cell, loss_name, mu):
+def test_gauss_newton_product_equals_explicit_jt_h_j(cell, loss_name, mu, engine):
     torch.manual_seed(0)
     B, T, F_, H, O = 3, 4, 2, 3, 3
-    rnn = (SRN if cell == "srn" else LSTM)(F_, H, engine="loop")
+    rnn = (SRN if cell == "srn" else LSTM)(F_, H, engine=engine)
     net = _Net(rnn, O).double()
     params = list(net.parameters())
     x = torch.randn(B, T, F_, dtype=torch.float64)
@@ -66,6 +69,29 @@ def test_gauss_newton_product_equals_explicit_jt_h_j(cell, loss_name, mu):
     want = G @ torch.cat([t.reshape(-1) for t in v])
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
     assert torch.linalg.eigvalsh(G).min() > 0  # the damped matrix CG solves is SPD
+
+
+def test_gauss_newton_product_on_fused_equals_loop_with_lengths():
+    """Ragged sequences (torch's kernel runs them packed): the same product as ``loop``."""
+    got = {}
+    for engine in ("loop", "fused"):
+        torch.manual_seed(0)
+        rnn = SRN(2, 5, engine=engine).double()
+        head = nn.Linear(5, 1).double()
+        params = [*rnn.parameters(), *head.parameters()]
+        seq, state = rnn(
+            torch.randn(4, 7, 2, dtype=torch.float64), lengths=torch.tensor([7, 3, 5, 1])
+        )
+        z = head(state[-1])
+        gn = GaussNewton(
+            ((z - 0.3) ** 2).mean(), z, params, hidden=seq, damping=0.5, structural=0.3
+        )
+        v = [
+            torch.randn(p.shape, generator=torch.Generator().manual_seed(1), dtype=p.dtype)
+            for p in params
+        ]
+        got[engine] = torch.cat([t.reshape(-1) for t in gn(v)])
+    torch.testing.assert_close(got["fused"], got["loop"], rtol=0, atol=1e-13)
 
 
 def test_bptt_engine_refuses_double_backward_clearly():
