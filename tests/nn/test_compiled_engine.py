@@ -162,3 +162,54 @@ def test_compiled_activation_memory_is_linear_in_T_B_H():
     params = sum(p.numel() for p in layer.parameters())
     assert sizes[20] - sizes[10] <= 9 * 10 * B * H + 10 * B * F
     assert sizes[10] <= 9 * 11 * B * H + 10 * B * F + 2 * params
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_activations_equal_torch(dtype):
+    """The fused step's own exp, sigmoid and tanh (csrc/lstm.cpp) against torch's, over
+    [-100, 100] and at the extremes: one step with W_hh = 0 and c_0 = 0 leaves the gate
+    activations in A (o, i, f = sigmoid, g = tanh) and phi = tanh(i * g)."""
+    module = _module()
+    grid = torch.cat([torch.linspace(-100, 100, 19996), torch.tensor([-1e4, 1e4, 0.0, 1e-30])])
+    H = 40  # the vector loop and its remainder (16 or 8 lanes)
+    grid = grid.to(dtype).view(-1, H)  # (B, H)
+    B = grid.shape[0]
+    A = grid.repeat(1, 4).view(1, B, 4 * H).clone()  # (T, B, G) = (1, B, 4H)
+    Hs, Cs = torch.zeros(2, B, H, dtype=dtype), torch.zeros(2, B, H, dtype=dtype)
+    Phi = torch.empty(1, B, H, dtype=dtype)
+    w_hh = torch.zeros(4 * H, H, dtype=dtype)
+    none = (None,) * 3
+    module.lstm_forward(A, Hs, Cs, Phi, None, *none, w_hh, None, *none, *none, None, True, 1e-5)
+    eps = torch.finfo(dtype).eps
+    o, i, f, g = A[0].view(B, 4, H).unbind(1)
+    sig, tanh = torch.sigmoid(grid), torch.tanh(grid)
+    for gate in (o, i, f):
+        torch.testing.assert_close(gate, sig, rtol=4 * eps, atol=1e-30)
+    torch.testing.assert_close(g, tanh, rtol=4 * eps, atol=1e-30)
+    torch.testing.assert_close(Cs[1], sig * tanh, rtol=4 * eps, atol=1e-30)
+    torch.testing.assert_close(Phi[0], torch.tanh(Cs[1]), rtol=4 * eps, atol=1e-30)
+    torch.testing.assert_close(Hs[1], o * Phi[0], rtol=eps, atol=1e-30)  # denormals: 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opts", OPTIONS[::2], ids=[str(o) for o in OPTIONS[::2]])
+def test_compiled_float32_equals_bptt(opts):
+    """float32, the benchmark's dtype (the tests above are float64): outputs and every
+    gradient equal the Python bptt kernel to float32 rounding, with large weights so that
+    gates saturate, ragged lengths, both directions and recurrent dropout."""
+    _module()
+    torch.manual_seed(0)
+    layer = LSTM(3, 8, 2, bidirectional=True, recurrent_dropout=0.25, **opts)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.mul_(8.0)
+    x = 4 * torch.randn(5, 12, 3, requires_grad=True)
+    state = tuple(torch.randn(4, 5, n, requires_grad=True) for n in layer.state_sizes)
+    res = {}
+    for engine in ("bptt", "compiled"):
+        layer.engine = engine
+        res[engine] = _grads(layer, x, state, torch.tensor([12, 3, 7, 12, 1]))
+    for u, v in zip(res["bptt"], res["compiled"]):
+        assert torch.isfinite(v).all()
+        torch.testing.assert_close(u, v, atol=1e-4, rtol=1e-4)
