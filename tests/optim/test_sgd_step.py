@@ -107,3 +107,14 @@ def test_a_schedule_sees_the_step_and_an_instance_step_is_kept(recwarn):
     params[0].grad = torch.ones_like(params[0])
     sgd_step(opt)
     assert calls == [1]
+
+
+def test_a_sparse_gradient_goes_through_torch_step():
+    results = []
+    for fast in (False, True):
+        p = torch.nn.Parameter(torch.arange(6.0).reshape(3, 2))
+        opt = torch.optim.SGD([p], lr=0.5)
+        p.grad = torch.sparse_coo_tensor([[0, 2], [1, 0]], [1.0, -2.0], (3, 2))
+        sgd_step(opt) if fast else opt.step()
+        results.append(p.detach().clone())
+    assert torch.equal(*results)

@@ -27,12 +27,12 @@ sparse or non-CPU gradients, or a running profiler (whose step annotations then 
 
 from __future__ import annotations
 
-import numbers
-
 import torch
 from torch.optim import optimizer as _torch_optimizer
 
 __all__ = ["sgd_step"]
+
+_NUMBERS = (float, int)
 
 
 def _eligible(opt: torch.optim.Optimizer) -> bool:
@@ -57,7 +57,7 @@ def _eligible(opt: torch.optim.Optimizer) -> bool:
         if group.get("foreach") or group.get("fused") or group.get("differentiable"):
             return False
         for key in ("lr", "momentum", "weight_decay", "dampening"):
-            if not isinstance(group.get(key), numbers.Real):
+            if type(group.get(key)) not in _NUMBERS:  # exact types: cheap, and no tensors
                 return False
     return True
 
@@ -70,12 +70,14 @@ def sgd_step(opt: torch.optim.Optimizer) -> None:
         return
     work = []
     for group in opt.param_groups:
-        params = [p for p in group["params"] if p.grad is not None]
-        for p in params:
+        params = []
+        for p in group["params"]:
             g = p.grad
-            if g.is_sparse or g.device.type != "cpu" or p.device.type != "cpu":
-                opt.step()
-                return
+            if g is not None:
+                if g.is_sparse or not g.is_cpu:  # (a gradient is on its parameter's device)
+                    opt.step()
+                    return
+                params.append(p)
         work.append((group, params))
     if "step" in vars(opt):
         opt._opt_called = True  # what the schedule's wrapper records (no warning on its step)
