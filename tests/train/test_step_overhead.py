@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import random
 
 import pytest
@@ -78,3 +80,60 @@ def test_the_progress_bar_ends_on_the_last_loss(capsys, steps):
     last = err.replace("\r", "\n").strip().splitlines()[-1]
     assert f"loss={losses[-1]:.3f}" in last, last
     assert f"{steps}/{steps}" in last
+
+
+def _hook_run(tmp_path, name, finite: bool, nan_at=(), **config):
+    """A gradients hook (the gradient of a quadratic, written by hand) through the loop."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.5)
+    g = torch.Generator().manual_seed(1)
+    calls = []
+
+    class Batches:
+        def __next__(self):
+            return torch.randn(4, 3, generator=g)
+
+    def hook(m, x, carry):
+        calls.append(1)
+        with torch.no_grad():
+            m.weight.grad = 2 * (m.weight - x[:2, :])
+            m.bias.grad = 2 * m.bias + x[0, :2]
+        loss = (m.weight - x[:2, :]).pow(2).sum().detach()
+        return StepOutput(loss * math.nan if len(calls) in nan_at else loss, 4)
+
+    hook.finite_gradients = finite
+    metrics = tmp_path / f"{name}.jsonl"
+    trainer = Trainer(
+        model,
+        opt,
+        Batches(),
+        None,
+        TrainConfig(steps=12, progress=False, log_every=4, **config),
+        gradients=hook,
+        metrics=metrics,
+    )
+    result = trainer.fit()
+    lines = [json.loads(line) for line in metrics.read_text().splitlines()]
+    for line in lines:
+        line.pop("seconds", None), line.pop("tokens_per_second", None)
+    return model, lines, result
+
+
+@pytest.mark.parametrize(
+    "config", [{}, {"clip_norm": 0.5}, {"clip_value": 0.05}], ids=["plain", "norm", "value"]
+)
+def test_a_hook_with_finite_gradients_trains_and_logs_the_same(tmp_path, config):
+    a, log_a, res_a = _hook_run(tmp_path, "a", True, **config)
+    b, log_b, res_b = _hook_run(tmp_path, "b", False, **config)
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+    assert log_a == log_b and [r["step"] for r in log_a] == [4, 8, 12]
+    assert all(math.isfinite(r["grad_norm"]) for r in log_a)
+    assert res_a.train_loss == res_b.train_loss
+
+
+def test_a_hook_with_finite_gradients_still_skips_a_non_finite_loss(tmp_path):
+    _, log, result = _hook_run(tmp_path, "nan", True, nan_at=(3, 7))
+    assert result.skipped_steps == 2
+    assert [r["step"] for r in log if "skipped" in r] == [3, 7]

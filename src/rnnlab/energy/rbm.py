@@ -833,6 +833,11 @@ class RBM(nn.Module):
                 res.reconstruction_error, len(batch), res.chain if persistent else None
             )
 
+        # Bernoulli units: the gradients are differences of means of values in [0, 1], finite
+        # whenever the parameters are, and non-finite parameters make the reported error NaN;
+        # so the loop's loss check suffices and it computes the gradient norm only for its log
+        gradients.finite_gradients = visible_type == "bernoulli"
+
         steps = epochs * math.ceil(n / batch_size)
         schedule = None
         if lr_decay:

@@ -34,7 +34,9 @@ stepped by :func:`rnnlab.optim.sgd.sgd_step`, the same update bit for bit withou
 per-call profiling and hook machinery (it defers to ``step()`` when hooks, a subclass, a
 profiler or a GPU are involved); ``zero_grad`` sets the gradients to None directly;
 the gradient norm (logged, and the non-finite check) is computed every step by one
-foreach kernel; the progress bar's numbers are formatted at its refresh rate.
+foreach kernel, except for a ``gradients`` hook that declares ``finite_gradients``
+(then only when clipping or logging); the progress bar's numbers are formatted at its
+refresh rate.
 
 Example (any model; ``carry`` is None when nothing is carried between batches)::
 
@@ -277,7 +279,11 @@ class Trainer:
             minus the log-likelihood gradient estimate) and returns the loss to report
             (e.g. reconstruction error). The loop zeroes the gradients before the call,
             then clips, checks them for non-finite values, steps the optimizer and the
-            schedule exactly as for ``loss_fn``.
+            schedule exactly as for ``loss_fn``. A hook whose gradients are finite
+            whenever its loss is (an RBM's: means of values in [0, 1]) may say so with an
+            attribute ``finite_gradients = True``: the loop then computes the gradient
+            norm only where it is used (clipping, the steps it logs) and relies on the
+            loss check alone on the other steps.
         config: :class:`TrainConfig`.
         schedule: a ``torch.optim.lr_scheduler`` (ReduceLROnPlateau is stepped with the
             validation loss, every other schedule once per step), or None.
@@ -538,13 +544,22 @@ class Trainer:
             distributed.average_gradients(self._params)
         if self._scaler is not None:
             self._scaler.unscale_(self.optimizer)
-        # every step: the norm is reported, and a non-finite one skips the step (a gradient
-        # with inf or NaN, or one whose norm overflows its dtype)
-        norm = float(clip_gradients(self._params, cfg.clip_norm, cfg.clip_value))
-        if not math.isfinite(norm):
-            if self._scaler is not None:
-                self._scaler.update()  # a lower scale next time
-            return self._skip(norm)
+        if (
+            cfg.clip_norm is None
+            and cfg.clip_value is None
+            and self._scaler is None
+            and getattr(self.gradients, "finite_gradients", False)
+            and (self.step + 1) % cfg.log_every
+        ):
+            norm = math.nan  # not needed: not clipped, not logged, finite by the hook's word
+        else:
+            # the norm is reported, and a non-finite one skips the step (a gradient with
+            # inf or NaN, or one whose norm overflows its dtype)
+            norm = float(clip_gradients(self._params, cfg.clip_norm, cfg.clip_value))
+            if not math.isfinite(norm):
+                if self._scaler is not None:
+                    self._scaler.update()  # a lower scale next time
+                return self._skip(norm)
         if self._scaler is not None:
             self._scaler.step(self.optimizer)
             self._scaler.update()
