@@ -273,9 +273,10 @@ def _pcd_bernoulli(
     """PCD-k for Bernoulli units with fewer kernel calls (the same estimate and the same
     random draws, in the same order, as the general path): the data's and the chain's
     hidden layer in one matrix multiply, the data's mean-field reconstruction and the
-    chain's visible layer in another, sigmoids and comparisons in place; on the CPU both
-    layers' uniforms in one call (torch's CPU generator fills a tensor serially, so one
-    draw of ``m (H + D)`` numbers is the draw of ``m H`` followed by that of ``m D``)."""
+    chain's visible layer in another, sigmoids and comparisons in place (the chain's hidden
+    sample overwrites its probabilities, next to the data's); on the CPU both layers'
+    uniforms in one call (torch's CPU generator fills a tensor serially, so one draw of
+    ``m (H + D)`` numbers is the draw of ``m H`` followed by that of ``m D``)."""
     n, m = v_data.shape[0], chain.shape[0]
     H, D = weight.shape
     wt = weight.t()
@@ -287,7 +288,8 @@ def _pcd_bernoulli(
         uh, uv = u[: m * H].view(m, H), u[m * H :].view(m, D)
     else:
         uh = torch.rand(ph.shape, generator=generator, dtype=ph.dtype, device=ph.device)
-    q = torch.addmm(visible_bias, torch.cat((h0, uh.lt_(ph))), weight).sigmoid_()  # (n + m, D)
+    ph.gt_(uh)  # the chain's hidden sample u < p, in place of p: now p = [h0; h] (no copy)
+    q = torch.addmm(visible_bias, p, weight).sigmoid_()  # (n + m, D)
     recon, pv = q[:n], q[n:]
     if uv is None:
         uv = torch.rand(pv.shape, generator=generator, dtype=pv.dtype, device=pv.device)
