@@ -285,12 +285,18 @@ class LSTMRecurrence(torch.autograd.Function):
         if ctx.loops is not None:  # the C++ loops: per-step index lists of the ends
             none = dc.new_empty(0, dtype=torch.long)
             ends_list = [ends.get(t, none) for t in range(T)] if ends else []
-        if ctx.loops is not None and not ln:
+        if ln:
+            Zh = (U - stats_h[0]) * stats_h[1]  # normalised recurrent projections
+            Zc = (Cs[1:] - stats_c[0]) * stats_c[1]
+            dChat = A.new_empty(T, B, H)
+        if ctx.loops is not None:
             # C++ with the pointwise step fused: the factors below are made per element
             # inside it (None: the buffers do not qualify, e.g. CUDA; the ATen loop runs)
             dh0 = ctx.loops.lstm_backward_fused(
-                dY, dA, dc, dcT, ends_list, A, Phi, Cs, w_hh, w_hr, p_i, p_f, p_o, rmask, fg
-            )
+                dY, dA, dU if ln else None, dChat if ln else None, dc, dcT, ends_list, A, Phi,
+                Cs, Zh if ln else None, Zc if ln else None, stats_h, stats_c, w_hh, w_hr, p_i,
+                p_f, p_o, g_hh, g_c, rmask, fg,
+            )  # fmt: skip
         if dh0 is None:
             # factors of the adjoint, for all steps at once (T, B, ·)
             o, i, g = A[..., :H], A[..., H : 2 * H], A[..., G - H :]
@@ -304,10 +310,6 @@ class LSTMRecurrence(torch.autograd.Function):
                 f = A[..., 2 * H : 3 * H]
                 torch.mul(Cs[:-1], f * (1 - f), out=K3[:, :, 1])
             torch.mul(i, dg, out=K3[:, :, -1])
-            if ln:
-                Zh = (U - stats_h[0]) * stats_h[1]  # normalised recurrent projections
-                Zc = (Cs[1:] - stats_c[0]) * stats_c[1]
-                dChat = A.new_empty(T, B, H)
             dys_, dAs = steps(dY), steps(dA)
             dUs = steps(dU) if ln else dAs
             da_o = steps(dA, 0, H)

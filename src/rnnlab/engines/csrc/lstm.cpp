@@ -19,6 +19,7 @@
 //   as the Python loops they replace; only the per-step dispatch moves here.
 #include <torch/extension.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <vector>
@@ -137,12 +138,21 @@ struct Step {
   const T* pi;  // peepholes (H,), or null
   const T* pf;
   const T* po;
+  const T* gh;  // layer norm: gamma_hh (G,), gamma_c, beta_c (H,); null without
+  const T* gc;
+  const T* bc;
+  T eps;
   // forward
   T* a;
   const T* c;
   T* cn;
   T* phi;
   T* out;
+  const T* u;  // layer norm: the recurrent projections W_hh h_{t-1} (B, G)
+  T* mean_h;   // and the statistics written per row (B,)
+  T* rstd_h;
+  T* mean_c;
+  T* rstd_c;
   // backward
   const T* dm;
   const T* act;  // activations (B, G)
@@ -150,9 +160,37 @@ struct Step {
   const T* cprev;
   T* dc;
   T* da;
+  const T* zh;  // layer norm: normalised U and c_t, (B, G) and (B, H); rstd_h, rstd_c above
+  const T* zc;
+  T* dchat;  // dL/dc_hat (B, H)
+  T* du;     // dL/dU (B, G)
 };
 
-template <typename T, bool FG, bool PEEP>
+// A row's sum of f(j), j < n, in one vector's worth of partial sums, so that the loop
+// vectorises without reassociation flags (and the order is fixed, not the compiler's).
+template <typename T, typename F>
+RNNLAB_AI T row_sum(int64_t n, F f) {
+  constexpr int K = 64 / sizeof(T);
+  T acc[K] = {};
+  int64_t j = 0;
+  for (; j + K <= n; j += K)
+    for (int k = 0; k < K; ++k) acc[k] += f(j + k);
+  T s = 0;
+  for (; j < n; ++j) s += f(j);
+  for (int k = 0; k < K; ++k) s += acc[k];
+  return s;
+}
+
+// mean and 1 / sqrt(var + eps) of a row (biased variance, two passes; as layer_norm)
+template <typename T>
+RNNLAB_AI void row_moments(const T* __restrict x, int64_t n, T eps, T& mean, T& rstd) {
+  mean = row_sum<T>(n, [&](int64_t j) { return x[j]; }) / T(n);
+  const T m = mean;
+  const T var = row_sum<T>(n, [&](int64_t j) { return (x[j] - m) * (x[j] - m); }) / T(n);
+  rstd = T(1) / std::sqrt(var + eps);
+}
+
+template <typename T, bool FG, bool PEEP, bool LN>
 RNNLAB_AI void forward_rows(const Step<T>& s) {
   const int64_t H = s.H, G = (FG ? 4 : 3) * H;
   for (int64_t b = 0; b < s.B; ++b) {
@@ -167,6 +205,15 @@ RNNLAB_AI void forward_rows(const Step<T>& s) {
     const T* __restrict pi = s.pi;
     const T* __restrict pf = s.pf;
     const T* __restrict po = s.po;
+    if (LN) {  // a += LN(u; gamma_hh)
+      const T* __restrict u = s.u + b * G;
+      const T* __restrict gh = s.gh;
+      T mean, rstd;
+      row_moments(u, G, s.eps, mean, rstd);
+      s.mean_h[b] = mean, s.rstd_h[b] = rstd;
+#pragma GCC ivdep
+      for (int64_t k = 0; k < G; ++k) ao[k] += (u[k] - mean) * rstd * gh[k];
+    }
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T cp = c[j];
@@ -182,18 +229,34 @@ RNNLAB_AI void forward_rows(const Step<T>& s) {
         cj = cp + i * g;
       }
       const T o = vm::sigmoid_(PEEP ? ao[j] + po[j] * cj : ao[j]);
-      const T p = FG ? vm::tanh_(cj) : T(2) * vm::sigmoid_(cj) - T(1);
       ao[j] = o;
       ai[j] = i;
       ag[j] = g;
       cn[j] = cj;
-      phi[j] = p;
-      out[j] = o * p;
+      if (!LN) {
+        const T p = FG ? vm::tanh_(cj) : T(2) * vm::sigmoid_(cj) - T(1);
+        phi[j] = p;
+        out[j] = o * p;
+      }
+    }
+    if (LN) {  // phi(LN(c_t; gamma_c, beta_c))
+      const T* __restrict gc = s.gc;
+      const T* __restrict bc = s.bc;
+      T mean, rstd;
+      row_moments<T>(cn, H, s.eps, mean, rstd);
+      s.mean_c[b] = mean, s.rstd_c[b] = rstd;
+#pragma GCC ivdep
+      for (int64_t j = 0; j < H; ++j) {
+        const T ch = (cn[j] - mean) * rstd * gc[j] + bc[j];
+        const T p = FG ? vm::tanh_(ch) : T(2) * vm::sigmoid_(ch) - T(1);
+        phi[j] = p;
+        out[j] = ao[j] * p;
+      }
     }
   }
 }
 
-template <typename T, bool FG, bool PEEP>
+template <typename T, bool FG, bool PEEP, bool LN>
 RNNLAB_AI void backward_rows(const Step<T>& s) {
   const int64_t H = s.H, G = (FG ? 4 : 3) * H;
   for (int64_t b = 0; b < s.B; ++b) {
@@ -212,12 +275,33 @@ RNNLAB_AI void backward_rows(const Step<T>& s) {
     const T* __restrict pi = s.pi;
     const T* __restrict pf = s.pf;
     const T* __restrict po = s.po;
+    // layer norm of c_t: dc += LN'(dc_hat), dz = gamma_c dc_hat, through the row's means
+    T s1 = 0, s2 = 0, rstd = 0;
+    const T* __restrict zc = LN ? s.zc + b * H : nullptr;
+    const T* __restrict gc = s.gc;
+    T* __restrict dch = LN ? s.dchat + b * H : nullptr;
+    if (LN) {
+#pragma GCC ivdep
+      for (int64_t j = 0; j < H; ++j) {
+        const T o = o_[j], p = phi[j];
+        const T dphi = FG ? T(1) - p * p : (T(1) - p * p) / T(2);
+        dch[j] = dm[j] * (o * dphi);
+      }
+      s1 = row_sum<T>(H, [&](int64_t j) { return dch[j] * gc[j]; }) / T(H);
+      s2 = row_sum<T>(H, [&](int64_t j) { return dch[j] * gc[j] * zc[j]; }) / T(H);
+      rstd = s.rstd_c[b];
+    }
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
       const T o = o_[j], i = i_[j], g = g_[j], p = phi[j], d = dm[j];
-      const T dphi = FG ? T(1) - p * p : (T(1) - p * p) / T(2);  // phi'(c_hat)
       const T d_o = d * (p * o * (T(1) - o));
-      T dcj = dc[j] + d * (o * dphi);
+      T dcj;
+      if (LN) {
+        dcj = dc[j] + rstd * (dch[j] * gc[j] - s1 - zc[j] * s2);
+      } else {
+        const T dphi = FG ? T(1) - p * p : (T(1) - p * p) / T(2);  // phi'(c_hat)
+        dcj = dc[j] + d * (o * dphi);
+      }
       if (PEEP) dcj += d_o * po[j];
       const T dg = FG ? T(1) - g * g : (T(4) - g * g) / T(4);  // tanh' or (4 sigma - 2)'
       const T d_i = dcj * (g * (i * (T(1) - i)));
@@ -235,6 +319,17 @@ RNNLAB_AI void backward_rows(const Step<T>& s) {
         dcj += d_i * pi[j];
       }
       dc[j] = dcj;
+    }
+    if (LN) {  // du = LN'(da) of the recurrent projections' layer norm
+      const T* __restrict zh = s.zh + b * G;
+      const T* __restrict gh = s.gh;
+      T* __restrict du = s.du + b * G;
+      const T* __restrict da = dao;
+      const T m1 = row_sum<T>(G, [&](int64_t k) { return da[k] * gh[k]; }) / T(G);
+      const T m2 = row_sum<T>(G, [&](int64_t k) { return da[k] * gh[k] * zh[k]; }) / T(G);
+      const T r = s.rstd_h[b];
+#pragma GCC ivdep
+      for (int64_t k = 0; k < G; ++k) du[k] = r * (da[k] * gh[k] - m1 - zh[k] * m2);
     }
   }
 }
@@ -263,14 +358,21 @@ struct FlushDenormals {
 struct FlushDenormals {};
 #endif
 
-#define RNNLAB_STEP(NAME, ROWS, T)                     \
-  RNNLAB_CLONES void NAME(const Step<T>& s) {          \
-    FlushDenormals ftz;                                \
-    if (s.fg) {                                        \
-      s.pi ? ROWS<T, true, true>(s) : ROWS<T, true, false>(s);    \
-    } else {                                           \
-      s.pi ? ROWS<T, false, true>(s) : ROWS<T, false, false>(s);  \
-    }                                                  \
+#define RNNLAB_STEP(NAME, ROWS, T)                                  \
+  RNNLAB_CLONES void NAME(const Step<T>& s) {                       \
+    FlushDenormals ftz;                                             \
+    const bool pe = s.pi != nullptr;                                \
+    if (s.gh) {                                                     \
+      if (s.fg) {                                                   \
+        pe ? ROWS<T, true, true, true>(s) : ROWS<T, true, false, true>(s);    \
+      } else {                                                      \
+        pe ? ROWS<T, false, true, true>(s) : ROWS<T, false, false, true>(s);  \
+      }                                                             \
+    } else if (s.fg) {                                              \
+      pe ? ROWS<T, true, true, false>(s) : ROWS<T, true, false, false>(s);    \
+    } else {                                                        \
+      pe ? ROWS<T, false, true, false>(s) : ROWS<T, false, false, false>(s);  \
+    }                                                               \
   }
 RNNLAB_STEP(forward_step, forward_rows, float)
 RNNLAB_STEP(forward_step, forward_rows, double)
@@ -280,18 +382,24 @@ RNNLAB_STEP(backward_step, backward_rows, double)
 
 template <typename T>
 Step<T> make_step(int64_t B, int64_t H, bool fg, const optional<Tensor>& p_i,
-                  const optional<Tensor>& p_f, const optional<Tensor>& p_o) {
+                  const optional<Tensor>& p_f, const optional<Tensor>& p_o,
+                  const optional<Tensor>& g_hh, const optional<Tensor>& g_c,
+                  const optional<Tensor>& b_c, double eps) {
   Step<T> s{};
-  s.B = B, s.H = H, s.fg = fg;
+  s.B = B, s.H = H, s.fg = fg, s.eps = T(eps);
   if (p_i) {
     s.pi = p_i->data_ptr<T>(), s.po = p_o->data_ptr<T>();
     s.pf = fg ? p_f->data_ptr<T>() : nullptr;
+  }
+  if (g_hh) {
+    s.gh = g_hh->data_ptr<T>(), s.gc = g_c->data_ptr<T>();
+    s.bc = b_c ? b_c->data_ptr<T>() : nullptr;
   }
   return s;
 }
 
 // The fused path applies to CPU float/double buffers that are contiguous (the Python kernel
-// allocates them so) and cells without layer norm.
+// allocates them so).
 bool fusable(std::initializer_list<const Tensor*> ts,
              std::initializer_list<const optional<Tensor>*> opts) {
   const Tensor& a = **ts.begin();
@@ -306,31 +414,46 @@ bool fusable(std::initializer_list<const Tensor*> ts,
 
 template <typename T>
 void forward_fused(Tensor& A, Tensor& Hs, Tensor& Cs, Tensor& Phi, const optional<Tensor>& M,
-                   const Tensor& w_hh, const optional<Tensor>& w_hr,
-                   const optional<Tensor>& p_i, const optional<Tensor>& p_f,
-                   const optional<Tensor>& p_o, const optional<Tensor>& rmask, bool fg) {
+                   const optional<Tensor>& U, const optional<Tensor>& stats_h,
+                   const optional<Tensor>& stats_c, const Tensor& w_hh,
+                   const optional<Tensor>& w_hr, const optional<Tensor>& p_i,
+                   const optional<Tensor>& p_f, const optional<Tensor>& p_o,
+                   const optional<Tensor>& g_hh, const optional<Tensor>& g_c,
+                   const optional<Tensor>& b_c, const optional<Tensor>& rmask, bool fg,
+                   double eps) {
   const int64_t T_ = A.size(0), B = A.size(1), G = A.size(2), H = Cs.size(2), P = Hs.size(2);
   // (P, G), made contiguous once: BLAS is markedly faster on it than on the transposed view
   const Tensor w_hh_t = w_hh.t().contiguous();
-  Step<T> s = make_step<T>(B, H, fg, p_i, p_f, p_o);
+  Step<T> s = make_step<T>(B, H, fg, p_i, p_f, p_o, g_hh, g_c, b_c, eps);
   T* const a0 = A.data_ptr<T>();
   T* const c0 = Cs.data_ptr<T>();
   T* const phi0 = Phi.data_ptr<T>();
   T* const out0 = M ? M->data_ptr<T>() : Hs.data_ptr<T>() + B * P;  // m_t or h_t, t >= 1
+  const bool ln = g_hh.has_value();
+  T* const u0 = ln ? U->data_ptr<T>() : nullptr;
+  T* const sh = ln ? stats_h->data_ptr<T>() : nullptr;  // (2, T, B, 1): mean, rstd
+  T* const sc = ln ? stats_c->data_ptr<T>() : nullptr;
   const Tensor w_hr_t = w_hr ? w_hr->t().contiguous() : Tensor();  // (H, P)
   const auto As = A.unbind(0), Hss = Hs.unbind(0);
+  const std::vector<Tensor> Us = ln ? U->unbind(0) : std::vector<Tensor>();
   for (int64_t t = 0; t < T_; ++t) {
-    Tensor a = As[t];  // (B, G)
-    if (rmask) {
-      a.addmm_(Hss[t] * *rmask, w_hh_t);
+    Tensor a = ln ? Us[t] : As[t];  // (B, G)
+    const Tensor hin = rmask ? Hss[t] * *rmask : Hss[t];
+    if (ln) {
+      at::mm_out(a, hin, w_hh_t);
     } else {
-      a.addmm_(Hss[t], w_hh_t);
+      a.addmm_(hin, w_hh_t);
     }
     s.a = a0 + t * B * G;
     s.c = c0 + t * B * H;
     s.cn = c0 + (t + 1) * B * H;
     s.phi = phi0 + t * B * H;
     s.out = out0 + t * B * H;
+    if (ln) {
+      s.u = u0 + t * B * G;
+      s.mean_h = sh + t * B, s.rstd_h = sh + (T_ + t) * B;
+      s.mean_c = sc + t * B, s.rstd_c = sc + (T_ + t) * B;
+    }
     forward_step(s);
     if (M) {
       Tensor hn = Hss[t + 1];
@@ -340,19 +463,31 @@ void forward_fused(Tensor& A, Tensor& Hs, Tensor& Cs, Tensor& Phi, const optiona
 }
 
 template <typename T>
-Tensor backward_fused(Tensor& dY, Tensor& dA, Tensor& dc, const Tensor& dcT,
+Tensor backward_fused(Tensor& dY, Tensor& dA, const optional<Tensor>& dU,
+                      const optional<Tensor>& dChat, Tensor& dc, const Tensor& dcT,
                       const std::vector<Tensor>& ends, const Tensor& A, const Tensor& Phi,
-                      const Tensor& Cs, const Tensor& w_hh, const optional<Tensor>& w_hr,
+                      const Tensor& Cs, const optional<Tensor>& Zh, const optional<Tensor>& Zc,
+                      const optional<Tensor>& stats_h, const optional<Tensor>& stats_c,
+                      const Tensor& w_hh, const optional<Tensor>& w_hr,
                       const optional<Tensor>& p_i, const optional<Tensor>& p_f,
-                      const optional<Tensor>& p_o, const optional<Tensor>& rmask, bool fg) {
+                      const optional<Tensor>& p_o, const optional<Tensor>& g_hh,
+                      const optional<Tensor>& g_c, const optional<Tensor>& rmask, bool fg) {
   const int64_t T_ = A.size(0), B = A.size(1), G = A.size(2), H = dc.size(1);
-  Step<T> s = make_step<T>(B, H, fg, p_i, p_f, p_o);
+  Step<T> s = make_step<T>(B, H, fg, p_i, p_f, p_o, g_hh, g_c, c10::nullopt, 0.0);
   s.dc = dc.data_ptr<T>();
   const T* const a0 = A.data_ptr<T>();
   const T* const phi0 = Phi.data_ptr<T>();
   const T* const c0 = Cs.data_ptr<T>();
   T* const da0 = dA.data_ptr<T>();
-  const auto dYs = dY.unbind(0), dAs = dA.unbind(0);
+  const bool ln = g_hh.has_value();
+  T* const du0 = ln ? dU->data_ptr<T>() : nullptr;
+  T* const dch0 = ln ? dChat->data_ptr<T>() : nullptr;
+  const T* const zh0 = ln ? Zh->data_ptr<T>() : nullptr;
+  const T* const zc0 = ln ? Zc->data_ptr<T>() : nullptr;
+  const T* const rh0 = ln ? stats_h->data_ptr<T>() + T_ * B : nullptr;  // rstd (T, B)
+  const T* const rc0 = ln ? stats_c->data_ptr<T>() + T_ * B : nullptr;
+  const auto dYs = dY.unbind(0);
+  const auto dUs = ln ? dU->unbind(0) : dA.unbind(0);  // what W_hh's adjoint sees
   Tensor dh0;
   for (int64_t t = T_ - 1; t >= 0; --t) {
     if (!ends.empty() && ends[t].numel() > 0) {
@@ -365,16 +500,21 @@ Tensor backward_fused(Tensor& dY, Tensor& dA, Tensor& dc, const Tensor& dcT,
     s.phic = phi0 + t * B * H;
     s.cprev = c0 + t * B * H;
     s.da = da0 + t * B * G;
+    if (ln) {
+      s.du = du0 + t * B * G, s.dchat = dch0 + t * B * H;
+      s.zh = zh0 + t * B * G, s.zc = zc0 + t * B * H;
+      s.rstd_h = const_cast<T*>(rh0 + t * B), s.rstd_c = const_cast<T*>(rc0 + t * B);
+    }
     backward_step(s);
     if (t > 0) {
       Tensor prev = dYs[t - 1];
       if (rmask) {
-        prev.addcmul_(dAs[t].mm(w_hh), *rmask);
+        prev.addcmul_(dUs[t].mm(w_hh), *rmask);
       } else {
-        prev.addmm_(dAs[t], w_hh);
+        prev.addmm_(dUs[t], w_hh);
       }
     } else {
-      dh0 = rmask ? dAs[t].mm(w_hh) * *rmask : dAs[t].mm(w_hh);
+      dh0 = rmask ? dUs[t].mm(w_hh) * *rmask : dUs[t].mm(w_hh);
     }
   }
   return dh0;
@@ -389,9 +529,11 @@ void lstm_forward(Tensor A, Tensor Hs, Tensor Cs, Tensor Phi, optional<Tensor> M
                   optional<Tensor> g_c, optional<Tensor> b_c, optional<Tensor> rmask, bool fg,
                   double eps) {
   const bool peep = p_i.has_value(), ln = g_hh.has_value();
-  if (!ln && fusable({&A, &Hs, &Cs, &Phi, &w_hh}, {&M, &w_hr, &p_i, &p_f, &p_o, &rmask})) {
+  if (fusable({&A, &Hs, &Cs, &Phi, &w_hh},
+              {&M, &U, &stats_h, &stats_c, &w_hr, &p_i, &p_f, &p_o, &g_hh, &g_c, &b_c, &rmask})) {
     AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "lstm_forward", [&] {
-      forward_fused<scalar_t>(A, Hs, Cs, Phi, M, w_hh, w_hr, p_i, p_f, p_o, rmask, fg);
+      forward_fused<scalar_t>(A, Hs, Cs, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o,
+                              g_hh, g_c, b_c, rmask, fg, eps);
     });
     return;
   }
@@ -508,21 +650,28 @@ Tensor lstm_backward(Tensor dY, Tensor dA, optional<Tensor> dU, optional<Tensor>
   return dh0;
 }
 
-// The backward loop of the cells without layer norm (CPU, float or double, contiguous;
-// None where the buffers do not qualify: then the Python side runs lstm_backward): the
-// adjoint factors are computed per element from A, Phi and Cs in the fused step, so the
-// Python kernel skips K_o, K_c and K3. Returns dh0; fills dA and dc (in place, as dc_0).
-optional<Tensor> lstm_backward_fused(Tensor dY, Tensor dA, Tensor dc, Tensor dcT,
+// The backward loop with the fused pointwise step (CPU, float or double, contiguous; None
+// where the buffers do not qualify: then the Python side runs lstm_backward): the adjoint
+// factors are computed per element from A, Phi and Cs inside the step, so the Python kernel
+// skips K_o, K_c and K3. Returns dh0; fills dA (and dU, dChat under layer norm) and dc (in
+// place, ends as dc_0).
+optional<Tensor> lstm_backward_fused(Tensor dY, Tensor dA, optional<Tensor> dU,
+                                     optional<Tensor> dChat, Tensor dc, Tensor dcT,
                                      std::vector<Tensor> ends, Tensor A, Tensor Phi, Tensor Cs,
+                                     optional<Tensor> Zh, optional<Tensor> Zc,
+                                     optional<Tensor> stats_h, optional<Tensor> stats_c,
                                      Tensor w_hh, optional<Tensor> w_hr, optional<Tensor> p_i,
                                      optional<Tensor> p_f, optional<Tensor> p_o,
+                                     optional<Tensor> g_hh, optional<Tensor> g_c,
                                      optional<Tensor> rmask, bool fg) {
-  if (!fusable({&A, &dY, &dA, &dc, &Phi, &Cs, &w_hh}, {&w_hr, &p_i, &p_f, &p_o, &rmask}))
+  if (!fusable({&A, &dY, &dA, &dc, &Phi, &Cs, &w_hh},
+               {&dU, &dChat, &Zh, &Zc, &stats_h, &stats_c, &w_hr, &p_i, &p_f, &p_o, &g_hh, &g_c,
+                &rmask}))
     return c10::nullopt;
   Tensor dh0;
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "lstm_backward_fused", [&] {
-    dh0 = backward_fused<scalar_t>(dY, dA, dc, dcT, ends, A, Phi, Cs, w_hh, w_hr, p_i, p_f, p_o,
-                                   rmask, fg);
+    dh0 = backward_fused<scalar_t>(dY, dA, dU, dChat, dc, dcT, ends, A, Phi, Cs, Zh, Zc, stats_h,
+                                   stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c, rmask, fg);
   });
   return dh0;
 }
@@ -531,5 +680,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstm_forward, "LSTM BPTT kernel: the forward loop over time");
   m.def("lstm_backward", &lstm_backward, "LSTM BPTT kernel: the backward loop over time");
   m.def("lstm_backward_fused", &lstm_backward_fused,
-        "LSTM BPTT kernel: the backward loop with the fused pointwise step (no layer norm)");
+        "LSTM BPTT kernel: the backward loop with the fused pointwise step");
 }
