@@ -5,18 +5,19 @@
 // and the vectorised work before and after each loop is done in Python.
 //
 // Two paths per loop:
-// - fused (CPU, float or double, no layer norm): per step the matmul stays one ATen call
-//   (addmm_ / mm_out, i.e. BLAS) and all the pointwise work of the step (gates, c_t, phi_t,
-//   h_t; backward: the gate gradients and the cell-state adjoint) is one hand-written loop
-//   over the (B, H) elements with raw pointers, in place of ~15-25 small ATen calls. The
-//   loops are plain branch-free arithmetic (exp, sigmoid and tanh from Cephes' formulas
-//   below) that the compiler vectorises; each is built for three x86-64 levels
-//   (target_clones: SSE2, AVX2 + FMA, AVX-512) and the one for the running CPU is chosen
-//   when the library loads, so one cached build runs on any x86-64 machine. Same buffers
-//   and semantics as the Python kernel; numbers equal to ~1 ulp of the transcendental
-//   functions, not bit for bit.
-// - ATen (layer norm, CUDA, other dtypes): the same ATen operations, in the same order,
-//   as the Python loops they replace; only the per-step dispatch moves here.
+// - fused (CPU, float or double, contiguous buffers; every option): per step the matmul
+//   stays one ATen call (addmm_ / mm_out, i.e. BLAS) and all the pointwise work of the step
+//   (gates, c_t, phi_t, h_t and the layer norms' row moments; backward: the gate gradients,
+//   the cell-state adjoint and the layer norms' adjoints) is one hand-written loop over the
+//   (B, H) elements with raw pointers, in place of ~15-25 small ATen calls. The loops are
+//   plain branch-free arithmetic (exp, sigmoid and tanh from Cephes' formulas below) that
+//   the compiler vectorises at -O3; each is built for three x86-64 levels (target_clones:
+//   SSE2, AVX2 + FMA, AVX-512) and the one for the running CPU is chosen when the library
+//   loads, so one cached build runs on any x86-64 machine (no -march). Same buffers and
+//   semantics as the Python kernel; numbers equal to a few ulp (the activations are within
+//   4 ulp of torch's), not bit for bit.
+// - ATen (CUDA, other dtypes, non-contiguous buffers): the same ATen operations, in the
+//   same order, as the Python loops they replace; only the per-step dispatch moves here.
 #include <torch/extension.h>
 
 #include <cmath>
