@@ -69,19 +69,18 @@ QUICK = {
 }
 
 SETUP = """\
-Net: a tanh SRN (rnnlab.nn.SRN; for HF engine "fused", torch's kernel, which on the CPU
-supports the double backward of the Gauss-Newton products, 4x faster than "loop") with a
-linear read-out of the final state (addition, multiplication, XOR, temporal order) or of
-every step (permutation, memorisation). Both methods start from the same weights: W_hh
-sparse (15 incoming) at spectral radius 1.1 (Martens & Sutskever's sparse initialisation
-scaled as in Sutskever et al. 2013), input weights N(0, 0.5^2), zero biases. Losses:
-squared error (addition, multiplication, XOR), cross-entropy on logits (temporal order at
-the end; permutation on every next symbol; memorisation on the answer steps). HF:
-gradient batch {hf_batch}, curvature on its first {hf_curv}, initial lambda 1, structural
-damping mu = 1/30, at most 60 CG iterations, CG warm start decayed 0.95. SGD: lr 0.01,
-batch {sgd_batch}, gradient norm clipped at 1 (Pascanu et al. 2013's temporal-order
-setup). Training stops early when fewer than 1% of {n_val} validation sequences are
-wrong; the test set has {n_test} sequences.
+Net: a tanh SRN (rnnlab.nn.SRN, engine "loop" for HF, which supports the double backward
+of the Gauss-Newton products) with a linear read-out of the final state (addition,
+multiplication, XOR, temporal order) or of every step (permutation, memorisation). Both
+methods start from the same weights: W_hh sparse (15 incoming) at spectral radius 1.1
+(Martens & Sutskever's sparse initialisation scaled as in Sutskever et al. 2013), input
+weights N(0, 0.5^2), zero biases. Losses: squared error (addition, multiplication, XOR),
+cross-entropy on logits (temporal order at the end; permutation on every next symbol;
+memorisation on the answer steps). HF: gradient batch {hf_batch}, curvature on its first
+{hf_curv}, initial lambda 1, structural damping mu = 1/30, at most 60 CG iterations,
+CG warm start decayed 0.95. SGD: lr 0.01, batch {sgd_batch}, gradient norm clipped at 1
+(Pascanu et al. 2013's temporal-order setup). Training stops early when fewer than 1% of
+{n_val} validation sequences are wrong; the test set has {n_test} sequences.
 """
 
 
@@ -177,7 +176,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:
                     test = prob.generate(c["n_test"], T, seed=20_000 + s)
                     for method in ("HF", "SGD"):
                         if method == "HF":
-                            net = _net(prob, c["hidden"], s, "fused")
+                            net = _net(prob, c["hidden"], s, "loop")
                             opt = HessianFree(net.parameters(), damping=1.0,
                                               structural_damping=1 / 30, cg_max_iter=60,
                                               cg_decay=0.95)  # fmt: skip
