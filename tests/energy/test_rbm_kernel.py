@@ -53,3 +53,21 @@ def test_fit_is_reproducible_by_seed():
         runs.append(RBM(10, 6).fit(x, epochs=2, persistent=True, momentum=0.5, batch_size=16))
     for p, q in zip(runs[0].parameters(), runs[1].parameters()):
         assert torch.equal(p, q)
+
+
+@pytest.mark.parametrize("which", ["weight", "visible_bias", "hidden_bias"])
+@pytest.mark.parametrize("persistent", [True, False])
+def test_a_nan_parameter_stops_the_fit(which, persistent):
+    # PCD declares finite_gradients: the loop relies on its reported error being NaN then
+    g = torch.Generator().manual_seed(0)
+    m = RBM(6, 4)
+    v = (torch.rand(8, 6, generator=g) < 0.5).float()
+    with torch.no_grad():
+        getattr(m, which).view(-1)[1] = float("nan")
+    if persistent:
+        res = m.cd_step(v, chain=v[:3], generator=g)
+        assert torch.isnan(res.reconstruction_error)
+    from rnnlab.train import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged):
+        m.fit(v, epochs=10, batch_size=4, persistent=persistent)

@@ -835,10 +835,12 @@ class RBM(nn.Module):
                 res.reconstruction_error, len(batch), res.chain if persistent else None
             )
 
-        # Bernoulli units: the gradients are differences of means of values in [0, 1], finite
-        # whenever the parameters are, and non-finite parameters make the reported error NaN;
-        # so the loop's loss check suffices and it computes the gradient norm only for its log
-        gradients.finite_gradients = visible_type == "bernoulli"
+        # PCD with Bernoulli units: the gradients are differences of means of values in
+        # [0, 1], bounded while the parameters are finite (bounded steps keep them so), and a
+        # NaN parameter makes the mean-field reconstruction error NaN: the loop's loss check
+        # suffices, and it computes the gradient norm only for the steps it logs (CD reports
+        # the error of a sampled reconstruction, which a NaN hidden bias does not reach)
+        gradients.finite_gradients = visible_type == "bernoulli" and persistent
 
         steps = epochs * math.ceil(n / batch_size)
         schedule = None

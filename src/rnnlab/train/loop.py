@@ -280,10 +280,10 @@ class Trainer:
             (e.g. reconstruction error). The loop zeroes the gradients before the call,
             then clips, checks them for non-finite values, steps the optimizer and the
             schedule exactly as for ``loss_fn``. A hook whose gradients are finite
-            whenever its loss is (an RBM's: means of values in [0, 1]) may say so with an
-            attribute ``finite_gradients = True``: the loop then computes the gradient
-            norm only where it is used (clipping, the steps it logs) and relies on the
-            loss check alone on the other steps.
+            whenever its loss is (an RBM's under PCD: means of values in [0, 1]) may say
+            so with an attribute ``finite_gradients = True``: the loop then computes the
+            gradient norm only where it is used (clipping, the steps it logs) and relies
+            on the loss check alone on the other steps.
         config: :class:`TrainConfig`.
         schedule: a ``torch.optim.lr_scheduler`` (ReduceLROnPlateau is stepped with the
             validation loss, every other schedule once per step), or None.
