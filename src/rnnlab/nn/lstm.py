@@ -285,19 +285,23 @@ class LSTMRecurrence(torch.autograd.Function):
         if ctx.loops is not None:  # the C++ loops: per-step index lists of the ends
             none = dc.new_empty(0, dtype=torch.long)
             ends_list = [ends.get(t, none) for t in range(T)] if ends else []
-        if ln:
-            Zh = (U - stats_h[0]) * stats_h[1]  # normalised recurrent projections
-            Zc = (Cs[1:] - stats_c[0]) * stats_c[1]
-            dChat = A.new_empty(T, B, H)
+        d_ghh = d_gc = d_bc = None
         if ctx.loops is not None:
-            # C++ with the pointwise step fused: the factors below are made per element
-            # inside it (None: the buffers do not qualify, e.g. CUDA; the ATen loop runs)
+            # C++ with the pointwise step fused: the factors below (and the layer-norm
+            # gains' gradients) are made per element inside it (None: the buffers do not
+            # qualify, e.g. CUDA; then the ATen loop below runs)
+            gains = (A.new_empty(G), A.new_empty(H), A.new_empty(H)) if ln else (None,) * 3
             dh0 = ctx.loops.lstm_backward_fused(
-                dY, dA, dU if ln else None, dChat if ln else None, dc, dcT, ends_list, A, Phi,
-                Cs, Zh if ln else None, Zc if ln else None, stats_h, stats_c, w_hh, w_hr, p_i,
-                p_f, p_o, g_hh, g_c, rmask, fg,
+                dY, dA, dU if ln else None, dc, dcT, ends_list, A, Phi, Cs, U, stats_h,
+                stats_c, *gains, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c, rmask, fg,
             )  # fmt: skip
+            if dh0 is not None:
+                d_ghh, d_gc, d_bc = gains
         if dh0 is None:
+            if ln:
+                Zh = (U - stats_h[0]) * stats_h[1]  # normalised recurrent projections
+                Zc = (Cs[1:] - stats_c[0]) * stats_c[1]
+                dChat = A.new_empty(T, B, H)
             # factors of the adjoint, for all steps at once (T, B, ·)
             o, i, g = A[..., :H], A[..., H : 2 * H], A[..., G - H :]
             dphi = 1 - Phi * Phi if fg else (1 - Phi * Phi) / 2  # d phi / d c_hat
@@ -356,13 +360,13 @@ class LSTMRecurrence(torch.autograd.Function):
         hin = recurrent_input(Hs, rmask)  # (T, B, P)
         d_w_hh = dU.reshape(T * B, G).t() @ hin.reshape(T * B, P)
         d_w_hr = None if w_hr is None else dY.reshape(T * B, P).t() @ M.reshape(T * B, H)
-        d_pi = d_pf = d_po = d_ghh = d_gc = d_bc = None
+        d_pi = d_pf = d_po = None
         if peep:
             d_pi = (dA[..., H : 2 * H] * Cs[:-1]).sum((0, 1))
             d_po = (dA[..., :H] * Cs[1:]).sum((0, 1))
             if fg:
                 d_pf = (dA[..., 2 * H : 3 * H] * Cs[:-1]).sum((0, 1))
-        if ln:
+        if ln and d_ghh is None:
             d_ghh = (dA * Zh).sum((0, 1))
             d_gc = (dChat * Zc).sum((0, 1))
             d_bc = dChat.sum((0, 1))
@@ -488,8 +492,8 @@ class LSTMCell(Cell):
         if not self.layer_norm:
             return input_projection(x, w_ih, b)  # (B, T, G)
         g = self.layer_norm_ih.index_select(0, perm)
-        xp = F.layer_norm(input_projection(x, w_ih), (w_ih.shape[0],), g, None, self.eps)
-        return xp if b is None else xp + b
+        # LN(W_ih x; gamma_ih) + b in one call: the biases are layer_norm's beta
+        return F.layer_norm(input_projection(x, w_ih), (w_ih.shape[0],), g, b, self.eps)
 
     def _weights(self):
         w_hh = self.weight_hh.index_select(0, self.gate_perm)

@@ -20,6 +20,7 @@
 //   same order, as the Python loops they replace; only the per-step dispatch moves here.
 #include <torch/extension.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -161,10 +162,14 @@ struct Step {
   const T* cprev;
   T* dc;
   T* da;
-  const T* zh;  // layer norm: normalised U and c_t, (B, G) and (B, H); rstd_h, rstd_c above
-  const T* zc;
-  T* dchat;  // dL/dc_hat (B, H)
+  // layer norm (with u, cn = c_t and the statistics above): dU out, two rows of scratch,
+  // and this step's sums of the gains' gradients (added to, over the batch)
   T* du;     // dL/dU (B, G)
+  T* dchat;  // (H,) scratch: dL/dc_hat of a row
+  T* zrow;   // (H,) scratch: the row's normalised c_t
+  T* dgh;    // (G,) sum over b of dL/du_hat * z(U)
+  T* dgc;    // (H,) sum over b of dL/dc_hat * z(c_t)
+  T* dbc;    // (H,) sum over b of dL/dc_hat
 };
 
 // A row's sum of f(j), j < n, in one vector's worth of partial sums, so that the loop
@@ -278,19 +283,27 @@ RNNLAB_AI void backward_rows(const Step<T>& s) {
     const T* __restrict po = s.po;
     // layer norm of c_t: dc += LN'(dc_hat), dz = gamma_c dc_hat, through the row's means
     T s1 = 0, s2 = 0, rstd = 0;
-    const T* __restrict zc = LN ? s.zc + b * H : nullptr;
+    T* __restrict zc = s.zrow;
+    T* __restrict dch = s.dchat;
     const T* __restrict gc = s.gc;
-    T* __restrict dch = LN ? s.dchat + b * H : nullptr;
     if (LN) {
+      const T* __restrict cn = s.cn + b * H;
+      const T mean = s.mean_c[b];
+      T* __restrict dgc = s.dgc;
+      T* __restrict dbc = s.dbc;
+      rstd = s.rstd_c[b];
 #pragma GCC ivdep
       for (int64_t j = 0; j < H; ++j) {
         const T o = o_[j], p = phi[j];
         const T dphi = FG ? T(1) - p * p : (T(1) - p * p) / T(2);
-        dch[j] = dm[j] * (o * dphi);
+        const T d = dm[j] * (o * dphi), z = (cn[j] - mean) * rstd;
+        dch[j] = d;
+        zc[j] = z;
+        dgc[j] += d * z;
+        dbc[j] += d;
       }
       s1 = row_sum<T>(H, [&](int64_t j) { return dch[j] * gc[j]; }) / T(H);
       s2 = row_sum<T>(H, [&](int64_t j) { return dch[j] * gc[j] * zc[j]; }) / T(H);
-      rstd = s.rstd_c[b];
     }
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
@@ -322,15 +335,22 @@ RNNLAB_AI void backward_rows(const Step<T>& s) {
       dc[j] = dcj;
     }
     if (LN) {  // du = LN'(da) of the recurrent projections' layer norm
-      const T* __restrict zh = s.zh + b * G;
+      const T* __restrict u = s.u + b * G;
       const T* __restrict gh = s.gh;
       T* __restrict du = s.du + b * G;
+      T* __restrict dgh = s.dgh;
       const T* __restrict da = dao;
+      const T mean = s.mean_h[b], r = s.rstd_h[b];
       const T m1 = row_sum<T>(G, [&](int64_t k) { return da[k] * gh[k]; }) / T(G);
-      const T m2 = row_sum<T>(G, [&](int64_t k) { return da[k] * gh[k] * zh[k]; }) / T(G);
-      const T r = s.rstd_h[b];
+      const T m2 = row_sum<T>(G, [&](int64_t k) {
+        return da[k] * gh[k] * ((u[k] - mean) * r);
+      }) / T(G);
 #pragma GCC ivdep
-      for (int64_t k = 0; k < G; ++k) du[k] = r * (da[k] * gh[k] - m1 - zh[k] * m2);
+      for (int64_t k = 0; k < G; ++k) {
+        const T zh = (u[k] - mean) * r;
+        du[k] = r * (da[k] * gh[k] - m1 - zh * m2);
+        dgh[k] += da[k] * zh;
+      }
     }
   }
 }
@@ -464,15 +484,16 @@ void forward_fused(Tensor& A, Tensor& Hs, Tensor& Cs, Tensor& Phi, const optiona
 }
 
 template <typename T>
-Tensor backward_fused(Tensor& dY, Tensor& dA, const optional<Tensor>& dU,
-                      const optional<Tensor>& dChat, Tensor& dc, const Tensor& dcT,
-                      const std::vector<Tensor>& ends, const Tensor& A, const Tensor& Phi,
-                      const Tensor& Cs, const optional<Tensor>& Zh, const optional<Tensor>& Zc,
+Tensor backward_fused(Tensor& dY, Tensor& dA, const optional<Tensor>& dU, Tensor& dc,
+                      const Tensor& dcT, const std::vector<Tensor>& ends, const Tensor& A,
+                      const Tensor& Phi, const Tensor& Cs, const optional<Tensor>& U,
                       const optional<Tensor>& stats_h, const optional<Tensor>& stats_c,
-                      const Tensor& w_hh, const optional<Tensor>& w_hr,
-                      const optional<Tensor>& p_i, const optional<Tensor>& p_f,
-                      const optional<Tensor>& p_o, const optional<Tensor>& g_hh,
-                      const optional<Tensor>& g_c, const optional<Tensor>& rmask, bool fg) {
+                      const optional<Tensor>& d_ghh, const optional<Tensor>& d_gc,
+                      const optional<Tensor>& d_bc, const Tensor& w_hh,
+                      const optional<Tensor>& w_hr, const optional<Tensor>& p_i,
+                      const optional<Tensor>& p_f, const optional<Tensor>& p_o,
+                      const optional<Tensor>& g_hh, const optional<Tensor>& g_c,
+                      const optional<Tensor>& rmask, bool fg) {
   const int64_t T_ = A.size(0), B = A.size(1), G = A.size(2), H = dc.size(1);
   Step<T> s = make_step<T>(B, H, fg, p_i, p_f, p_o, g_hh, g_c, c10::nullopt, 0.0);
   s.dc = dc.data_ptr<T>();
@@ -481,12 +502,13 @@ Tensor backward_fused(Tensor& dY, Tensor& dA, const optional<Tensor>& dU,
   const T* const c0 = Cs.data_ptr<T>();
   T* const da0 = dA.data_ptr<T>();
   const bool ln = g_hh.has_value();
-  T* const du0 = ln ? dU->data_ptr<T>() : nullptr;
-  T* const dch0 = ln ? dChat->data_ptr<T>() : nullptr;
-  const T* const zh0 = ln ? Zh->data_ptr<T>() : nullptr;
-  const T* const zc0 = ln ? Zc->data_ptr<T>() : nullptr;
-  const T* const rh0 = ln ? stats_h->data_ptr<T>() + T_ * B : nullptr;  // rstd (T, B)
-  const T* const rc0 = ln ? stats_c->data_ptr<T>() + T_ * B : nullptr;
+  // layer norm: one step's gains-gradient sums in T, the totals over steps in double
+  std::vector<T> scratch(ln ? 2 * H + G + 2 * H : 0);
+  std::vector<double> tot(ln ? G + 2 * H : 0, 0.0);
+  if (ln) {
+    s.dchat = scratch.data(), s.zrow = s.dchat + H;
+    s.dgh = s.zrow + H, s.dgc = s.dgh + G, s.dbc = s.dgc + H;
+  }
   const auto dYs = dY.unbind(0);
   const auto dUs = ln ? dU->unbind(0) : dA.unbind(0);  // what W_hh's adjoint sees
   Tensor dh0;
@@ -502,11 +524,18 @@ Tensor backward_fused(Tensor& dY, Tensor& dA, const optional<Tensor>& dU,
     s.cprev = c0 + t * B * H;
     s.da = da0 + t * B * G;
     if (ln) {
-      s.du = du0 + t * B * G, s.dchat = dch0 + t * B * H;
-      s.zh = zh0 + t * B * G, s.zc = zc0 + t * B * H;
-      s.rstd_h = const_cast<T*>(rh0 + t * B), s.rstd_c = const_cast<T*>(rc0 + t * B);
+      T* const sh = stats_h->data_ptr<T>();  // (2, T, B, 1): mean, rstd
+      T* const sc = stats_c->data_ptr<T>();
+      s.u = U->data_ptr<T>() + t * B * G, s.cn = const_cast<T*>(c0) + (t + 1) * B * H;
+      s.mean_h = sh + t * B, s.rstd_h = sh + (T_ + t) * B;
+      s.mean_c = sc + t * B, s.rstd_c = sc + (T_ + t) * B;
+      s.du = dU->data_ptr<T>() + t * B * G;
+      std::fill(s.dgh, s.dgh + G + 2 * H, T(0));
     }
     backward_step(s);
+    if (ln) {
+      for (int64_t k = 0; k < G + 2 * H; ++k) tot[k] += s.dgh[k];
+    }
     if (t > 0) {
       Tensor prev = dYs[t - 1];
       if (rmask) {
@@ -517,6 +546,11 @@ Tensor backward_fused(Tensor& dY, Tensor& dA, const optional<Tensor>& dU,
     } else {
       dh0 = rmask ? dUs[t].mm(w_hh) * *rmask : dUs[t].mm(w_hh);
     }
+  }
+  if (ln) {
+    T* const out[3] = {d_ghh->data_ptr<T>(), d_gc->data_ptr<T>(), d_bc->data_ptr<T>()};
+    for (int64_t k = 0; k < G; ++k) out[0][k] = T(tot[k]);
+    for (int64_t j = 0; j < H; ++j) out[1][j] = T(tot[G + j]), out[2][j] = T(tot[G + H + j]);
   }
   return dh0;
 }
@@ -654,25 +688,27 @@ Tensor lstm_backward(Tensor dY, Tensor dA, optional<Tensor> dU, optional<Tensor>
 // The backward loop with the fused pointwise step (CPU, float or double, contiguous; None
 // where the buffers do not qualify: then the Python side runs lstm_backward): the adjoint
 // factors are computed per element from A, Phi and Cs inside the step, so the Python kernel
-// skips K_o, K_c and K3. Returns dh0; fills dA (and dU, dChat under layer norm) and dc (in
-// place, ends as dc_0).
-optional<Tensor> lstm_backward_fused(Tensor dY, Tensor dA, optional<Tensor> dU,
-                                     optional<Tensor> dChat, Tensor dc, Tensor dcT,
-                                     std::vector<Tensor> ends, Tensor A, Tensor Phi, Tensor Cs,
-                                     optional<Tensor> Zh, optional<Tensor> Zc,
-                                     optional<Tensor> stats_h, optional<Tensor> stats_c,
-                                     Tensor w_hh, optional<Tensor> w_hr, optional<Tensor> p_i,
+// skips K_o, K_c and K3 (and, under layer norm, the normalised U and c_t: the gains'
+// gradients d_ghh, d_gc, d_bc are summed inside and written). Returns dh0; fills dA (and dU
+// under layer norm) and dc (in place, ends as dc_0).
+optional<Tensor> lstm_backward_fused(Tensor dY, Tensor dA, optional<Tensor> dU, Tensor dc,
+                                     Tensor dcT, std::vector<Tensor> ends, Tensor A, Tensor Phi,
+                                     Tensor Cs, optional<Tensor> U, optional<Tensor> stats_h,
+                                     optional<Tensor> stats_c, optional<Tensor> d_ghh,
+                                     optional<Tensor> d_gc, optional<Tensor> d_bc, Tensor w_hh,
+                                     optional<Tensor> w_hr, optional<Tensor> p_i,
                                      optional<Tensor> p_f, optional<Tensor> p_o,
                                      optional<Tensor> g_hh, optional<Tensor> g_c,
                                      optional<Tensor> rmask, bool fg) {
   if (!fusable({&A, &dY, &dA, &dc, &Phi, &Cs, &w_hh},
-               {&dU, &dChat, &Zh, &Zc, &stats_h, &stats_c, &w_hr, &p_i, &p_f, &p_o, &g_hh, &g_c,
-                &rmask}))
+               {&dU, &U, &stats_h, &stats_c, &d_ghh, &d_gc, &d_bc, &w_hr, &p_i, &p_f, &p_o,
+                &g_hh, &g_c, &rmask}))
     return c10::nullopt;
   Tensor dh0;
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "lstm_backward_fused", [&] {
-    dh0 = backward_fused<scalar_t>(dY, dA, dU, dChat, dc, dcT, ends, A, Phi, Cs, Zh, Zc, stats_h,
-                                   stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c, rmask, fg);
+    dh0 = backward_fused<scalar_t>(dY, dA, dU, dc, dcT, ends, A, Phi, Cs, U, stats_h, stats_c,
+                                   d_ghh, d_gc, d_bc, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
+                                   rmask, fg);
   });
   return dh0;
 }
