@@ -227,3 +227,53 @@ def test_compiled_float32_is_as_accurate_as_bptt(opts):
         out = grads(torch.float32, engine)
         err[engine] = max(float((u - r).abs().max() / r.abs().max()) for u, r in zip(out, ref))
     assert err["compiled"] <= 4 * err["bptt"] + 1e-5, err
+
+
+class _AtenLoops:
+    """The extension with its fused steps refused: the forward sees a non-contiguous A and
+    the fused backward is declined, so the ATen loops run (the path CUDA takes)."""
+
+    def __init__(self, module):
+        self.m = module
+
+    def lstm_forward(self, A, *rest):
+        A2 = torch.empty(A.shape[0], A.shape[2], A.shape[1], dtype=A.dtype).transpose(1, 2)
+        A2.copy_(A)  # same values, not contiguous: not fusable
+        self.m.lstm_forward(A2, *rest)
+        A.copy_(A2)
+
+    def lstm_backward_fused(self, *args):
+        return None
+
+    def lstm_backward(self, *args):
+        return self.m.lstm_backward(*args)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opts", OPTIONS, ids=[str(o) for o in OPTIONS])
+def test_fused_steps_equal_the_aten_loops(opts):
+    """The fused CPU steps and the ATen loops (CUDA's path, otherwise unused on CPU) give
+    the same outputs and gradients (float64, 1e-12), with lengths and a dropout mask."""
+    module = _module()
+    torch.manual_seed(0)
+    cell = LSTM(3, 5, dtype=DT, **opts).cells[0]
+    B, T = 3, 7
+    xp = cell.project(torch.randn(B, T, 3, dtype=DT)).detach().requires_grad_()
+    P, H = cell.state_sizes
+    h0 = torch.randn(B, P, dtype=DT, requires_grad=True)
+    c0 = torch.randn(B, H, dtype=DT, requires_grad=True)
+    w_hh, w_hr, peep, ln = cell._weights()
+    extra = [w_hh, w_hr, *(peep or (None,) * 3), *(ln or (None,) * 3)]
+    extra = [None if t is None else t.detach().requires_grad_() for t in extra]
+    rmask = (torch.rand(B, P, dtype=DT) > 0.3).to(DT) / 0.7
+    inputs = [t for t in (xp, h0, c0, *extra) if t is not None]
+    res = []
+    for loops in (module, _AtenLoops(module)):
+        ys, hT, cT = LSTMRecurrence.apply(
+            xp, h0, c0, *extra, torch.tensor([7, 2, 5]), rmask, cell.forget_gate, cell.eps, loops
+        )
+        g = torch.Generator().manual_seed(1)
+        loss = sum((t * torch.randn(t.shape, generator=g, dtype=DT)).sum() for t in (ys, hT, cT))
+        res.append([ys, hT, cT, *torch.autograd.grad(loss, inputs)])
+    for u, v in zip(*res):
+        torch.testing.assert_close(u, v, atol=1e-12, rtol=1e-10)
