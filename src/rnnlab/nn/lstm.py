@@ -282,11 +282,10 @@ class LSTMRecurrence(torch.autograd.Function):
         dA = A.new_empty(T, B, G)
         dU = A.new_empty(T, B, G) if ln else dA
         dh0 = None
-        if ctx.loops is not None:  # the C++ loops: per-step index lists of the ends
-            none = dc.new_empty(0, dtype=torch.long)
-            ends_list = [ends.get(t, none) for t in range(T)] if ends else []
         d_ghh = d_gc = d_bc = None
         if ctx.loops is not None:
+            none = dc.new_empty(0, dtype=torch.long)  # per-step index lists of the ends
+            ends_list = [ends.get(t, none) for t in range(T)] if ends else []
             # C++ with the pointwise step fused: the factors below (and the layer-norm
             # gains' gradients) are made per element inside it (None: the buffers do not
             # qualify, e.g. CUDA; then the ATen loop below runs)
