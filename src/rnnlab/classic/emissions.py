@@ -207,11 +207,8 @@ class Emissions(nn.Module):
         """An error naming the first invalid observation (batched ``x``, ``mask`` (B, T))."""
         if bool(torch.isfinite(x).all()):
             return
-        bad = ~torch.isfinite(x).all(-1)
-        if mask is not None:
-            bad &= mask
-        if bad.any():
-            b, t = (int(i) for i in bad.nonzero()[0])
+        if (where := _first_bad(~torch.isfinite(x).all(-1), mask)) is not None:
+            b, t = where
             raise InputError(
                 f"{name}: expected finite observations, received {x[b, t].tolist()} at "
                 f"sequence {b}, time {t} (missing values are not supported)"
@@ -296,6 +293,17 @@ class Emissions(nn.Module):
         raise NotImplementedError
 
 
+def _first_bad(bad: Tensor, mask: Tensor | None) -> tuple[int, int] | None:
+    """(sequence, time) of the first flagged observation that is not padding, or None.
+    bad, mask: (B, T)."""
+    if mask is not None:
+        bad = bad & mask
+    if not bool(bad.any()):
+        return None
+    b, t = (int(i) for i in bad.nonzero()[0])
+    return b, t
+
+
 def _dirichlet_rows(g: torch.Generator, shape, dtype, device) -> Tensor:
     """Dirichlet(1) rows via normalised exponentials, drawn on the CPU from ``g``."""
     e = -torch.rand(*shape, generator=g, dtype=dtype).clamp_min(1e-12).log()
@@ -368,11 +376,8 @@ class CategoricalEmissions(Emissions):
         M = self.num_symbols
         if M is None or (x.numel() and int(x.min()) >= 0 and int(x.max()) < M):
             return  # M is None while fit infers it
-        bad = (x < 0) | (x >= M)
-        if mask is not None:
-            bad &= mask
-        if bad.any():
-            b, t = (int(i) for i in bad.nonzero()[0])
+        if (where := _first_bad((x < 0) | (x >= M), mask)) is not None:
+            b, t = where
             raise InputError(
                 f"{name}: expected symbols in 0..{M - 1}, received {int(x[b, t])} at "
                 f"sequence {b}, time {t}"
@@ -496,11 +501,8 @@ class MultinomialEmissions(CategoricalEmissions):
 
     def check_values(self, name: str, x: Tensor, mask: Tensor | None) -> None:
         ok = torch.isfinite(x) & (x >= 0) & (x == x.round())  # (B, T, M)
-        bad = ~ok.all(-1)  # (B, T)
-        if mask is not None:
-            bad &= mask
-        if bad.any():
-            b, t = (int(i) for i in bad.nonzero()[0])
+        if (where := _first_bad(~ok.all(-1), mask)) is not None:
+            b, t = where
             raise InputError(
                 f"{name}: expected non-negative integer counts, received {x[b, t].tolist()} "
                 f"at sequence {b}, time {t}"
@@ -508,11 +510,8 @@ class MultinomialEmissions(CategoricalEmissions):
         if self.n_trials is None:
             return
         totals = x.sum(-1)  # (B, T)
-        bad = totals != self.n_trials
-        if mask is not None:
-            bad &= mask
-        if bad.any():
-            b, t = (int(i) for i in bad.nonzero()[0])
+        if (where := _first_bad(totals != self.n_trials, mask)) is not None:
+            b, t = where
             raise InputError(
                 f"{name}: expected counts summing to n_trials = {self.n_trials} at every "
                 f"step, received a total of {float(totals[b, t]):g} at sequence {b}, time {t}"
