@@ -97,6 +97,22 @@ def test_viterbi_equals_brute_force_over_segmentations(with_silence):
             assert got_lens == lens
 
 
+def test_emission_log_probs_equal_torch_distributions():
+    """The HMM's own log-density against torch.distributions, Gaussian and mixture."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    for emission, kw in (("gaussian", {}), ("gmm", {"num_mixtures": 2})):
+        hmm = HMM(3, emission, obs_dim=3, dtype=torch.float64, **kw)
+        hmm.fit(torch.randn(4, 20, 3, dtype=torch.float64), n_iter=2)
+        dist = torch.distributions.MultivariateNormal(hmm.means, covariance_matrix=hmm.covs)
+        if emission == "gaussian":
+            want = dist.log_prob(x[..., None, :])  # (B, T, K)
+        else:
+            comp = dist.log_prob(x[..., None, None, :])  # (B, T, K, C)
+            want = torch.logsumexp(comp + hmm.weights.log(), -1)
+        torch.testing.assert_close(emission_log_probs(hmm, x), want, rtol=0, atol=1e-10)
+
+
 def test_a_word_can_follow_itself():
     # one word of one state that always emits near 0, exit prob 0.5: a long input of that
     # word is decoded as one word or as repeats by the penalty's sign

@@ -70,17 +70,11 @@ class Recognition(NamedTuple):
 
 
 def emission_log_probs(hmm: HMM, x: Tensor) -> Tensor:
-    r"""(..., T, K) :math:`\log b_k(x_t)` of a Gaussian (or Gaussian-mixture) HMM, from its
-    parameters ``means`` and ``covs`` (and ``weights``)."""
-    x = x.to(hmm.means.dtype)
-    if hmm.emission == "gaussian":
-        dist = torch.distributions.MultivariateNormal(hmm.means, covariance_matrix=hmm.covs)
-        return dist.log_prob(x[..., None, :])  # (..., T, K)
-    if hmm.emission == "gmm":
-        dist = torch.distributions.MultivariateNormal(hmm.means, covariance_matrix=hmm.covs)
-        comp = dist.log_prob(x[..., None, None, :])  # (..., T, K, C)
-        return torch.logsumexp(comp + hmm.weights.log(), -1)
-    raise InputError(f"words: expected Gaussian or GMM emissions, received {hmm.emission!r}")
+    r"""(..., T, K) :math:`\log b_k(x_t)` of a Gaussian (or Gaussian-mixture) HMM: the
+    log-density the HMM itself uses (``hmm.emissions.log_prob``)."""
+    if hmm.emission not in ("gaussian", "gmm"):
+        raise InputError(f"words: expected Gaussian or GMM emissions, received {hmm.emission!r}")
+    return hmm.emissions.log_prob(x.to(hmm.dtype))
 
 
 def exit_probabilities(hmm: HMM, x: Tensor, lengths: Tensor, prior: float = 0.5) -> Tensor:
