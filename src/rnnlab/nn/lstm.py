@@ -491,8 +491,13 @@ class LSTMCell(Cell):
         if not self.layer_norm:
             return input_projection(x, w_ih, b)  # (B, T, G)
         g = self.layer_norm_ih.index_select(0, perm)
-        # LN(W_ih x; gamma_ih) + b in one call: the biases are layer_norm's beta
-        return F.layer_norm(input_projection(x, w_ih), (w_ih.shape[0],), g, b, self.eps)
+        # LN(W_ih x; gamma_ih) + b in one call (the biases are layer_norm's beta), on the
+        # time-major (T*B, G) rows before the (B, T, G) view: layer_norm and its backward
+        # then see contiguous memory (on the transposed view each made 1-2 copies of it)
+        B, T, _ = x.shape
+        u = input_projection(x, w_ih).transpose(0, 1).reshape(T * B, -1)  # a view
+        u = F.layer_norm(u, (w_ih.shape[0],), g, b, self.eps)
+        return u.view(T, B, -1).transpose(0, 1)  # (B, T, G)
 
     def _weights(self):
         w_hh = self.weight_hh.index_select(0, self.gate_perm)
