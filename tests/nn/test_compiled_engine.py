@@ -254,9 +254,23 @@ class _AtenLoops:
 def test_fused_steps_equal_the_aten_loops(opts):
     """The fused CPU steps and the ATen loops (CUDA's path, otherwise unused on CPU) give
     the same outputs and gradients (float64, 1e-12), with lengths and a dropout mask."""
+    _fused_vs_aten(opts, 5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("H", [20, 37])
+@pytest.mark.parametrize("fg", [True, False])
+def test_fused_layer_norm_rows_with_remainders(H, fg):
+    """Layer norm's row sums run in one vector's worth of partial sums (16 floats, 8
+    doubles) and a remainder: rows of H = 20, 37 and G = 3H, 4H (not multiples of 16 or
+    8) give the ATen loops' numbers."""
+    _fused_vs_aten(dict(forget_gate=fg, layer_norm=True), H)
+
+
+def _fused_vs_aten(opts, H):
     module = _module()
     torch.manual_seed(0)
-    cell = LSTM(3, 5, dtype=DT, **opts).cells[0]
+    cell = LSTM(3, H, dtype=DT, **opts).cells[0]
     B, T = 3, 7
     xp = cell.project(torch.randn(B, T, 3, dtype=DT)).detach().requires_grad_()
     P, H = cell.state_sizes

@@ -173,7 +173,9 @@ struct Step {
 };
 
 // A row's sum of f(j), j < n, in one vector's worth of partial sums, so that the loop
-// vectorises without reassociation flags (and the order is fixed, not the compiler's).
+// vectorises without reassociation flags (and the order is fixed, not the compiler's);
+// the partial sums are then added pairwise (4 dependent adds, not 16 in a chain: with
+// 4 such sums a row under layer norm, the chain was most of the norm's cost per step).
 template <typename T, typename F>
 RNNLAB_AI T row_sum(int64_t n, F f) {
   constexpr int K = 64 / sizeof(T);
@@ -181,24 +183,35 @@ RNNLAB_AI T row_sum(int64_t n, F f) {
   int64_t j = 0;
   for (; j + K <= n; j += K)
     for (int k = 0; k < K; ++k) acc[k] += f(j + k);
-  T s = 0;
-  for (; j < n; ++j) s += f(j);
-  for (int k = 0; k < K; ++k) s += acc[k];
-  return s;
+  for (int k = 0; j + k < n; ++k) acc[k] += f(j + k);
+  for (int w = K / 2; w > 0; w /= 2)
+    for (int k = 0; k < w; ++k) acc[k] += acc[k + w];
+  return acc[0];
 }
 
-// mean and 1 / sqrt(var + eps) of a row (biased variance, two passes; as layer_norm)
+// mean and 1 / sqrt(var + eps) of each of the B rows of x (n each; biased variance, two
+// passes, as layer_norm), one phase at a time over all rows: the rows' reductions are then
+// independent chains the CPU overlaps, where row by row each waited on the previous row's
+// sqrt and divisions
 template <typename T>
-RNNLAB_AI void row_moments(const T* __restrict x, int64_t n, T eps, T& mean, T& rstd) {
-  mean = row_sum<T>(n, [&](int64_t j) { return x[j]; }) / T(n);
-  const T m = mean;
-  const T var = row_sum<T>(n, [&](int64_t j) { return (x[j] - m) * (x[j] - m); }) / T(n);
-  rstd = T(1) / std::sqrt(var + eps);
+RNNLAB_AI void rows_moments(const T* __restrict x, int64_t B, int64_t n, T eps,
+                            T* __restrict mean, T* __restrict rstd) {
+  for (int64_t b = 0; b < B; ++b) {
+    const T* __restrict r = x + b * n;
+    mean[b] = row_sum<T>(n, [&](int64_t j) { return r[j]; }) / T(n);
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    const T* __restrict r = x + b * n;
+    const T m = mean[b];
+    rstd[b] = row_sum<T>(n, [&](int64_t j) { return (r[j] - m) * (r[j] - m); }) / T(n);
+  }
+  for (int64_t b = 0; b < B; ++b) rstd[b] = T(1) / std::sqrt(rstd[b] + eps);
 }
 
 template <typename T, bool FG, bool PEEP, bool LN>
 RNNLAB_AI void forward_rows(const Step<T>& s) {
   const int64_t H = s.H, G = (FG ? 4 : 3) * H;
+  if (LN) rows_moments(s.u, s.B, G, s.eps, s.mean_h, s.rstd_h);
   for (int64_t b = 0; b < s.B; ++b) {
     T* __restrict ao = s.a + b * G;
     T* __restrict ai = ao + H;
@@ -214,9 +227,7 @@ RNNLAB_AI void forward_rows(const Step<T>& s) {
     if (LN) {  // a += LN(u; gamma_hh)
       const T* __restrict u = s.u + b * G;
       const T* __restrict gh = s.gh;
-      T mean, rstd;
-      row_moments(u, G, s.eps, mean, rstd);
-      s.mean_h[b] = mean, s.rstd_h[b] = rstd;
+      const T mean = s.mean_h[b], rstd = s.rstd_h[b];
 #pragma GCC ivdep
       for (int64_t k = 0; k < G; ++k) ao[k] += (u[k] - mean) * rstd * gh[k];
     }
@@ -245,12 +256,17 @@ RNNLAB_AI void forward_rows(const Step<T>& s) {
         out[j] = o * p;
       }
     }
-    if (LN) {  // phi(LN(c_t; gamma_c, beta_c))
-      const T* __restrict gc = s.gc;
-      const T* __restrict bc = s.bc;
-      T mean, rstd;
-      row_moments<T>(cn, H, s.eps, mean, rstd);
-      s.mean_c[b] = mean, s.rstd_c[b] = rstd;
+  }
+  if (LN) {  // phi(LN(c_t; gamma_c, beta_c)), after all rows' c_t
+    rows_moments<T>(s.cn, s.B, H, s.eps, s.mean_c, s.rstd_c);
+    const T* __restrict gc = s.gc;
+    const T* __restrict bc = s.bc;
+    for (int64_t b = 0; b < s.B; ++b) {
+      const T* __restrict ao = s.a + b * G;
+      const T* __restrict cn = s.cn + b * H;
+      T* __restrict phi = s.phi + b * H;
+      T* __restrict out = s.out + b * H;
+      const T mean = s.mean_c[b], rstd = s.rstd_c[b];
 #pragma GCC ivdep
       for (int64_t j = 0; j < H; ++j) {
         const T ch = (cn[j] - mean) * rstd * gc[j] + bc[j];
