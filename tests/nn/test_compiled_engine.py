@@ -120,6 +120,55 @@ def test_compiled_kernel_gradcheck(opts):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("forget_gate", [True, False])
+def test_compiled_kernel_gradcheck_input_layer_norm(bias, forget_gate):
+    """gradcheck of LSTMRecurrence with the input projections' layer norm inside the C++
+    step (the compiled engine's CPU path): raw W_ih x_t in, gamma_ih and beta_ih given, their
+    gradients (and the raw projections') from the fused backward step; and the same values
+    as the kernel fed the Python-normalised projections."""
+    module = _module()
+    torch.manual_seed(0)
+    cell = LSTM(2, 3, layer_norm=True, bias=bias, forget_gate=forget_gate, dtype=DT).cells[0]
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    B, T = 2, 4
+    x = torch.randn(B, T, 2, dtype=DT)
+    xp = cell.project(x, loops=module).detach().requires_grad_()  # raw, time-major view
+    assert xp.transpose(0, 1).is_contiguous()
+    P, H = cell.state_sizes
+    h0 = torch.randn(B, P, dtype=DT, requires_grad=True)
+    c0 = torch.randn(B, H, dtype=DT, requires_grad=True)
+    w_hh, _, _, ln = cell._weights()
+    perm = cell.gate_perm
+    g_ih = cell.layer_norm_ih.index_select(0, perm).detach().requires_grad_()
+    b_ih = (cell.bias_ih + cell.bias_hh).index_select(0, perm) if bias else None
+    b_ih = None if b_ih is None else b_ih.detach().requires_grad_()
+    w_hh = w_hh.detach().requires_grad_()
+    ln = [t.detach().requires_grad_() for t in ln]
+    rmask = torch.tensor([[2.0] * P, [0.0] + [2.0] * (P - 1)], dtype=DT)
+    lengths = torch.tensor([4, 2])
+
+    def f(xp, h0, c0, w_hh, g_hh, g_c, b_c, g_ih, *b_ih):
+        b = b_ih[0] if b_ih else None
+        return LSTMRecurrence.apply(
+            xp, h0, c0, w_hh, None, None, None, None, g_hh, g_c, b_c, lengths, rmask,
+            cell.forget_gate, cell.eps, module, g_ih, b,
+        )  # fmt: skip
+
+    inputs = [xp, h0, c0, w_hh, *ln, g_ih] + ([b_ih] if bias else [])
+    assert torch.autograd.gradcheck(f, inputs)
+    normed = torch.nn.functional.layer_norm(xp, (xp.shape[-1],), g_ih, b_ih, cell.eps)
+    ref = LSTMRecurrence.apply(
+        normed, h0, c0, w_hh, None, None, None, None, *ln, lengths, rmask, cell.forget_gate,
+        cell.eps, module,
+    )  # fmt: skip
+    for u, v in zip(f(*inputs), ref):
+        torch.testing.assert_close(u, v, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.slow
 def test_compiled_truncated_bptt_equals_loop():
     """Chunk by chunk with the detached state carried over: the same as the loop engine."""
     _module()
@@ -180,7 +229,9 @@ def test_fused_activations_equal_torch(dtype):
     Phi = torch.empty(1, B, H, dtype=dtype)
     w_hh = torch.zeros(4 * H, H, dtype=dtype)
     none = (None,) * 3
-    module.lstm_forward(A, Hs, Cs, Phi, None, *none, w_hh, None, *none, *none, None, True, 1e-5)
+    module.lstm_forward(
+        A, Hs, Cs, Phi, None, *none, w_hh, None, *none, *none, None, True, 1e-5, *none, None
+    )
     eps = torch.finfo(dtype).eps
     o, i, f, g = A[0].view(B, 4, H).unbind(1)
     sig, tanh = torch.sigmoid(grid), torch.tanh(grid)

@@ -94,4 +94,7 @@ class CompiledEngine:
         def recurrence(cell, xp, s0, lengths, masks):
             return cell.recurrence(xp, s0, lengths, masks, loops=module)
 
-        return layer.run_stack(x, state, lengths, recurrence)
+        def project(cell, src):  # the LSTM's input layer norm may then run in the loops
+            return cell.project(src, loops=module)
+
+        return layer.run_stack(x, state, lengths, recurrence, project)

@@ -154,7 +154,13 @@ class LSTMRecurrence(torch.autograd.Function):
     """Hand-written BPTT over a whole sequence for one layer and direction.
 
     forward(xp (B, T, G), h0 (B, P), c0 (B, H), w_hh (G, P), w_hr, p_i, p_f, p_o,
-    g_hh, g_c, b_c, lengths, rmask, forget_gate, eps) -> (ys (B, T, P), h_T, c_T).
+    g_hh, g_c, b_c, lengths, rmask, forget_gate, eps, loops, g_ih, b_ih) -> (ys (B, T, P), h_T,
+    c_T).
+
+    ``g_ih`` given (the compiled engine's fused CPU path only): ``xp`` holds the raw input
+    projections W_ih x_t, and LN(W_ih x_t; g_ih) + b_ih is applied per step inside the C++
+    loops (its adjoint and the gain and bias gradients in the backward step), so no
+    separate layer_norm pass nor its (T, B, G) buffers are made.
 
     Steps past a sequence's length are computed and discarded: outputs there are zero,
     the final state is gathered at ``lengths``, and the backward pass starts each
@@ -181,6 +187,8 @@ class LSTMRecurrence(torch.autograd.Function):
         fg,
         eps,
         loops=None,
+        g_ih=None,
+        b_ih=None,
     ):
         B, T, G = xp.shape
         H, P = c0.shape[-1], h0.shape[-1]
@@ -189,7 +197,16 @@ class LSTMRecurrence(torch.autograd.Function):
         Cs = xp.new_empty(T + 1, B, H)  # c_0 .. c_T
         # gate pre-activations, then activations (o, i, f, g), in place: starts as a
         # time-major copy of the input projections, the recurrent term is added per step
-        A = xp.transpose(0, 1).clone(memory_format=torch.contiguous_format)  # (T, B, G)
+        # (with g_ih: written inside the C++ step from the raw projections X)
+        ln_in = g_ih is not None
+        if ln_in:
+            A = xp.new_empty(T, B, G)
+            X = xp.transpose(0, 1)  # (T, B, G), contiguous: the raw W_ih x_t
+            if loops is None or not X.is_contiguous():
+                raise RuntimeError("LSTMRecurrence: g_ih needs the C++ loops and time-major xp")
+        else:
+            A = xp.transpose(0, 1).clone(memory_format=torch.contiguous_format)  # (T, B, G)
+        stats_x = xp.new_empty(2, T, B, 1) if ln_in else None  # mean, rstd of X
         Phi = xp.new_empty(T, B, H)  # phi(c_hat_t)
         M = xp.new_empty(T, B, H) if w_hr is not None else None  # o * phi before W_hr
         U = xp.new_empty(T, B, G) if ln else None  # recurrent projections before LN
@@ -200,7 +217,7 @@ class LSTMRecurrence(torch.autograd.Function):
         if loops is not None:  # the same loop in C++ (rnnlab.engines.compiled)
             loops.lstm_forward(
                 A, Hs, Cs, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
-                b_c, rmask, fg, eps,
+                b_c, rmask, fg, eps, X if ln_in else None, stats_x, g_ih, b_ih,
             )  # fmt: skip
         else:
             w_hh_t = w_hh.t()
@@ -252,7 +269,7 @@ class LSTMRecurrence(torch.autograd.Function):
         ys = batch_first_outputs(Hs, lengths)  # (B, T, H)
         ctx.save_for_backward(
             Hs, Cs, A, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
-            b_c, lengths, rmask,
+            b_c, lengths, rmask, xp if ln_in else None, stats_x, g_ih, b_ih,
         )  # fmt: skip
         ctx.fg, ctx.eps = fg, eps
         return ys, gather_last(Hs, lengths), gather_last(Cs, lengths)
@@ -261,7 +278,7 @@ class LSTMRecurrence(torch.autograd.Function):
     def backward(ctx, dys, dhT, dcT):
         refuse_double_backward("LSTMRecurrence")
         (Hs, Cs, A, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c, b_c,
-         lengths, rmask) = ctx.saved_tensors  # fmt: skip
+         lengths, rmask, xp, stats_x, g_ih, b_ih) = ctx.saved_tensors  # fmt: skip
         fg = ctx.fg
         T, B, G = A.shape
         H, P = Cs.shape[-1], Hs.shape[-1]
@@ -283,6 +300,10 @@ class LSTMRecurrence(torch.autograd.Function):
         dU = A.new_empty(T, B, G) if ln else dA
         dh0 = None
         d_ghh = d_gc = d_bc = None
+        ln_in = g_ih is not None  # the input projections' layer norm inside the C++ step
+        dX = A.new_empty(T, B, G) if ln_in else None  # dL/d(W_ih x_t)
+        d_gih = A.new_empty(G) if ln_in else None
+        d_bih = A.new_empty(G) if b_ih is not None else None
         if ctx.loops is not None:
             none = dc.new_empty(0, dtype=torch.long)  # per-step index lists of the ends
             ends_list = [ends.get(t, none) for t in range(T)] if ends else []
@@ -293,9 +314,12 @@ class LSTMRecurrence(torch.autograd.Function):
             dh0 = ctx.loops.lstm_backward_fused(
                 dY, dA, dU if ln else None, dc, dcT, ends_list, A, Phi, Cs, U, stats_h,
                 stats_c, *gains, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c, rmask, fg,
+                xp.transpose(0, 1) if ln_in else None, stats_x, g_ih, dX, d_gih, d_bih,
             )  # fmt: skip
             if dh0 is not None:
                 d_ghh, d_gc, d_bc = gains
+        if dh0 is None and ln_in:
+            raise RuntimeError("LSTMRecurrence: g_ih needs the fused C++ backward step")
         if dh0 is None:
             if ln:
                 Zh = (U - stats_h[0]) * stats_h[1]  # normalised recurrent projections
@@ -370,8 +394,8 @@ class LSTMRecurrence(torch.autograd.Function):
             d_gc = (dChat * Zc).sum((0, 1))
             d_bc = dChat.sum((0, 1))
         return (
-            dA.transpose(0, 1), dh0, dc, d_w_hh, d_w_hr, d_pi, d_pf, d_po, d_ghh, d_gc, d_bc,
-            None, None, None, None, None,
+            (dX if ln_in else dA).transpose(0, 1), dh0, dc, d_w_hh, d_w_hr, d_pi, d_pf, d_po,
+            d_ghh, d_gc, d_bc, None, None, None, None, None, d_gih, d_bih,
         )  # fmt: skip
 
 
@@ -483,20 +507,35 @@ class LSTMCell(Cell):
             s += ", forget_gate=False"
         return s + (f", proj_size={self.proj_size}" if self.proj_size else "")
 
-    def project(self, x: Tensor) -> Tensor:
-        """All input projections at once, gates in internal order: (B, T, G)."""
+    def _ln_in_loops(self, x: Tensor, loops) -> bool:
+        """Whether the C++ loops apply the input projections' layer norm themselves (the
+        compiled engine's fused path: CPU float or double)."""
+        return (
+            loops is not None
+            and self.layer_norm
+            and x.device.type == "cpu"
+            and x.dtype in (torch.float32, torch.float64)
+        )
+
+    def project(self, x: Tensor, loops=None) -> Tensor:
+        """All input projections at once, gates in internal order: (B, T, G).
+
+        With ``loops`` (the compiled engine) and layer norm on CPU float/double: the raw
+        W_ih x_t (a time-major view), normalised and biased inside the C++ loops."""
         perm = self.gate_perm
         w_ih = self.weight_ih.index_select(0, perm)
-        b = (self.bias_ih + self.bias_hh).index_select(0, perm) if self.bias else None
+        raw = self._ln_in_loops(x, loops)
+        b = (self.bias_ih + self.bias_hh).index_select(0, perm) if self.bias and not raw else None
         if not self.layer_norm:
             return input_projection(x, w_ih, b)  # (B, T, G)
-        g = self.layer_norm_ih.index_select(0, perm)
         # LN(W_ih x; gamma_ih) + b in one call (the biases are layer_norm's beta), on the
         # time-major (T*B, G) rows before the (B, T, G) view: layer_norm and its backward
         # then see contiguous memory (on the transposed view each made 1-2 copies of it)
         B, T, _ = x.shape
         u = input_projection(x, w_ih).transpose(0, 1).reshape(T * B, -1)  # a view
-        u = F.layer_norm(u, (w_ih.shape[0],), g, b, self.eps)
+        if not raw:
+            g = self.layer_norm_ih.index_select(0, perm)
+            u = F.layer_norm(u, (w_ih.shape[0],), g, b, self.eps)
         return u.view(T, B, -1).transpose(0, 1)  # (B, T, G)
 
     def _weights(self):
@@ -524,9 +563,15 @@ class LSTMCell(Cell):
         peep = peep or (None, None, None)
         ln = ln or (None, None, None)
         mask = None if masks is None else masks[0]
+        ln_in = (None, None)  # project(x, loops) left the input layer norm to the loops
+        if self._ln_in_loops(xp, loops):
+            perm = self.gate_perm
+            b = (self.bias_ih + self.bias_hh).index_select(0, perm) if self.bias else None
+            ln_in = (self.layer_norm_ih.index_select(0, perm), b)
         ys, h, c = LSTMRecurrence.apply(
-            xp, *state, w_hh, w_hr, *peep, *ln, lengths, mask, self.forget_gate, self.eps, loops
-        )
+            xp, *state, w_hh, w_hr, *peep, *ln, lengths, mask, self.forget_gate, self.eps, loops,
+            *ln_in,
+        )  # fmt: skip
         return ys, (h, c)
 
 

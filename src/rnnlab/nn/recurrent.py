@@ -371,9 +371,10 @@ class Recurrent(nn.Module):
             final = tuple(s.squeeze(1) for s in final)
         return out, self._wrap_state(final)
 
-    def run_stack(self, x: Tensor, state: State, lengths: Tensor | None, recurrence):
+    def run_stack(self, x: Tensor, state: State, lengths: Tensor | None, recurrence, project=None):
         """Layer by layer and direction by direction with ``recurrence(cell, xp, state_0,
-        lengths, masks) -> (ys, state_T)`` (the loop and bptt engines)."""
+        lengths, masks) -> (ys, state_T)`` (the loop and bptt engines); ``project(cell, x)``
+        in place of ``cell.project(x)`` if given (the compiled engine)."""
         D = self.num_directions
         inp, finals = x, []
         for k in range(self.num_layers):
@@ -382,7 +383,7 @@ class Recurrent(nn.Module):
                 cell = self._cells[k * D + d]
                 s0 = tuple(s[k * D + d] for s in state)  # (B, size) each
                 src = inp if d == 0 else reverse_padded(inp, lengths)
-                xp = cell.project(src)  # (B, T, G)
+                xp = cell.project(src) if project is None else project(cell, src)  # (B, T, G)
                 ys, sT = recurrence(cell, xp, s0, lengths, self._masks(cell, x.shape[0], x))
                 outs.append(ys if d == 0 else reverse_padded(ys, lengths))
                 finals.append(sT)

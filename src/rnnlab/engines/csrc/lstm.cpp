@@ -7,8 +7,9 @@
 // Two paths per loop:
 // - fused (CPU, float or double, contiguous buffers; every option): per step the matmul
 //   stays one ATen call (addmm_ / mm_out, i.e. BLAS) and all the pointwise work of the step
-//   (gates, c_t, phi_t, h_t and the layer norms' row moments; backward: the gate gradients,
-//   the cell-state adjoint and the layer norms' adjoints) is one hand-written loop over the
+//   (gates, c_t, phi_t, h_t and the layer norms' row moments, the input projections' norm
+//   included when X, the raw W_ih x_t, is passed; backward: the gate gradients, the
+//   cell-state adjoint and the layer norms' adjoints) is one hand-written loop over the
 //   (B, H) elements with raw pointers, in place of ~15-25 small ATen calls. The loops are
 //   plain branch-free arithmetic (exp, sigmoid and tanh from Cephes' formulas below) that
 //   the compiler vectorises at -O3; each is built for three x86-64 levels (target_clones:
@@ -143,6 +144,14 @@ struct Step {
   const T* gh;  // layer norm: gamma_hh (G,), gamma_c, beta_c (H,); null without
   const T* gc;
   const T* bc;
+  // the input projections' layer norm in the step (compiled path): gamma_ih, beta_ih (G,)
+  // (beta null without biases), the raw rows X_t = W_ih x_t (B, G) and their statistics;
+  // null where the input projections come normalised
+  const T* gi;
+  const T* bi;
+  const T* x;
+  T* mean_x;
+  T* rstd_x;
   T eps;
   // forward
   T* a;
@@ -170,6 +179,9 @@ struct Step {
   T* dgh;    // (G,) sum over b of dL/du_hat * z(U)
   T* dgc;    // (H,) sum over b of dL/dc_hat * z(c_t)
   T* dbc;    // (H,) sum over b of dL/dc_hat
+  T* dx;     // dL/dX_t (B, G), with x
+  T* dgi;    // (G,) sum over b of dL/da * z(X_t)
+  T* dbi;    // (G,) sum over b of dL/da (null without beta_ih)
 };
 
 // A row's sum of f(j), j < n, in one vector's worth of partial sums, so that the loop
@@ -212,6 +224,7 @@ template <typename T, bool FG, bool PEEP, bool LN>
 RNNLAB_AI void forward_rows(const Step<T>& s) {
   const int64_t H = s.H, G = (FG ? 4 : 3) * H;
   if (LN) rows_moments(s.u, s.B, G, s.eps, s.mean_h, s.rstd_h);
+  if (LN && s.x) rows_moments(s.x, s.B, G, s.eps, s.mean_x, s.rstd_x);
   for (int64_t b = 0; b < s.B; ++b) {
     T* __restrict ao = s.a + b * G;
     T* __restrict ai = ao + H;
@@ -228,8 +241,24 @@ RNNLAB_AI void forward_rows(const Step<T>& s) {
       const T* __restrict u = s.u + b * G;
       const T* __restrict gh = s.gh;
       const T mean = s.mean_h[b], rstd = s.rstd_h[b];
+      if (s.x) {  // a = LN(X_t; gamma_ih, beta_ih) + LN(u; gamma_hh)
+        const T* __restrict x = s.x + b * G;
+        const T* __restrict gi = s.gi;
+        const T* __restrict bi = s.bi;
+        const T mx = s.mean_x[b], rx = s.rstd_x[b];
+        if (bi) {
 #pragma GCC ivdep
-      for (int64_t k = 0; k < G; ++k) ao[k] += (u[k] - mean) * rstd * gh[k];
+          for (int64_t k = 0; k < G; ++k)
+            ao[k] = ((x[k] - mx) * rx * gi[k] + bi[k]) + (u[k] - mean) * rstd * gh[k];
+        } else {
+#pragma GCC ivdep
+          for (int64_t k = 0; k < G; ++k)
+            ao[k] = (x[k] - mx) * rx * gi[k] + (u[k] - mean) * rstd * gh[k];
+        }
+      } else {
+#pragma GCC ivdep
+        for (int64_t k = 0; k < G; ++k) ao[k] += (u[k] - mean) * rstd * gh[k];
+      }
     }
 #pragma GCC ivdep
     for (int64_t j = 0; j < H; ++j) {
@@ -367,6 +396,28 @@ RNNLAB_AI void backward_rows(const Step<T>& s) {
         du[k] = r * (da[k] * gh[k] - m1 - zh * m2);
         dgh[k] += da[k] * zh;
       }
+      if (s.x) {  // dX_t = LN'(da) of the input projections' layer norm
+        const T* __restrict x = s.x + b * G;
+        const T* __restrict gi = s.gi;
+        T* __restrict dx = s.dx + b * G;
+        T* __restrict dgi = s.dgi;
+        const T mx = s.mean_x[b], rx = s.rstd_x[b];
+        const T n1 = row_sum<T>(G, [&](int64_t k) { return da[k] * gi[k]; }) / T(G);
+        const T n2 = row_sum<T>(G, [&](int64_t k) {
+          return da[k] * gi[k] * ((x[k] - mx) * rx);
+        }) / T(G);
+#pragma GCC ivdep
+        for (int64_t k = 0; k < G; ++k) {
+          const T zx = (x[k] - mx) * rx;
+          dx[k] = rx * (da[k] * gi[k] - n1 - zx * n2);
+          dgi[k] += da[k] * zx;
+        }
+        if (s.dbi) {
+          T* __restrict dbi = s.dbi;
+#pragma GCC ivdep
+          for (int64_t k = 0; k < G; ++k) dbi[k] += da[k];
+        }
+      }
     }
   }
 }
@@ -457,7 +508,8 @@ void forward_fused(Tensor& A, Tensor& Hs, Tensor& Cs, Tensor& Phi, const optiona
                    const optional<Tensor>& p_f, const optional<Tensor>& p_o,
                    const optional<Tensor>& g_hh, const optional<Tensor>& g_c,
                    const optional<Tensor>& b_c, const optional<Tensor>& rmask, bool fg,
-                   double eps) {
+                   double eps, const optional<Tensor>& X, const optional<Tensor>& stats_x,
+                   const optional<Tensor>& g_ih, const optional<Tensor>& b_ih) {
   const int64_t T_ = A.size(0), B = A.size(1), G = A.size(2), H = Cs.size(2), P = Hs.size(2);
   // (P, G), made contiguous once: BLAS is markedly faster on it than on the transposed view
   const Tensor w_hh_t = w_hh.t().contiguous();
@@ -470,6 +522,9 @@ void forward_fused(Tensor& A, Tensor& Hs, Tensor& Cs, Tensor& Phi, const optiona
   T* const u0 = ln ? U->data_ptr<T>() : nullptr;
   T* const sh = ln ? stats_h->data_ptr<T>() : nullptr;  // (2, T, B, 1): mean, rstd
   T* const sc = ln ? stats_c->data_ptr<T>() : nullptr;
+  const T* const x0 = X ? X->data_ptr<T>() : nullptr;  // raw input projections (T, B, G)
+  T* const sx = X ? stats_x->data_ptr<T>() : nullptr;
+  if (X) s.gi = g_ih->data_ptr<T>(), s.bi = b_ih ? b_ih->data_ptr<T>() : nullptr;
   const Tensor w_hr_t = w_hr ? w_hr->t().contiguous() : Tensor();  // (H, P)
   const auto As = A.unbind(0), Hss = Hs.unbind(0);
   const std::vector<Tensor> Us = ln ? U->unbind(0) : std::vector<Tensor>();
@@ -491,6 +546,7 @@ void forward_fused(Tensor& A, Tensor& Hs, Tensor& Cs, Tensor& Phi, const optiona
       s.mean_h = sh + t * B, s.rstd_h = sh + (T_ + t) * B;
       s.mean_c = sc + t * B, s.rstd_c = sc + (T_ + t) * B;
     }
+    if (X) s.x = x0 + t * B * G, s.mean_x = sx + t * B, s.rstd_x = sx + (T_ + t) * B;
     forward_step(s);
     if (M) {
       Tensor hn = Hss[t + 1];
@@ -509,7 +565,10 @@ Tensor backward_fused(Tensor& dY, Tensor& dA, const optional<Tensor>& dU, Tensor
                       const optional<Tensor>& w_hr, const optional<Tensor>& p_i,
                       const optional<Tensor>& p_f, const optional<Tensor>& p_o,
                       const optional<Tensor>& g_hh, const optional<Tensor>& g_c,
-                      const optional<Tensor>& rmask, bool fg) {
+                      const optional<Tensor>& rmask, bool fg, const optional<Tensor>& X,
+                      const optional<Tensor>& stats_x, const optional<Tensor>& g_ih,
+                      const optional<Tensor>& dX, const optional<Tensor>& d_gih,
+                      const optional<Tensor>& d_bih) {
   const int64_t T_ = A.size(0), B = A.size(1), G = A.size(2), H = dc.size(1);
   Step<T> s = make_step<T>(B, H, fg, p_i, p_f, p_o, g_hh, g_c, c10::nullopt, 0.0);
   s.dc = dc.data_ptr<T>();
@@ -519,11 +578,17 @@ Tensor backward_fused(Tensor& dY, Tensor& dA, const optional<Tensor>& dU, Tensor
   T* const da0 = dA.data_ptr<T>();
   const bool ln = g_hh.has_value();
   // layer norm: one step's gains-gradient sums in T, the totals over steps in double
-  std::vector<T> scratch(ln ? 2 * H + G + 2 * H : 0);
-  std::vector<double> tot(ln ? G + 2 * H : 0, 0.0);
+  // (d_ghh (G), d_gc, d_bc (H), then d_gih, d_bih (G) with the input norm in the step)
+  const int64_t nsum = ln ? G + 2 * H + (X ? 2 * G : 0) : 0;
+  std::vector<T> scratch(ln ? 2 * H + nsum : 0);
+  std::vector<double> tot(nsum, 0.0);
   if (ln) {
     s.dchat = scratch.data(), s.zrow = s.dchat + H;
     s.dgh = s.zrow + H, s.dgc = s.dgh + G, s.dbc = s.dgc + H;
+  }
+  if (ln && X) {
+    s.gi = g_ih->data_ptr<T>(), s.dgi = s.dbc + H;
+    s.dbi = d_bih ? s.dgi + G : nullptr;
   }
   const auto dYs = dY.unbind(0);
   const auto dUs = ln ? dU->unbind(0) : dA.unbind(0);  // what W_hh's adjoint sees
@@ -546,12 +611,15 @@ Tensor backward_fused(Tensor& dY, Tensor& dA, const optional<Tensor>& dU, Tensor
       s.mean_h = sh + t * B, s.rstd_h = sh + (T_ + t) * B;
       s.mean_c = sc + t * B, s.rstd_c = sc + (T_ + t) * B;
       s.du = dU->data_ptr<T>() + t * B * G;
-      std::fill(s.dgh, s.dgh + G + 2 * H, T(0));
+      if (X) {
+        T* const sx = stats_x->data_ptr<T>();
+        s.x = X->data_ptr<T>() + t * B * G, s.dx = dX->data_ptr<T>() + t * B * G;
+        s.mean_x = sx + t * B, s.rstd_x = sx + (T_ + t) * B;
+      }
+      std::fill(s.dgh, s.dgh + nsum, T(0));
     }
     backward_step(s);
-    if (ln) {
-      for (int64_t k = 0; k < G + 2 * H; ++k) tot[k] += s.dgh[k];
-    }
+    for (int64_t k = 0; k < nsum; ++k) tot[k] += s.dgh[k];
     if (t > 0) {
       Tensor prev = dYs[t - 1];
       if (rmask) {
@@ -568,6 +636,14 @@ Tensor backward_fused(Tensor& dY, Tensor& dA, const optional<Tensor>& dU, Tensor
     for (int64_t k = 0; k < G; ++k) out[0][k] = T(tot[k]);
     for (int64_t j = 0; j < H; ++j) out[1][j] = T(tot[G + j]), out[2][j] = T(tot[G + H + j]);
   }
+  if (ln && X) {
+    T* const gi = d_gih->data_ptr<T>();
+    T* const bi = d_bih ? d_bih->data_ptr<T>() : nullptr;
+    for (int64_t k = 0; k < G; ++k) {
+      gi[k] = T(tot[G + 2 * H + k]);
+      if (bi) bi[k] = T(tot[2 * G + 2 * H + k]);
+    }
+  }
   return dh0;
 }
 
@@ -578,13 +654,19 @@ void lstm_forward(Tensor A, Tensor Hs, Tensor Cs, Tensor Phi, optional<Tensor> M
                   Tensor w_hh, optional<Tensor> w_hr, optional<Tensor> p_i,
                   optional<Tensor> p_f, optional<Tensor> p_o, optional<Tensor> g_hh,
                   optional<Tensor> g_c, optional<Tensor> b_c, optional<Tensor> rmask, bool fg,
-                  double eps) {
+                  double eps, optional<Tensor> X, optional<Tensor> stats_x,
+                  optional<Tensor> g_ih, optional<Tensor> b_ih) {
   const bool peep = p_i.has_value(), ln = g_hh.has_value();
-  if (fusable({&A, &Hs, &Cs, &Phi, &w_hh},
-              {&M, &U, &stats_h, &stats_c, &w_hr, &p_i, &p_f, &p_o, &g_hh, &g_c, &b_c, &rmask})) {
+  const bool fuse = fusable({&A, &Hs, &Cs, &Phi, &w_hh},
+                            {&M, &U, &stats_h, &stats_c, &w_hr, &p_i, &p_f, &p_o, &g_hh, &g_c,
+                             &b_c, &rmask, &X, &stats_x, &g_ih, &b_ih});
+  // the raw input projections (X) are taken by the fused path only (the Python side
+  // passes them on CPU float/double, whose buffers it allocates contiguous)
+  TORCH_CHECK(!X || (fuse && ln), "lstm_forward: X needs the fused layer-norm path");
+  if (fuse) {
     AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "lstm_forward", [&] {
       forward_fused<scalar_t>(A, Hs, Cs, Phi, M, U, stats_h, stats_c, w_hh, w_hr, p_i, p_f, p_o,
-                              g_hh, g_c, b_c, rmask, fg, eps);
+                              g_hh, g_c, b_c, rmask, fg, eps, X, stats_x, g_ih, b_ih);
     });
     return;
   }
@@ -705,8 +787,10 @@ Tensor lstm_backward(Tensor dY, Tensor dA, optional<Tensor> dU, optional<Tensor>
 // where the buffers do not qualify: then the Python side runs lstm_backward): the adjoint
 // factors are computed per element from A, Phi and Cs inside the step, so the Python kernel
 // skips K_o, K_c and K3 (and, under layer norm, the normalised U and c_t: the gains'
-// gradients d_ghh, d_gc, d_bc are summed inside and written). Returns dh0; fills dA (and dU
-// under layer norm) and dc (in place, ends as dc_0).
+// gradients d_ghh, d_gc, d_bc are summed inside and written). With X (the raw input
+// projections, the compiled engine's layer-norm path) also the input norm's adjoint dX and
+// its gain and bias gradients d_gih, d_bih (d_bih null without biases). Returns dh0; fills
+// dA (and dU under layer norm) and dc (in place, ends as dc_0).
 optional<Tensor> lstm_backward_fused(Tensor dY, Tensor dA, optional<Tensor> dU, Tensor dc,
                                      Tensor dcT, std::vector<Tensor> ends, Tensor A, Tensor Phi,
                                      Tensor Cs, optional<Tensor> U, optional<Tensor> stats_h,
@@ -715,16 +799,20 @@ optional<Tensor> lstm_backward_fused(Tensor dY, Tensor dA, optional<Tensor> dU, 
                                      optional<Tensor> w_hr, optional<Tensor> p_i,
                                      optional<Tensor> p_f, optional<Tensor> p_o,
                                      optional<Tensor> g_hh, optional<Tensor> g_c,
-                                     optional<Tensor> rmask, bool fg) {
+                                     optional<Tensor> rmask, bool fg, optional<Tensor> X,
+                                     optional<Tensor> stats_x, optional<Tensor> g_ih,
+                                     optional<Tensor> dX, optional<Tensor> d_gih,
+                                     optional<Tensor> d_bih) {
   if (!fusable({&A, &dY, &dA, &dc, &Phi, &Cs, &w_hh},
                {&dU, &U, &stats_h, &stats_c, &d_ghh, &d_gc, &d_bc, &w_hr, &p_i, &p_f, &p_o,
-                &g_hh, &g_c, &rmask}))
+                &g_hh, &g_c, &rmask, &X, &stats_x, &g_ih, &dX, &d_gih, &d_bih}))
     return c10::nullopt;
+  TORCH_CHECK(!X || g_hh, "lstm_backward_fused: X needs layer norm");
   Tensor dh0;
   AT_DISPATCH_FLOATING_TYPES(A.scalar_type(), "lstm_backward_fused", [&] {
     dh0 = backward_fused<scalar_t>(dY, dA, dU, dc, dcT, ends, A, Phi, Cs, U, stats_h, stats_c,
                                    d_ghh, d_gc, d_bc, w_hh, w_hr, p_i, p_f, p_o, g_hh, g_c,
-                                   rmask, fg);
+                                   rmask, fg, X, stats_x, g_ih, dX, d_gih, d_bih);
   });
   return dh0;
 }
