@@ -301,7 +301,8 @@ class LSTMRecurrence(torch.autograd.Function):
         dh0 = None
         d_ghh = d_gc = d_bc = None
         ln_in = g_ih is not None  # the input projections' layer norm inside the C++ step
-        dX = A.new_empty(T, B, G) if ln_in else None  # dL/d(W_ih x_t)
+        # dL/d(W_ih x_t), written over dA unless the peepholes' gradients need dA after
+        dX = (A.new_empty(T, B, G) if peep else dA) if ln_in else None
         d_gih = A.new_empty(G) if ln_in else None
         d_bih = A.new_empty(G) if b_ih is not None else None
         if ctx.loops is not None:

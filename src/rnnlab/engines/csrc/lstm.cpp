@@ -396,27 +396,28 @@ RNNLAB_AI void backward_rows(const Step<T>& s) {
         du[k] = r * (da[k] * gh[k] - m1 - zh * m2);
         dgh[k] += da[k] * zh;
       }
-      if (s.x) {  // dX_t = LN'(da) of the input projections' layer norm
-        const T* __restrict x = s.x + b * G;
-        const T* __restrict gi = s.gi;
-        T* __restrict dx = s.dx + b * G;
-        T* __restrict dgi = s.dgi;
-        const T mx = s.mean_x[b], rx = s.rstd_x[b];
-        const T n1 = row_sum<T>(G, [&](int64_t k) { return da[k] * gi[k]; }) / T(G);
-        const T n2 = row_sum<T>(G, [&](int64_t k) {
-          return da[k] * gi[k] * ((x[k] - mx) * rx);
-        }) / T(G);
+    }
+    if (LN && s.x) {  // dX_t = LN'(da) of the input projections' layer norm; dX_t may be
+      // da itself (s.dx == s.da: then written over it, each element after its last read)
+      const T* __restrict x = s.x + b * G;
+      const T* __restrict gi = s.gi;
+      T* const dx = s.dx == s.da ? dao : s.dx + b * G;
+      T* __restrict dgi = s.dgi;
+      const T mx = s.mean_x[b], rx = s.rstd_x[b];
+      const T n1 = row_sum<T>(G, [&](int64_t k) { return dao[k] * gi[k]; }) / T(G);
+      const T n2 = row_sum<T>(G, [&](int64_t k) {
+        return dao[k] * gi[k] * ((x[k] - mx) * rx);
+      }) / T(G);
+      if (s.dbi) {
+        T* __restrict dbi = s.dbi;
 #pragma GCC ivdep
-        for (int64_t k = 0; k < G; ++k) {
-          const T zx = (x[k] - mx) * rx;
-          dx[k] = rx * (da[k] * gi[k] - n1 - zx * n2);
-          dgi[k] += da[k] * zx;
-        }
-        if (s.dbi) {
-          T* __restrict dbi = s.dbi;
+        for (int64_t k = 0; k < G; ++k) dbi[k] += dao[k];
+      }
 #pragma GCC ivdep
-          for (int64_t k = 0; k < G; ++k) dbi[k] += da[k];
-        }
+      for (int64_t k = 0; k < G; ++k) {
+        const T d = dao[k], zx = (x[k] - mx) * rx;
+        dgi[k] += d * zx;
+        dx[k] = rx * (d * gi[k] - n1 - zx * n2);
       }
     }
   }
