@@ -310,6 +310,18 @@ def _chol_solve(L, X):  # pragma: no cover
 
 
 @jit(error_model="numpy")
+def _matmul(X, Y, out, C=None, alpha=1.0):  # pragma: no cover
+    """out = X Y, or C + alpha X Y: each entry's sum accumulated in float64 and rounded once
+    (X, Y may be transposed views)."""
+    for i in range(X.shape[0]):
+        for j in range(Y.shape[1]):
+            s = 0.0
+            for k in range(X.shape[1]):
+                s += X[i, k] * Y[k, j]
+            out[i, j] = s if C is None else C[i, j] + alpha * s
+
+
+@jit(error_model="numpy")
 def _kalman_kernel(
     m0, P0, A, Q, C, R, y, bu, has_bu, n_obs, fm, pm, rr, fP, pP, Lo, terms, log2pi
 ):  # pragma: no cover
@@ -328,6 +340,7 @@ def _kalman_kernel(
     M = np.empty((S, S), dtype=dt)
     MP = np.empty((S, S), dtype=dt)
     KR = np.empty((S, D), dtype=dt)
+    eye = np.eye(S, dtype=dt)
     r = np.empty(D, dtype=dt)
     zv = np.empty(D, dtype=dt)
     for b in range(B):
@@ -345,17 +358,8 @@ def _kalman_kernel(
                     mt[i] = s + bu[b, t, i] if has_bu else s
                 for i in range(S):
                     m[i] = mt[i]
-                    for j in range(S):
-                        s = 0.0
-                        for k in range(S):
-                            s += A[i, k] * P[k, j]
-                        AP[i, j] = s
-                for i in range(S):
-                    for j in range(S):
-                        s = 0.0
-                        for k in range(S):
-                            s += AP[i, k] * A[j, k]
-                        P[i, j] = s + Q[i, j]
+                _matmul(A, P, AP)
+                _matmul(AP, A.T, P, Q)
             ci = 0 if Tc == 1 else t
             Ct = C[cb, ci]
             Rt = R[cb, ci]
@@ -381,19 +385,9 @@ def _kalman_kernel(
                 for i in range(D):
                     r[i] = y[b, t, i]
             else:
-                for i in range(D):  # CP = C P, S = CP C^T + R
-                    for j in range(S):
-                        s = 0.0
-                        for k in range(S):
-                            s += Ct[i, k] * P[k, j]
-                        CP[i, j] = s
-                        Kt[i, j] = s
-                for i in range(D):
-                    for j in range(D):
-                        s = 0.0
-                        for k in range(S):
-                            s += CP[i, k] * Ct[j, k]
-                        Sm[i, j] = s + Rt[i, j]
+                _matmul(Ct, P, CP)  # CP = C P, S = CP C^T + R
+                Kt[:, :] = CP
+                _matmul(CP, Ct.T, Sm, Rt)
                 if not _cholesky(Sm, L):
                     return t
                 _chol_solve(L, Kt)  # (D, S) K^T = S^{-1} C P
@@ -407,25 +401,10 @@ def _kalman_kernel(
                     for i in range(D):
                         s += r[i] * Kt[i, j]
                     m[j] += s
-                for i in range(S):  # M = I - K C
-                    for j in range(S):
-                        s = 0.0
-                        for k in range(D):
-                            s += Kt[k, i] * Ct[k, j]
-                        M[i, j] = (1.0 if i == j else 0.0) - s
-                for i in range(S):  # MP = M P
-                    for j in range(S):
-                        s = 0.0
-                        for k in range(S):
-                            s += M[i, k] * P[k, j]
-                        MP[i, j] = s
-                for i in range(S):  # KR = K R
-                    for j in range(D):
-                        s = 0.0
-                        for k in range(D):
-                            s += Kt[k, i] * Rt[k, j]
-                        KR[i, j] = s
-                for i in range(S):  # P = M P M^T + K R K^T
+                _matmul(Kt.T, Ct, M, eye, -1.0)  # M = I - K C
+                _matmul(M, P, MP)
+                _matmul(Kt.T, Rt, KR)  # K R
+                for i in range(S):  # P = M P M^T + K R K^T (both sums before one rounding)
                     for j in range(S):
                         s = 0.0
                         for k in range(S):
@@ -474,47 +453,22 @@ def _rts_kernel(A, mf, Pf, mp, Pp, means, covs, cross, JT):  # pragma: no cover
         for t in range(T - 2, -1, -1):
             if not _cholesky(Pp[cb, t + 1], Lp):
                 return t + 1
-            for i in range(S):  # J^T = Pp^{-1} A Pf
-                for j in range(S):
-                    s = 0.0
-                    for k in range(S):
-                        s += A[i, k] * Pf[cb, t, k, j]
-                    J[i, j] = s
+            _matmul(A, Pf[cb, t], J)  # J^T = Pp^{-1} A Pf
             _chol_solve(Lp, J)
             for j in range(S):  # c = mf - mp J^T
                 s = 0.0
                 for k in range(S):
                     s += mp[b, t + 1, k] * J[k, j]
                 c[j] = mf[b, t, j] - s
-            for i in range(S):  # W = Pp J^T
-                for j in range(S):
-                    s = 0.0
-                    for k in range(S):
-                        s += Pp[cb, t + 1, i, k] * J[k, j]
-                    W[i, j] = s
-            for i in range(S):  # E = Pf - J Pp J^T
-                for j in range(S):
-                    s = 0.0
-                    for k in range(S):
-                        s += J[k, i] * W[k, j]
-                    E[i, j] = Pf[cb, t, i, j] - s
+            _matmul(Pp[cb, t + 1], J, W)  # W = Pp J^T
+            _matmul(J.T, W, E, Pf[cb, t], -1.0)  # E = Pf - J Pp J^T
             for j in range(S):  # ms_t = c + ms_{t+1} J^T
                 s = 0.0
                 for k in range(S):
                     s += means[b, t + 1, k] * J[k, j]
                 means[b, t, j] = c[j] + s
-            for i in range(S):  # Ps_t = E + J Ps_{t+1} J^T
-                for j in range(S):
-                    s = 0.0
-                    for k in range(S):
-                        s += covs[cb, t + 1, i, k] * J[k, j]
-                    W[i, j] = s
-            for i in range(S):
-                for j in range(S):
-                    s = 0.0
-                    for k in range(S):
-                        s += J[k, i] * W[k, j]
-                    covs[cb, t, i, j] = E[i, j] + s
+            _matmul(covs[cb, t + 1], J, W)  # Ps_t = E + J Ps_{t+1} J^T
+            _matmul(J.T, W, covs[cb, t], E)
             for i in range(S):
                 for j in range(S):
                     JT[cb, t, i, j] = J[i, j]
