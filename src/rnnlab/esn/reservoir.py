@@ -223,9 +223,9 @@ def run_reservoir(
             d = drive[0].detach().contiguous()  # (T, H)
             X = torch.empty_like(d)
             w = W.detach().to(d.dtype).contiguous()
-            a = d.new_tensor(leak_rate).numpy()[()]  # the drive's dtype
-            _drive_dense(w.numpy(), d.numpy(), x0[0].detach().numpy(), a, activation == "tanh",
-                         X.numpy())  # fmt: skip
+            dn = d.numpy()
+            a = dn.dtype.type(leak_rate)  # the drive's dtype
+            _drive_dense(w.numpy(), dn, x0[0].detach().numpy(), a, activation == "tanh", X.numpy())
             return X[None]  # (1, T, H)
     act_ = _activation_(activation)
     a = leak_rate
