@@ -1,10 +1,10 @@
 r"""HMM emission components: one class per family of :math:`p(x_t \mid z_t = k)`.
 
 An :class:`~rnnlab.classic.hmm.HMM` is an initial distribution, a transition matrix and
-one emission component (STYLE.md 13, after dynamax's ``hidden_markov_model/models``). Each
-component is an ``nn.Module`` that holds its parameters (stored unconstrained, so that the
-model's log-likelihood can be maximised by gradient descent) and supplies what the model
-needs of an emission family:
+one emission component (one class per family, as in dynamax's
+``hidden_markov_model/models``). Each component is an ``nn.Module`` that holds its
+parameters (stored unconstrained, so that the model's log-likelihood can be maximised by
+gradient descent) and supplies what the model needs of an emission family:
 
 - ``log_prob(x)`` (..., K): the log-density, through the public kernels of this file
   (:func:`categorical_log_prob`, :func:`multinomial_log_prob`, :func:`poisson_log_prob`,

@@ -8,8 +8,8 @@ sequences wrong), the test error, the training sequences seen and the wall time.
 full preset gives every run the same small wall-clock budget on one core so that the
 whole experiment fits the slow suite (minutes); the papers trained for hours on a GPU,
 so a "no" here is a measurement at this budget, not a verdict on the method. Published
-(TASKS.md section 11): HF solves these problems up to T = 200 (XOR at T = 100 only
-rarely); Pascanu et al. solve them with SGD and clipping up to T = 200, random
+(docs/tasks.md, Hessian-free problems): HF solves these problems up to T = 200 (XOR at
+T = 100 only rarely); Pascanu et al. solve them with SGD and clipping up to T = 200, random
 permutation in 2 of 5 runs.
 
 The experiment's success rule: HF solves at least one (problem, T, seed) cell and at least
@@ -230,12 +230,12 @@ def run(config: ExperimentConfig) -> ExperimentResult:
                      "training sequences", "seconds", "stopped by")),  # fmt: skip
         f"Cells solved: HF {solved['HF']}, SGD {solved['SGD']} of {len(rows) // 2}. "
         f"Success (HF solves at least one cell and as many as SGD): **{success}**.",
-        "Published (TASKS.md section 11): HF with structural damping solves these problems "
-        "up to T = 200 (XOR at T = 100 only rarely), with batches of 1000 (300 suffice at "
-        "T = 100) over hours of GPU time; Pascanu et al. (2013) solve them with SGD and "
-        "clipping up to T = 200 within at most 5M updates (random permutation in 2 of 5 "
-        "runs). The budget here is seconds per run, a few HF outer steps at T = 100: the "
-        "rows that say no are what this budget reaches, not what the methods can do.",
+        "Published (docs/tasks.md, Hessian-free problems): HF with structural damping solves "
+        "these problems up to T = 200 (XOR at T = 100 only rarely), with batches of 1000 (300 "
+        "suffice at T = 100) over hours of GPU time; Pascanu et al. (2013) solve them with SGD "
+        "and clipping up to T = 200 within at most 5M updates (random permutation in 2 of 5 "
+        "runs). The budget here is seconds per run, a few HF outer steps at T = 100: the rows "
+        "that say no are what this budget reaches, not what the methods can do.",
         "![learning curves](pathological_curves.png)",
     ])  # fmt: skip
     return ExperimentResult("pathological", success, metrics, {}, report, [plot])
