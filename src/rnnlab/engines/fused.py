@@ -73,6 +73,23 @@ def flatten_for_cudnn(layer) -> None:
             )  # fmt: skip
 
 
+def _cpu_autocast_lstm_unsupported(layer) -> str | None:
+    """Under CPU autocast torch runs the LSTM through oneDNN in the autocast dtype, which
+    needs the processor's native bfloat16 / float16 support: without it torch.nn.LSTM
+    fails ("could not create a primitive descriptor"), so the stack runs elsewhere."""
+    first = next(iter(layer.parameters()), None)
+    if first is None or first.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+        return None
+    dtype = torch.get_autocast_dtype("cpu")
+    supported = {
+        torch.bfloat16: torch.ops.mkldnn._is_mkldnn_bf16_supported,
+        torch.float16: torch.ops.mkldnn._is_mkldnn_fp16_supported,
+    }.get(dtype)
+    if supported is None or supported():
+        return None
+    return f"torch's CPU LSTM kernel has no {dtype} autocast kernel on this processor"
+
+
 _CUDNN_MODE = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU"}
 
 
@@ -92,6 +109,8 @@ class FusedEngine:
                 return f"torch has no fused kernel for {reason}"
         if layer.recurrent_dropout > 0 and training:
             return "torch has no fused kernel for recurrent_dropout in training mode"
+        if modes == {"lstm"}:
+            return _cpu_autocast_lstm_unsupported(layer)
         return None
 
     def run(self, layer, x: Tensor, state, lengths):

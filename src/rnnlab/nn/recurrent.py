@@ -365,7 +365,13 @@ class Recurrent(nn.Module):
         if state is None:
             state = self._initial_state(B, x)
         engine = "loop" if B == 0 else self.resolved_engine()
-        out, final = ENGINES[engine].run(self, x, state, lengths)
+        if engine in ("fused", "loop") or not _autocast(x):
+            out, final = ENGINES[engine].run(self, x, state, lengths)
+        else:  # hand-written kernels are not autocast-aware: they run in the weights' dtype
+            dtype = next(iter(self.parameters())).dtype
+            with torch.autocast(x.device.type, enabled=False):
+                state = tuple(s.to(dtype) for s in state)
+                out, final = ENGINES[engine].run(self, x.to(dtype), state, lengths)
         if not batched:
             out = out.squeeze(0)
             final = tuple(s.squeeze(1) for s in final)
