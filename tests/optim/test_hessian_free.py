@@ -14,6 +14,7 @@ from rnnlab._threads import torch_threads
 from rnnlab.errors import InputError
 from rnnlab.nn import LSTM, SRN
 from rnnlab.optim import GaussNewton, HessianFree, conjugate_gradient
+from rnnlab.optim.hessian_free import SRNTangents
 
 
 class _Net(nn.Module):
@@ -288,3 +289,175 @@ def test_state_dict_round_trip_continues_identically():
     la, lb = float(oa.step(closure_for(a))), float(ob.step(closure_for(b)))
     assert math.isclose(la, lb, rel_tol=1e-12)
     assert ob.param_groups[0]["damping"] == oa.param_groups[0]["damping"]
+
+
+# -- the explicit R-op of the tanh SRN (SRNTangents) ---------------------------------------
+
+
+def _srn_problem(engine, per_step, ragged, loss_name, seed=0):
+    """A one-layer tanh SRN with a linear read-out in float64; (params, loss_of, z, seq,
+    x, lengths, rnn, head)."""
+    torch.manual_seed(seed)
+    B, T, F_, H, O = 4, 6, 2, 3, 3
+    rnn = SRN(F_, H, engine=engine).double()
+    head = nn.Linear(H, O).double()
+    params = [*rnn.parameters(), *head.parameters()]
+    x = torch.randn(B, T, F_, dtype=torch.float64)
+    lengths = torch.tensor([6, 2, 4, 1]) if ragged else None
+    seq, state = rnn(x, lengths=lengths)  # (B, T, H)
+    z = head(seq) if per_step else head(state[-1])  # (B, T, O) or (B, O)
+    target = torch.linspace(-1, 1, z.numel(), dtype=z.dtype).view(z.shape)
+    classes = torch.arange(z.numel() // O) % O
+
+    def loss_of(zz):
+        if loss_name == "mse":
+            return F.mse_loss(zz, target)
+        return F.cross_entropy(zz.reshape(-1, O), classes)
+
+    return params, loss_of, z, seq, x, lengths, rnn, head
+
+
+@pytest.mark.parametrize("loss_name", ["mse", "cross_entropy"])
+@pytest.mark.parametrize("mu", [0.0, 0.7])
+@pytest.mark.parametrize("per_step", [False, True])
+@pytest.mark.parametrize("ragged", [False, True])
+def test_srn_tangents_product_equals_explicit_jt_h_j(loss_name, mu, per_step, ragged):
+    """The fast path (the SRN's R-op, then J^T by the bptt kernel's backward) against
+    G + lambda I + lambda mu J_h^T J_h / B formed from explicit Jacobians."""
+    params, loss_of, z, seq, x, lengths, rnn, head = _srn_problem(
+        "bptt", per_step, ragged, loss_name
+    )
+    lam = 0.3
+    jvp = SRNTangents(rnn, head, x, seq, lengths, per_step=per_step)
+    gn = GaussNewton(loss_of(z), z, params, hidden=seq, damping=lam, structural=mu, jvp=jvp)
+    J, Jh = _rows(z, params), _rows(seq, params)  # (numel z, P), (B*T*H, P)
+    n = z.numel()
+    HL = torch.autograd.functional.hessian(loss_of, z.detach()).reshape(n, n)
+    G = J.T @ HL @ J + lam * torch.eye(J.shape[1], dtype=J.dtype)
+    G = G + lam * mu * Jh.T @ Jh / seq.shape[0]
+    v = [torch.randn_like(p) for p in params]
+    vflat = torch.cat([t.reshape(-1) for t in v])
+    got = torch.cat([t.reshape(-1) for t in gn(v)])
+    torch.testing.assert_close(got, G @ vflat, rtol=1e-10, atol=1e-12)
+    # the R-op itself: J v and J_h v
+    jz, jh = jvp(dict(zip(params, v)))
+    torch.testing.assert_close(jz.reshape(-1), J @ vflat, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(jh.reshape(-1), Jh @ vflat, rtol=1e-10, atol=1e-12)
+    if ragged:  # zero past each length, as the layer's outputs
+        past = torch.arange(seq.shape[1]) >= lengths.unsqueeze(1)  # (B, T)
+        assert bool((jh[past] == 0).all())
+
+
+@pytest.mark.parametrize("per_step", [False, True])
+@pytest.mark.parametrize("mu", [0.0, 0.4])
+def test_srn_tangents_product_equals_the_generic_double_backward_product(per_step, mu):
+    """bptt + explicit R-op against loop + double backward (the generic path), ragged."""
+    got = {}
+    for engine in ("loop", "bptt"):
+        params, loss_of, z, seq, x, lengths, rnn, head = _srn_problem(
+            engine, per_step, True, "cross_entropy", seed=3
+        )
+        jvp = (
+            SRNTangents(rnn, head, x, seq, lengths, per_step=per_step) if engine == "bptt" else None
+        )
+        gn = GaussNewton(loss_of(z), z, params, hidden=seq, damping=0.5, structural=mu, jvp=jvp)
+        g = torch.Generator().manual_seed(1)
+        v = [torch.randn(p.shape, generator=g, dtype=p.dtype) for p in params]
+        got[engine] = (torch.cat([t.reshape(-1) for t in gn(v)]),
+                       torch.cat([t.reshape(-1) for t in gn.undamped(v)]))  # fmt: skip
+    for a, b in zip(got["bptt"], got["loop"]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        assert float(b.abs().max()) > 1e-3  # not a comparison of zeros
+
+
+def test_srn_tangents_skips_parameters_without_a_tangent():
+    """A parameter the optimiser does not train (not in the tangents) contributes zero."""
+    params, loss_of, z, seq, x, lengths, rnn, head = _srn_problem("bptt", False, True, "mse")
+    jvp = SRNTangents(rnn, head, x, seq, lengths)
+    v = {p: torch.randn_like(p) for p in params}
+    full = jvp(v)
+    v_no_u = dict(v)
+    del v_no_u[rnn.weight_hh_l0]
+    part = jvp(v_no_u)
+    with_zero = jvp({**v, rnn.weight_hh_l0: torch.zeros_like(rnn.weight_hh_l0)})
+    for a, b in zip(part, with_zero):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.allclose(part[0], full[0])
+
+
+def test_hf_step_with_the_explicit_r_op_equals_the_generic_step():
+    """Two outer steps (curvature minibatch, structural damping, ragged lengths): the
+    same losses, damping, CG iterations and parameters in float64. (At most 8 CG
+    iterations: run on to 15-17, past convergence on this small net, CG amplifies the
+    paths' 1e-16 differences to 1e-8 in the second step's loss.)"""
+    from rnnlab.nn.init import echo_state_
+
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(12, 9, 2, dtype=torch.float64, generator=g)
+    lengths = torch.randint(3, 10, (12,), generator=g)
+    y = torch.rand(12, 1, dtype=torch.float64, generator=g)
+    runs = {}
+    for engine in ("loop", "bptt"):
+        torch.manual_seed(0)
+        rnn = SRN(2, 6, engine=engine).double()
+        echo_state_(rnn.weight_hh_l0, spectral_radius=1.1, connections=3,
+                    generator=torch.Generator().manual_seed(1))  # fmt: skip
+        head = nn.Linear(6, 1).double()
+        params = [*rnn.parameters(), *head.parameters()]
+        opt = HessianFree(params, damping=1.0, structural_damping=0.3, cg_max_iter=8)
+
+        def forward(rows, rnn=rnn, head=head, engine=engine):
+            seq, state = rnn(x[:rows], lengths=lengths[:rows])
+            z = head(state[-1])
+            out = {"outputs": z, "hidden": seq}
+            if engine == "bptt":
+                out["jvp"] = SRNTangents(rnn, head, x[:rows], seq, lengths[:rows])
+            return F.mse_loss(z, y[:rows]), out
+
+        def closure(forward=forward):
+            loss, out = forward(12)
+            out["curvature"] = lambda: forward(5)
+            return loss, out
+
+        steps = []
+        for _ in range(2):
+            opt.step(closure)
+            steps.append(dict(opt.last_step))
+        runs[engine] = (steps, torch.cat([p.detach().reshape(-1) for p in params]))
+    for a, b in zip(runs["bptt"][0], runs["loop"][0]):
+        assert a["cg_iterations"] == b["cg_iterations"] > 1
+        assert a["chosen_iteration"] == b["chosen_iteration"]
+        assert a["damping"] == b["damping"] and a["step_size"] == b["step_size"]
+        assert math.isclose(a["loss"], b["loss"], rel_tol=1e-10)
+        assert math.isclose(a["rho"], b["rho"], rel_tol=1e-8)
+    assert runs["loop"][0][-1]["loss"] < runs["loop"][0][0]["loss_before"]
+    torch.testing.assert_close(runs["bptt"][1], runs["loop"][1], rtol=1e-9, atol=1e-11)
+
+
+def test_srn_tangents_bad_input_names_the_argument():
+    with pytest.raises(InputError, match="rnn"):
+        SRNTangents(LSTM(2, 3), nn.Linear(3, 1), torch.zeros(1, 2, 2), torch.zeros(1, 2, 3))
+    for kwargs in ({"num_layers": 2}, {"bidirectional": True}, {"nonlinearity": "relu"},
+                   {"learn_initial_state": True}):  # fmt: skip
+        with pytest.raises(InputError, match="rnn"):
+            SRNTangents(SRN(2, 3, **kwargs), nn.Linear(3, 1), torch.zeros(1, 2, 2),
+                        torch.zeros(1, 2, 3))  # fmt: skip
+    with pytest.raises(InputError, match="readout"):
+        SRNTangents(SRN(2, 3), nn.GRU(3, 1), torch.zeros(1, 2, 2), torch.zeros(1, 2, 3))
+    with pytest.raises(InputError, match="x, seq"):
+        SRNTangents(SRN(2, 3), nn.Linear(3, 1), torch.zeros(1, 2, 2), torch.zeros(1, 3, 3))
+    # a product of the wrong shape, and a jvp that is not callable, through the optimiser
+    w = nn.Parameter(torch.ones(2))
+    opt = HessianFree([w])
+
+    def closure_with(jvp):
+        def closure():
+            z = w * 1.0
+            return (z * z).sum(), {"outputs": z, "jvp": jvp}
+
+        return closure
+
+    with pytest.raises(InputError, match="jvp"):
+        opt.step(closure_with(lambda t: (torch.ones(3), None)))
+    with pytest.raises(InputError, match="jvp"):
+        opt.step(closure_with(3))

@@ -34,6 +34,7 @@ from rnnlab.experiments._task_training import (
 from rnnlab.nn import LSTM, SRN
 from rnnlab.nn.init import echo_state_
 from rnnlab.optim import HessianFree, momentum_schedule, set_momentum
+from rnnlab.optim.hessian_free import SRNTangents
 from rnnlab.tasks import adding as task
 from rnnlab.tasks._common import TaskBatch
 
@@ -110,22 +111,27 @@ def _echo_state_init(net, seed, radius):
     return net
 
 
-def _hf_loss(m, b, carry, curvature_rows):
+def _hf_loss(m, b, carry, curvature_rows, explicit_jvp=True):
+    """The HF closure's loss and outputs; with ``explicit_jvp`` the curvature products
+    take J v by the SRN's explicit R-op (:class:`SRNTangents`) and J^T w by the engine's
+    backward, so the net can run on ``bptt``; without it, the generic double-backward
+    product (which needs ``engine="loop"``)."""
     from rnnlab.train import StepOutput
 
     def forward(x, lengths, batch):
         seq, state = m.rnn(x, lengths=lengths)  # (B, T, H)
         z = m.head(state[-1])  # (B, 1)
-        return task.loss(z, batch), seq, z
+        out = {"outputs": z, "hidden": seq}
+        if explicit_jvp:
+            out["jvp"] = SRNTangents(m.rnn, m.head, x, seq, lengths)
+        return task.loss(z, batch), out
 
-    loss, seq, z = forward(b.inputs, b.lengths, b)
+    loss, outputs = forward(b.inputs, b.lengths, b)
     sub = TaskBatch(*(t[:curvature_rows] for t in b))  # the curvature minibatch: a subset
 
     def curvature():
-        closs, cseq, cz = forward(sub.inputs, sub.lengths, sub)
-        return closs, (cz, cseq)
+        return forward(sub.inputs, sub.lengths, sub)
 
-    outputs = {"outputs": z, "hidden": seq}
     if curvature_rows < len(b.inputs):
         outputs["curvature"] = curvature
     return StepOutput(loss, items=len(b.inputs), outputs=outputs)
@@ -211,7 +217,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
         record("LSTM", lstm, seqs, time.perf_counter() - t0, curve, stopped)
 
         # 2. Hessian-free with structural damping on a tanh RNN (loop engine)
-        hf_net = _echo_state_init(_srn(hidden, s + 1, engine="loop"), s + 1, 1.1)
+        hf_net = _echo_state_init(_srn(hidden, s + 1, engine="bptt"), s + 1, 1.1)
         opt = HessianFree(hf_net.parameters(), damping=1.0, structural_damping=1 / 30,
                           cg_max_iter=60, cg_decay=0.95)  # fmt: skip
         batch = 100 if config.quick else 500

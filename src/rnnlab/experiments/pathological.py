@@ -30,6 +30,7 @@ from rnnlab.experiments._task_training import RecurrentNet, TaskBatches, plot_cu
 from rnnlab.nn import SRN
 from rnnlab.nn.init import echo_state_
 from rnnlab.optim import HessianFree
+from rnnlab.optim.hessian_free import SRNTangents
 from rnnlab.tasks import pathological as P
 from rnnlab.tasks._common import TaskBatch
 
@@ -103,17 +104,17 @@ def _hf_loss(prob, curvature_rows):
     def forward(m, b):
         seq, state = m.rnn(b.inputs, lengths=b.lengths)  # (B, T, H)
         z = m.head(seq) if prob.per_step else m.head(state[-1])  # (B, T, O) or (B, O)
-        return prob.loss(z, b), seq, z
+        # J v by the SRN's explicit R-op, J^T w by the engine's backward (no double backward)
+        jvp = SRNTangents(m.rnn, m.head, b.inputs, seq, b.lengths, per_step=prob.per_step)
+        return prob.loss(z, b), {"outputs": z, "hidden": seq, "jvp": jvp}
 
     def loss_fn(m, b, carry):
-        loss, seq, z = forward(m, b)
+        loss, outputs = forward(m, b)
         sub = TaskBatch(*(t[:curvature_rows] for t in b))  # the curvature minibatch
 
         def curvature():
-            closs, cseq, cz = forward(m, sub)
-            return closs, (cz, cseq)
+            return forward(m, sub)
 
-        outputs = {"outputs": z, "hidden": seq}
         if curvature_rows < len(b.inputs):
             outputs["curvature"] = curvature
         return StepOutput(loss, items=len(b.inputs), outputs=outputs)
@@ -176,7 +177,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:
                     test = prob.generate(c["n_test"], T, seed=20_000 + s)
                     for method in ("HF", "SGD"):
                         if method == "HF":
-                            net = _net(prob, c["hidden"], s, "loop")
+                            net = _net(prob, c["hidden"], s, "bptt")
                             opt = HessianFree(net.parameters(), damping=1.0,
                                               structural_damping=1 / 30, cg_max_iter=60,
                                               cg_decay=0.95)  # fmt: skip

@@ -116,6 +116,11 @@ class GaussNewton:
     hidden: optional hidden states (any shape, leading dimension B) for structural damping;
     damping, structural: :math:`\\lambda` and :math:`\\mu`. ``gn(v)`` is
     :math:`G v + \\lambda v + \\lambda\\mu G_S v`; ``gn.undamped(v)`` is :math:`G v`.
+    jvp: optional forward-mode product ``jvp(tangents) -> (J v, J_h v)`` (``tangents`` a
+    dict {parameter: v}; J_h v may be None without hidden states), e.g.
+    :class:`SRNTangents`; it replaces the double-backward R-op (no graph of
+    :math:`J^\\top u` is built), and :math:`J^\\top w` stays a backward through the
+    graph of ``outputs`` and ``hidden``, which then needs no double backward.
     """
 
     def __init__(
@@ -127,6 +132,7 @@ class GaussNewton:
         hidden: Tensor | None = None,
         damping: float = 0.0,
         structural: float = 0.0,
+        jvp: Callable[[dict], tuple[Tensor, Tensor | None]] | None = None,
     ) -> None:
         self.params = list(params)
         self.outputs = outputs
@@ -138,7 +144,8 @@ class GaussNewton:
         # backward for (J v, J_h v) and one backward for J^T w + J_h^T w_h, where separate
         # graphs took two of each (the recurrence is traversed half as often)
         self._ys = [outputs] + ([self.hidden] if self.hidden is not None else [])
-        self._lin = self._linearise(self._ys)
+        self._explicit_jvp = jvp
+        self._lin = None if jvp is not None else self._linearise(self._ys)
 
     def _linearise(self, ys: list[Tensor]):
         """The graph of (u_y) -> sum_y J_y^T u_y (linear in the u), for every J_y v by one
@@ -150,7 +157,10 @@ class GaussNewton:
         return us, pairs
 
     def _jvp(self, v: Vec) -> list[Tensor]:
-        """[J_y v for y in (z, h)] (shapes of z and h) by the double-backward trick."""
+        """[J_y v for y in (z, h)] (shapes of z and h) by the double-backward trick, or by
+        the explicit forward-mode product when one was given."""
+        if self._explicit_jvp is not None:
+            return self._forward_mode(v)
         us, pairs = self._lin
         if not pairs:
             return [torch.zeros_like(u) for u in us]
@@ -163,6 +173,18 @@ class GaussNewton:
             allow_unused=True,
         )
         return [torch.zeros_like(u) if jv is None else jv for jv, u in zip(jvs, us)]
+
+    def _forward_mode(self, v: Vec) -> list[Tensor]:
+        jz, jh = self._explicit_jvp(dict(zip(self.params, v)))
+        out = [jz] if self.hidden is None else [jz, jh]
+        for name, got, y in zip(("J v", "J_h v"), out, self._ys):
+            if not isinstance(got, Tensor) or got.shape != y.shape:
+                shape = tuple(got.shape) if isinstance(got, Tensor) else type(got).__name__
+                raise InputError(
+                    f"jvp: expected {name} of shape {tuple(y.shape)} (the shape of the "
+                    f"{'outputs' if name == 'J v' else 'hidden states'}), received {shape}"
+                )
+        return out
 
     def _vjp(self, ys: list[Tensor], ws: list[Tensor]) -> Vec:
         g = torch.autograd.grad(ys, self.params, grad_outputs=ws, retain_graph=True,
@@ -194,6 +216,133 @@ class GaussNewton:
         if self.hidden is not None:  # J^T H_L J v + lambda mu J_h^T J_h v / B, one backward
             ws.append(jvs[1] * (self.damping * self.structural / self.hidden.shape[0]))
         return _axpy(self.damping, v, self._vjp(self._ys, ws))
+
+
+class SRNTangents:
+    r"""The explicit forward-mode product (R-op) of a one-layer tanh SRN and its linear
+    read-out: :math:`v \mapsto (J v, J_h v)`, for :class:`GaussNewton`'s ``jvp``.
+
+    With :math:`a_t = W x_t + U h_{t-1} + b`, :math:`h_t = \tanh(a_t)`, :math:`h_0 = 0`
+    and the read-out :math:`z = W_o h + b_o` (of the final state, or of every step with
+    ``per_step``), the directional derivatives along :math:`v = (V_W, V_U, V_b, V_o,
+    v_o)` are
+
+    .. math::
+
+        R a_t = V_W x_t + V_U h_{t-1} + V_b + U\, R h_{t-1}, \qquad
+        R h_t = (1 - h_t^2) \odot R a_t, \qquad R z = V_o h + v_o + W_o\, R h,
+
+    :math:`V_b` the tangent of both biases summed. The input-side terms
+    :math:`V_W x_t + V_U h_{t-1} + V_b` are one matmul each over all steps; the recursion
+    is one ``addmm`` and one multiply per step. With ``lengths`` the factor
+    :math:`1 - h_t^2` is zeroed past each length, so :math:`R h_t = 0` there as the
+    layer's outputs are zero there; :math:`R h` of the final state is taken at each
+    sequence's last step.
+
+    rnn: an ``rnnlab.nn.SRN`` with one unidirectional tanh layer, no recurrent dropout and
+    no learned initial state (zero initial state). readout: the ``torch.nn.Linear``
+    applied to the final state (or to every step with ``per_step``). x: the input
+    (B, T, F); seq: the layer's outputs (B, T, H) for that input (the hidden states of
+    structural damping); lengths: the valid lengths (B,) or None. The states are read
+    from ``seq``, so the product is the R-op of the forward pass that produced it, by
+    whichever engine. Nothing is computed until the first call (the closure also runs
+    under ``torch.no_grad()`` for trial points, where no product is taken).
+    """
+
+    def __init__(self, rnn, readout, x: Tensor, seq: Tensor, lengths: Tensor | None = None,
+                 *, per_step: bool = False) -> None:  # fmt: skip
+        from rnnlab.nn import SRN
+
+        if not isinstance(rnn, SRN):
+            raise InputTypeError(f"rnn: expected an rnnlab.nn.SRN, received {type(rnn).__name__}")
+        unsupported = [
+            name for name, bad in (
+                ("num_layers", rnn.num_layers != 1), ("bidirectional", rnn.bidirectional),
+                ("nonlinearity", rnn.nonlinearity != "tanh"),
+                ("recurrent_dropout", rnn.recurrent_dropout > 0),
+                ("learn_initial_state", rnn.learn_initial_state),
+            ) if bad
+        ]  # fmt: skip
+        if unsupported:
+            raise InputError(
+                "rnn: expected one unidirectional tanh layer without recurrent dropout or a "
+                f"learned initial state, received an SRN with {', '.join(unsupported)} "
+                "different (use GaussNewton's generic double-backward product for it)"
+            )
+        if not isinstance(readout, torch.nn.Linear):
+            raise InputTypeError(
+                f"readout: expected a torch.nn.Linear, received {type(readout).__name__}"
+            )
+        if x.dim() != 3 or seq.dim() != 3 or seq.shape[:2] != x.shape[:2]:
+            raise InputError(
+                f"x, seq: expected (B, T, F) and (B, T, H) with the same B, T, received "
+                f"{tuple(x.shape)} and {tuple(seq.shape)}"
+            )
+        self.rnn, self.readout, self.per_step = rnn, readout, bool(per_step)
+        self._x, self._seq, self._lengths = x.detach(), seq.detach(), lengths
+        self._ready = False
+
+    def _prepare(self) -> None:
+        x, h, lengths = self._x, self._seq, self._lengths
+        B, T, H = h.shape
+        h_tm = h.transpose(0, 1)  # (T, B, H)
+        K = 1 - h_tm * h_tm  # tanh'(a_t) = 1 - h_t^2, (T, B, H)
+        if lengths is not None:
+            valid = torch.arange(T, device=h.device).unsqueeze(1) < lengths.to(h.device)
+            K = K * valid.unsqueeze(-1)  # (T, B, 1): R h_t = 0 past each length
+            x = torch.where(valid.t().unsqueeze(-1), x, 0.0)  # NaN padding stays out
+            last = h[torch.arange(B, device=h.device), lengths.to(h.device) - 1]  # (B, H)
+        else:
+            last = h[:, -1]
+        self._K = K.contiguous()
+        self._x_tm = x.transpose(0, 1).reshape(T * B, -1).to(h.dtype)  # (T*B, F)
+        prev = torch.cat([h_tm.new_zeros(1, B, H), h_tm[:-1]])  # h_{t-1}, (T, B, H)
+        self._prev = prev.reshape(T * B, H)
+        self._last = last  # (B, H)
+        self._ready = True
+
+    def __call__(self, tangents: dict) -> tuple[Tensor, Tensor]:
+        if not self._ready:
+            self._prepare()
+        rnn, head = self.rnn, self.readout
+        B, T, H = self._seq.shape
+        K = self._K
+
+        def tan(p):
+            return None if p is None else tangents.get(p)
+
+        v_w, v_u = tan(rnn.weight_ih_l0), tan(rnn.weight_hh_l0)
+        v_b = [t for t in (tan(getattr(rnn, "bias_ih_l0", None)),
+                           tan(getattr(rnn, "bias_hh_l0", None))) if t is not None]  # fmt: skip
+        # the input-side terms of R a_t for all steps: (T*B, H)
+        ra = self._x_tm.new_zeros(T * B, H)
+        if v_w is not None:
+            ra = ra.addmm_(self._x_tm, v_w.t())
+        if v_u is not None:
+            ra = ra.addmm_(self._prev, v_u.t())
+        for b in v_b:
+            ra = ra.add_(b)
+        ra = ra.view(T, B, H)
+        u_t = rnn.weight_hh_l0.detach().t()  # (H, H)
+        rh = torch.empty_like(ra)  # R h_t, (T, B, H)
+        torch.mul(ra[0], K[0], out=rh[0])  # R h_0 = 0
+        for t in range(1, T):
+            torch.addmm(ra[t], rh[t - 1], u_t, out=rh[t]).mul_(K[t])
+        r_seq = rh.transpose(0, 1)  # (B, T, H), zero past each length
+        if self.per_step:
+            h_in, r_in = self._seq, r_seq
+        elif self._lengths is not None:
+            h_in = self._last
+            r_in = rh[self._lengths.to(rh.device) - 1, torch.arange(B, device=rh.device)]
+        else:
+            h_in, r_in = self._last, rh[-1]
+        rz = r_in @ head.weight.detach().t()  # W_o R h: (B, O) or (B, T, O)
+        v_o, v_ob = tan(head.weight), tan(head.bias)
+        if v_o is not None:
+            rz = rz + h_in @ v_o.t()
+        if v_ob is not None:
+            rz = rz + v_ob
+        return rz, r_seq
 
 
 def conjugate_gradient(
@@ -256,19 +405,24 @@ def conjugate_gradient(
 
 
 def _split_outputs(outputs):
-    """(z, hidden, curvature closure) from the closure's second value."""
+    """(z, hidden, curvature closure, explicit jvp) from the closure's second value."""
     if isinstance(outputs, dict):
         if "outputs" not in outputs:
             raise InputError("closure: a dict of outputs needs the key 'outputs'")
-        return outputs["outputs"], outputs.get("hidden"), outputs.get("curvature")
+        jvp = outputs.get("jvp")
+        if jvp is not None and not callable(jvp):
+            raise InputTypeError(
+                f"closure: outputs['jvp'] must be callable, received {type(jvp).__name__}"
+            )
+        return outputs["outputs"], outputs.get("hidden"), outputs.get("curvature"), jvp
     if isinstance(outputs, (tuple, list)):
         if len(outputs) != 2:
             raise InputError(
                 f"closure: outputs as a tuple must be (outputs, hidden), received "
                 f"{len(outputs)} entries"
             )
-        return outputs[0], outputs[1], None
-    return outputs, None, None
+        return outputs[0], outputs[1], None, None
+    return outputs, None, None, None
 
 
 def _check_loss(value, where: str = "closure") -> Tensor:
@@ -415,7 +569,7 @@ class HessianFree(torch.optim.Optimizer):
                 )
             loss, outputs = result
             loss = _check_loss(loss)
-            z, hidden, curvature = _split_outputs(outputs)
+            z, hidden, curvature, jvp = _split_outputs(outputs)
             if not isinstance(z, Tensor):
                 raise InputError(
                     "closure: outputs must be the network's output tensor before the loss "
@@ -436,11 +590,11 @@ class HessianFree(torch.optim.Optimizer):
             if curvature is not None:  # a separate curvature minibatch
                 closs, cout = curvature()
                 closs = _check_loss(closs, "curvature closure")
-                cz, chidden, _ = _split_outputs(cout)
+                cz, chidden, _, cjvp = _split_outputs(cout)
             else:
-                closs, cz, chidden = loss, z, hidden
+                closs, cz, chidden, cjvp = loss, z, hidden, jvp
             gn = GaussNewton(closs, cz, params, hidden=chidden if mu > 0 else None,
-                             damping=lam, structural=mu)  # fmt: skip
+                             damping=lam, structural=mu, jvp=cjvp)  # fmt: skip
 
             def A(v):
                 return [t.detach() for t in gn(v)]
@@ -510,4 +664,4 @@ class HessianFree(torch.optim.Optimizer):
         return final_loss.detach()
 
 
-__all__ = ["GaussNewton", "HessianFree", "conjugate_gradient"]
+__all__ = ["GaussNewton", "HessianFree", "SRNTangents", "conjugate_gradient"]
