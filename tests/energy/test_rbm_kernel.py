@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from rnnlab.energy import rbm as rbm_module
 from rnnlab.energy.rbm import RBM, contrastive_divergence, gibbs_chain, sample_bernoulli
 
 
@@ -71,3 +73,76 @@ def test_a_nan_parameter_stops_the_fit(which, persistent):
 
     with pytest.raises(TrainingDiverged):
         m.fit(v, epochs=10, batch_size=4, persistent=persistent)
+
+
+# ---------------------------------------------------------------------------------------
+# The compiled (Numba) PCD step: the same estimate from the same draws
+# ---------------------------------------------------------------------------------------
+
+compiled = pytest.mark.skipif(
+    rbm_module._rbm_loops.pcd_bernoulli is None, reason="numba is not installed or is off"
+)
+
+
+@compiled
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-6)])
+@pytest.mark.parametrize("n,m,k", [(20, 20, 1), (17, 20, 1), (5, 3, 2), (40, 30, 3)])
+def test_compiled_pcd_equals_the_torch_kernel(dtype, tol, n, m, k):
+    g = torch.Generator().manual_seed(0)
+    D, H = 12, 9
+    W = torch.randn(H, D, generator=g, dtype=dtype)
+    b, c = torch.randn(D, generator=g, dtype=dtype), torch.randn(H, generator=g, dtype=dtype)
+    v = (torch.rand(n, D, generator=g) < 0.4).to(dtype)
+    ga, gb = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    chain_a = chain_b = (torch.rand(m, D, generator=g) < 0.5).to(dtype)
+    for _ in range(5):  # chained steps: the same uniforms, the same binary states
+        with torch.no_grad():
+            got = contrastive_divergence(v, W, b, c, "bernoulli", k, chain_a, ga)
+        ref = _pcd_reference(v, W, b, c, k, chain_b, gb)
+        for x, y in zip(got, ref):
+            assert x.shape == y.shape and x.dtype == y.dtype
+            assert (x - y).abs().max() <= tol
+        assert torch.equal(got.chain, ref[3])
+        chain_a, chain_b = got.chain, ref[3]
+    assert torch.equal(ga.get_state(), gb.get_state())
+    # the steps above went the compiled way (under no_grad; with autograd on, torch's)
+    with torch.no_grad():
+        assert rbm_module._compiled_pcd_applies(v, W, b, c, chain_a)
+    assert not rbm_module._compiled_pcd_applies(v, W, b, c, chain_a)
+
+
+@compiled
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_sigmoid_is_accurate_and_keeps_nan(dtype):
+    a = np.concatenate(
+        [np.linspace(-120, 120, 4001), [-1e4, 1e4, -np.inf, np.inf, 0.0, np.nan]]
+    ).astype(dtype)
+    bias = np.zeros_like(a)
+    bias[:7] = 0.25
+    fc, ic = rbm_module._rbm_loops._constants(dtype)
+    w = [np.empty(len(a), dtype) for _ in range(3)]
+    got = a.copy()
+    rbm_module._rbm_loops._sigmoid_row(got, bias, fc, ic, *w)
+    x = a.astype(np.float64) + bias
+    with np.errstate(over="ignore"):
+        exact = 1.0 / (1.0 + np.exp(-x))
+    finite = ~np.isnan(x)
+    eps = np.finfo(dtype).eps
+    # a few ulps relative (down to the clamp's 1e-38 floor in float32, 1e-307 in float64)
+    floor = 1e-37 if dtype == np.float32 else 1e-306
+    assert np.all(np.abs(got[finite] - exact[finite]) <= 4 * eps * exact[finite] + floor)
+    assert np.isnan(got[-1])
+
+
+@compiled
+def test_fit_with_the_compiled_step_equals_the_torch_step(monkeypatch):
+    x = (torch.rand(90, 10, generator=torch.Generator().manual_seed(0)) < 0.5).double()
+    runs = []
+    for use_compiled in (True, False):
+        if not use_compiled:
+            monkeypatch.setattr(rbm_module._rbm_loops, "pcd_bernoulli", None)
+        torch.manual_seed(0)
+        m = RBM(10, 6, dtype=torch.float64)
+        runs.append(m.fit(x, epochs=3, persistent=True, batch_size=16, chains=7))
+    for p, q in zip(runs[0].parameters(), runs[1].parameters()):
+        assert (p - q).abs().max() < 1e-12
