@@ -325,7 +325,11 @@ def test_forget_bias_initialisation():
 
 def test_auto_engine_choice():
     assert LSTM(2, 3).resolved_engine() == "fused"
-    assert LSTM(2, 3, peepholes=True).resolved_engine() == "bptt"
+    from rnnlab.engines import compiled
+
+    lstm_kernel = "compiled" if compiled.load() is not None else "bptt"
+    assert LSTM(2, 3, peepholes=True).resolved_engine() == lstm_kernel
+    assert LSTM(2, 3, layer_norm=True, forget_gate=False).resolved_engine() == lstm_kernel
     assert SRN(2, 3, nonlinearity="sigmoid").resolved_engine() == "bptt"
     layer = GRU(2, 3, recurrent_dropout=0.1)
     assert layer.resolved_engine() == "bptt"

@@ -15,7 +15,8 @@
   compiler exists).
 - ``rtrl`` (:mod:`rnnlab.engines.rtrl`): real-time recurrent learning, exact gradients
   carried forward in time, for one small SRN layer.
-- ``auto`` (the default): ``fused`` where it applies, else ``bptt`` where the cell has a
+- ``auto`` (the default): ``fused`` where it applies, else (on the CPU) ``compiled`` where
+  the cell has C++ loops and the extension builds, else ``bptt`` where the cell has a
   kernel, else ``loop``.
 
 An engine is an object with ``why_not(layer) -> str | None`` (None: it can run this layer

@@ -13,6 +13,9 @@ cached in torch's extension directory (``TORCH_EXTENSIONS_DIR``, by default
 Families: the LSTM (every option: the 1997 cell, peepholes, layer norm, projection,
 recurrent dropout). Other cells report why not and run on ``bptt`` under ``auto``.
 
+``auto`` picks this engine on the CPU for these cells, so the first LSTM without a torch
+kernel in a fresh environment builds it (about a minute on two cores; a line on stderr
+says so); ``make`` builds it when it installs (it calls :func:`status`).
 Where no compiler exists or the build fails, :func:`load` returns None once, warns with
 the reason (``RNNLAB_COMPILED=0`` turns the engine off without trying), and ``auto`` falls
 back to ``bptt``: the reason is in :func:`status`.
@@ -21,12 +24,14 @@ back to ``bptt``: the reason is in :func:`status`.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import warnings
 from pathlib import Path
 
 from torch import Tensor
 
+_NAME = "rnnlab_lstm_loops"
 _SOURCES = [Path(__file__).with_name("csrc") / "lstm.cpp"]
 _lock = threading.Lock()
 _state: dict = {}  # "module" or "error", once tried
@@ -45,8 +50,9 @@ def load():
         try:
             from torch.utils.cpp_extension import load as cpp_load
 
+            _say_if_building()
             _state["module"] = cpp_load(
-                name="rnnlab_lstm_loops",
+                name=_NAME,
                 sources=[str(s) for s in _SOURCES],
                 # -O3 vectorises the fused pointwise loops; -fno-trapping-math (as torch
                 # itself is built) lets their selects be vector blends. No -march: the
@@ -66,6 +72,22 @@ def load():
                 stacklevel=3,
             )
     return _state.get("module")
+
+
+def _say_if_building() -> None:
+    """One line on stderr when the build is not cached yet (a minute without output)."""
+    try:  # torch's private helper, as cpp_extension.load itself uses it
+        from torch.utils.cpp_extension import _get_build_directory
+
+        where = Path(_get_build_directory(_NAME, verbose=False))
+    except Exception:
+        return
+    if not (where / f"{_NAME}.so").exists():
+        print(
+            f"rnnlab: building the compiled LSTM engine once (about a minute), cached in {where}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def status() -> str:

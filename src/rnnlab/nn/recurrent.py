@@ -83,8 +83,9 @@ class Recurrent(nn.Module):
         recurrent_dropout: dropout on the recurrent input (``Cell.dropout_state``), one
             mask per sequence for all steps (Gal & Ghahramani 2016).
         learn_initial_state: the initial state is a trained parameter instead of zeros.
-        engine: "auto" (fused where torch has a kernel, else bptt where the cell has a
-            kernel, else loop), "fused", "bptt", "loop" or "rtrl".
+        engine: "auto" (fused where torch has a kernel, else on the CPU compiled where
+            the cell has C++ loops, else bptt where the cell has a kernel, else loop),
+            "fused", "compiled", "bptt", "generic", "loop" or "rtrl".
 
     ``forward(x, state=None, lengths=None) -> (outputs, final_state)``; ``step`` runs one
     step of the whole stack (generation, attention decoders).
@@ -233,9 +234,16 @@ class Recurrent(nn.Module):
 
     # ----------------------------------------------------------------- engines
     def resolved_engine(self) -> str:
-        """The engine this layer uses in its current mode ("fused", "bptt", "loop", "rtrl")."""
+        """The engine this layer uses in its current mode ("fused", "compiled", "bptt",
+        "loop", ...). ``auto``: torch's kernel where it has one; else on the CPU the C++
+        loops where the cell has them (built once on first use, see
+        :mod:`rnnlab.engines.compiled`); else the cell's Python BPTT kernel; else loop."""
         if self.engine == "auto":
-            for name in ("fused", "bptt"):
+            first = next(iter(self.parameters()), None)
+            cpu = first is None or first.device.type == "cpu"
+            for name in ("fused", "compiled", "bptt"):
+                if name == "compiled" and not cpu:
+                    continue  # the C++ loops are measured and tested on the CPU only
                 if ENGINES[name].why_not(self) is None:
                     return name
             return "loop"
