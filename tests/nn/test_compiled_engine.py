@@ -2,8 +2,9 @@
 its fallback: without the extension, engine='compiled' refuses with the reason and
 engine='auto' never needs it.
 
-The tests that build the extension (about 60-90 s of gcc on a loaded 2-core machine, once;
-later processes load the cached build) are marked slow."""
+The extension is built by `make` when it installs (about 60-100 s of gcc on a loaded 2-core
+machine, once; later processes load the cached build), so these tests run by default; they
+skip, saying why, where it cannot be built."""
 
 import itertools
 
@@ -63,7 +64,6 @@ def _module():
     return module
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("opts", OPTIONS, ids=[str(o) for o in OPTIONS])
 def test_compiled_equals_loop(opts):
     """Outputs, final states and every gradient equal the loop engine to 1e-10 (float64):
@@ -83,7 +83,6 @@ def test_compiled_equals_loop(opts):
             torch.testing.assert_close(u, v, atol=1e-10, rtol=1e-8)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("opts", OPTIONS[::3], ids=[str(o) for o in OPTIONS[::3]])
 def test_compiled_kernel_gradcheck(opts):
     """gradcheck of LSTMRecurrence with the C++ loops, with lengths and a dropout mask."""
@@ -119,7 +118,6 @@ def test_compiled_kernel_gradcheck(opts):
     assert torch.autograd.gradcheck(f, inputs)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("forget_gate", [True, False])
 def test_compiled_kernel_gradcheck_input_layer_norm(bias, forget_gate):
@@ -168,7 +166,6 @@ def test_compiled_kernel_gradcheck_input_layer_norm(bias, forget_gate):
         torch.testing.assert_close(u, v, atol=1e-12, rtol=1e-10)
 
 
-@pytest.mark.slow
 def test_compiled_truncated_bptt_equals_loop():
     """Chunk by chunk with the detached state carried over: the same as the loop engine."""
     _module()
@@ -189,7 +186,6 @@ def test_compiled_truncated_bptt_equals_loop():
         torch.testing.assert_close(u, v, atol=1e-10, rtol=1e-8)
 
 
-@pytest.mark.slow
 def test_compiled_activation_memory_is_linear_in_T_B_H():
     """The same saved tensors as bptt: O(T B H)."""
     _module()
@@ -213,7 +209,6 @@ def test_compiled_activation_memory_is_linear_in_T_B_H():
     assert sizes[10] <= 9 * 11 * B * H + 10 * B * F + 2 * params
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fused_activations_equal_torch(dtype):
     """The fused step's own exp, sigmoid and tanh (csrc/lstm.cpp) against torch's, over
@@ -243,7 +238,6 @@ def test_fused_activations_equal_torch(dtype):
     torch.testing.assert_close(Hs[1], o * Phi[0], rtol=eps, atol=1e-30)  # denormals: 0
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("opts", OPTIONS, ids=[str(o) for o in OPTIONS])
 def test_compiled_float32_is_as_accurate_as_bptt(opts):
     """float32, the benchmark's dtype (the tests above are float64): outputs and every
@@ -300,7 +294,6 @@ class _AtenLoops:
         return self.m.lstm_backward(*args)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("opts", OPTIONS, ids=[str(o) for o in OPTIONS])
 def test_fused_steps_equal_the_aten_loops(opts):
     """The fused CPU steps and the ATen loops (CUDA's path, otherwise unused on CPU) give
@@ -308,7 +301,6 @@ def test_fused_steps_equal_the_aten_loops(opts):
     _fused_vs_aten(opts, 5)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("H", [20, 37])
 @pytest.mark.parametrize("fg", [True, False])
 def test_fused_layer_norm_rows_with_remainders(H, fg):
