@@ -36,6 +36,7 @@ rounding of its probability).
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import numpy as np
@@ -171,3 +172,9 @@ def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compil
     out = np.empty(1, W.dtype)
     out[0] = err / (n * D)
     return gw, gb, gc, vk, out
+
+
+# Numba's np.dot calls BLAS through SciPy (scipy.linalg.cython_blas): without SciPy the
+# compiled step is off and the PyTorch kernel runs
+if importlib.util.find_spec("scipy") is None:  # pragma: no cover - scipy comes with the tests
+    pcd_bernoulli = None

@@ -54,6 +54,7 @@ the sum exactly.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import NamedTuple
@@ -375,6 +376,19 @@ def _pcd_bernoulli_compiled(
     return CDResult(f(gw), f(gb), f(gc), f(vk), f(err.reshape(())))
 
 
+def _blas_threads(n: int):
+    """A context limiting the BLAS libraries' threads (the compiled step's products run on
+    SciPy's OpenBLAS, which ``torch.set_num_threads`` does not reach) to ``n``, torch's own
+    count, through threadpoolctl where it is installed (otherwise nothing)."""
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (Numba's BLAS: loaded, to be limited)
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        return contextlib.nullcontext()
+
+    return threadpool_limits(limits=n, user_api="blas")
+
+
 class _CompiledPCDStep:
     """The compiled PCD-k step for :meth:`RBM.fit`'s loop: the same call as
     :func:`_pcd_bernoulli_compiled`, with the parameters' NumPy views (which share their
@@ -398,12 +412,20 @@ class _CompiledPCDStep:
 
     def __call__(self, batch: Tensor, chain: Tensor, generator: torch.Generator) -> CDResult:
         W, b, c = self.params
-        if (W.data_ptr(), b.data_ptr(), c.data_ptr()) != self.ptrs or len(chain) != self.chains:
-            return _pcd_bernoulli_compiled(batch, W, b, c, self.k, chain, generator)
+        if (
+            (W.data_ptr(), b.data_ptr(), c.data_ptr()) != self.ptrs
+            or len(chain) != self.chains
+            or batch.requires_grad
+            or chain.requires_grad
+            or batch.device != chain.device  # (the parameters were seen on the CPU)
+            or chain.device.type != "cpu"
+        ):  # moved parameters, another chain count or device: the general dispatch
+            with torch.no_grad():
+                return contrastive_divergence(batch, W, b, c, "bernoulli", self.k, chain, generator)
         self.u.uniform_(generator=generator)  # torch.rand's draws, into the buffer
         gw, gb, gc, vk, err = _rbm_loops.pcd_bernoulli(
-            batch.detach().contiguous().numpy(),
-            chain.detach().contiguous().numpy(),
+            batch.contiguous().numpy(),
+            chain.contiguous().numpy(),
             *self.arrays,
             self.u_array,
             self.k,
@@ -939,10 +961,10 @@ class RBM(nn.Module):
                 if chain is None:  # start (or restart after a skipped step) at training rows
                     idx = torch.randint(n, (num_chains,), generator=generator, device=v.device)
                     chain = v.index_select(0, idx)
-            with torch.no_grad():
-                if compiled is not None and batch.dtype == W.dtype:
-                    res = compiled(batch, chain, generator)
-                else:
+            if compiled is not None and batch.dtype == W.dtype:
+                res = compiled(batch, chain, generator)  # no autograd involved: NumPy views
+            else:
+                with torch.no_grad():
                     res = contrastive_divergence(batch, W, b, c, visible_type, k, chain, generator)
             W.grad, b.grad, c.grad = res.grad_weight, res.grad_visible_bias, res.grad_hidden_bias
             return StepOutput(
@@ -990,6 +1012,7 @@ class RBM(nn.Module):
         )
         if resume is not None:
             trainer.load_state_dict(load_checkpoint(resume, "rbm"))
-        self.fit_result_ = trainer.fit()
+        with _blas_threads(torch.get_num_threads()) if compiled else contextlib.nullcontext():
+            self.fit_result_ = trainer.fit()
         self.eval()
         return self
