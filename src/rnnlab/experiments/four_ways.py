@@ -42,9 +42,9 @@ SETUP = """\
 Task: the 1997 adding problem (values U[-1, 1], lengths T..T + T/10, target
 0.5 + (X1 + X2)/4, correct when |error| < 0.04; predicting the mean gives MSE ~0.04).
 Every net reads the final state with a linear unit. LSTM: 4 cells of the 1997 LSTM (no
-forget gate), Adam lr 1e-2, batch 32, clip 1. HF: a tanh SRN (engine "loop", which
-supports the double backward the Gauss-Newton products need), gradient batch 500,
-curvature on its first 100 sequences, structural damping mu = 1/30, initial lambda 1,
+forget gate), Adam lr 1e-2, batch 32, clip 1. HF: a tanh SRN (engine "bptt"; the
+Gauss-Newton products take J v by the SRN's explicit R-op, SRNTangents), gradient batch
+500, curvature on its first 100 sequences, structural damping mu = 1/30, initial lambda 1,
 at most 60 CG iterations, sparse echo-state initial weights as in Martens & Sutskever.
 ESN: a fixed reservoir (spectral radius 0.95, 10% connectivity), ridge read-out of the
 final state fitted on the training sequences. Echo-state init + momentum: tanh SRN with
@@ -216,7 +216,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
                                     eval_every=eval_steps, clip=1.0)  # fmt: skip
         record("LSTM", lstm, seqs, time.perf_counter() - t0, curve, stopped)
 
-        # 2. Hessian-free with structural damping on a tanh RNN (loop engine)
+        # 2. Hessian-free with structural damping on a tanh RNN (bptt engine, explicit R-op)
         hf_net = _echo_state_init(_srn(hidden, s + 1, engine="bptt"), s + 1, 1.1)
         opt = HessianFree(hf_net.parameters(), damping=1.0, structural_damping=1 / 30,
                           cg_max_iter=60, cg_decay=0.95)  # fmt: skip

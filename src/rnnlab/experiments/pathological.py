@@ -70,14 +70,14 @@ QUICK = {
 }
 
 SETUP = """\
-Net: a tanh SRN (rnnlab.nn.SRN, engine "loop" for HF, which supports the double backward
-of the Gauss-Newton products) with a linear read-out of the final state (addition,
-multiplication, XOR, temporal order) or of every step (permutation, memorisation). Both
-methods start from the same weights: W_hh sparse (15 incoming) at spectral radius 1.1
-(Martens & Sutskever's sparse initialisation scaled as in Sutskever et al. 2013), input
-weights N(0, 0.5^2), zero biases. Losses: squared error (addition, multiplication, XOR),
-cross-entropy on logits (temporal order at the end; permutation on every next symbol;
-memorisation on the answer steps). HF: gradient batch {hf_batch}, curvature on its first
+Net: a tanh SRN (rnnlab.nn.SRN, engine "bptt"; HF's Gauss-Newton products take J v by
+the SRN's explicit R-op, SRNTangents, and J^T w by the engine's backward) with a linear
+read-out of the final state (addition, multiplication, XOR, temporal order) or of every
+step (permutation, memorisation). Both methods start from the same weights: W_hh sparse
+(15 incoming) at spectral radius 1.1 (Martens & Sutskever's sparse initialisation scaled
+as in Sutskever et al. 2013), input weights N(0, 0.5^2), zero biases. Losses: squared
+error (addition, multiplication, XOR), cross-entropy on logits (temporal order at the
+end; permutation on every next symbol; memorisation on the answer steps). HF: gradient batch {hf_batch}, curvature on its first
 {hf_curv}, initial lambda 1, structural damping mu = 1/30, at most 60 CG iterations,
 CG warm start decayed 0.95. SGD: lr 0.01, batch {sgd_batch}, gradient norm clipped at 1
 (Pascanu et al. 2013's temporal-order setup). Training stops early when fewer than 1% of
