@@ -135,7 +135,11 @@ def test_compiled_sigmoid_is_accurate_and_keeps_nan(dtype):
 
 
 @compiled
-def test_fit_with_the_compiled_step_equals_the_torch_step(monkeypatch):
+def test_fit_with_the_compiled_step_equals_the_torch_step_given_its_uniforms(monkeypatch):
+    # the compiled step's own stream replaced by torch's draws: then the two fits agree
+    monkeypatch.setattr(
+        rbm_module._CompiledPCDStep, "draw", lambda self, g: self.u.uniform_(generator=g)
+    )
     x = (torch.rand(90, 10, generator=torch.Generator().manual_seed(0)) < 0.5).double()
     runs = []
     for use_compiled in (True, False):
@@ -146,3 +150,50 @@ def test_fit_with_the_compiled_step_equals_the_torch_step(monkeypatch):
         runs.append(m.fit(x, epochs=3, persistent=True, batch_size=16, chains=7))
     for p, q in zip(runs[0].parameters(), runs[1].parameters()):
         assert (p - q).abs().max() < 1e-12
+
+
+def _splitmix64(key: int, count: int) -> list[int]:
+    """SplitMix64 in Python integers (Steele, Lea & Flood 2014): the oracle."""
+    mask, out = (1 << 64) - 1, []
+    for i in range(1, count + 1):
+        z = (key + i * 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        out.append(z ^ (z >> 31))
+    return out
+
+
+@compiled
+@pytest.mark.parametrize("dtype,shift", [(np.float32, 40), (np.float64, 11)])
+def test_fit_uniforms_are_splitmix64_and_uniform(dtype, shift):
+    fill = rbm_module._rbm_loops.fill_uniform
+    scale = dtype(2.0 ** (shift - 64))
+    key = 0x3A6F_11C0_9D2E_4B57
+    u = np.empty(1000, dtype)
+    fill(u, key, np.uint64(shift), scale)
+    want = np.array([(z >> shift) * 2.0 ** (shift - 64) for z in _splitmix64(key, 1000)])
+    assert np.array_equal(u.astype(np.float64), want)  # bit for bit, exact multiples
+    n = 400_000
+    big, other = np.empty(n, dtype), np.empty(n, dtype)
+    fill(big, key, np.uint64(shift), scale)
+    fill(other, key + 1, np.uint64(shift), scale)  # a neighbouring key: another stream
+    assert big.min() >= 0 and big.max() < 1
+    se = 1 / np.sqrt(n)
+    assert abs(big.mean() - 0.5) < 4 * se * np.sqrt(1 / 12)
+    # the sample variance's standard error sqrt((mu_4 - sigma^4) / n), mu_4 - sigma^4 = 1/180
+    assert abs(big.var() - 1 / 12) < 4 * se * np.sqrt(1 / 180)
+    ks = np.abs(np.sort(big) - (np.arange(1, n + 1) - 0.5) / n).max()
+    assert ks < 1.63 * se  # Kolmogorov-Smirnov at the 1% level
+    for a, b in ((big[1:], big[:-1]), (big, other)):  # lag-1 and cross-stream correlation
+        assert abs(np.corrcoef(a, b)[0, 1]) < 4 * se
+
+
+@compiled
+def test_compiled_fit_draws_every_number_from_the_seed():
+    x = (torch.rand(64, 12, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    fits = []
+    for seed in (0, 0, 1):
+        torch.manual_seed(0)
+        fits.append(RBM(12, 8).fit(x, epochs=2, persistent=True, batch_size=16, seed=seed))
+    assert torch.equal(fits[0].weight, fits[1].weight)
+    assert not torch.equal(fits[0].weight, fits[2].weight)
