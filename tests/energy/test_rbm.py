@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rnnlab._threads import torch_threads
 from rnnlab.energy.rbm import (
@@ -123,13 +124,16 @@ def test_learning_rule_is_the_exact_log_likelihood_gradient():
         rule_c = ph.mean(0) - mh
     for rule, grad in ((rule_W, gW), (rule_b, gb), (rule_c, gc)):
         assert torch.allclose(rule, grad, atol=1e-12)
-    # the kernel (minus the estimate), chains drawn exactly from p(v), one Gibbs step
-    vs = binary_states(5, 0, 32, dtype=DT)
+    # the kernel (minus the estimate), the chains' hidden states drawn exactly from the
+    # marginal p(h) = exp(c^T h + sum_i softplus(b_i + (W^T h)_i)) / Z, one Gibbs step
+    hs = binary_states(4, 0, 16, dtype=DT)
     with torch.no_grad():
-        p = torch.exp(m.log_likelihood(vs))
+        log_ph = hs @ c + F.softplus(hs @ W + b).sum(1) - log_partition_exact(W, b, c)
+        p = torch.exp(log_ph)
+    assert abs(float(p.sum()) - 1) < 1e-12
     g = torch.Generator().manual_seed(2)
     M = 200_000
-    chain = vs[torch.multinomial(p, M, replacement=True, generator=g)]
+    chain = hs[torch.multinomial(p, M, replacement=True, generator=g)]
     res = contrastive_divergence(
         data, W.detach(), b.detach(), c.detach(), k=1, chain=chain, generator=g
     )

@@ -32,7 +32,12 @@ import numpy as np
 import torch
 
 from rnnlab._threads import torch_threads
-from rnnlab.energy.rbm import RBM, contrastive_divergence
+from rnnlab.energy.rbm import (
+    RBM,
+    contrastive_divergence,
+    hidden_probabilities,
+    sample_bernoulli,
+)
 
 LR = 0.1
 
@@ -58,8 +63,9 @@ def _kernel(x: torch.Tensor, hidden: int, batch: int, epochs: int) -> RBM:
     model = RBM(x.shape[1], hidden)
     W, b, c = (p.detach() for p in (model.weight, model.visible_bias, model.hidden_bias))
     g = torch.Generator().manual_seed(0)
-    chain = x[torch.randint(len(x), (batch,), generator=g)]
     with torch.no_grad():
+        p = hidden_probabilities(x[torch.randint(len(x), (batch,), generator=g)], W, c)
+        chain = sample_bernoulli(p, g)  # the chains' hidden states, as RBM.fit starts them
         for _ in range(epochs):
             for i in range(0, len(x), batch):
                 r = contrastive_divergence(x[i : i + batch], W, b, c, "bernoulli", 1, chain, g)

@@ -1,12 +1,11 @@
 r"""Compiled PCD-k step for Bernoulli RBMs (Numba; None without it).
 
 :func:`pcd_bernoulli` computes what :func:`rnnlab.energy.rbm._pcd_bernoulli` computes,
-from the same uniforms (drawn by the caller through torch's generator, in the same
-order), in one compiled call instead of about 25 PyTorch kernels: the data's and the
-chains' hidden layer in one matrix product :math:`[v; \tilde v] W^\top`, the data's
-mean-field reconstruction and the chains' visible layer in another
-:math:`[h_0; \tilde h] W`, the sigmoids, draws and column sums in loops over each row,
-and the weight statistic in one product over the stacked batch with signed scales,
+from the same uniforms (drawn by the caller, in the same order), in one compiled call
+instead of about 25 PyTorch kernels: the data's mean-field reconstruction and the
+chains' visible layer in one matrix product :math:`[h_0; \tilde h] W` (the chains'
+state is their hidden sample), the sigmoids, draws and column sums in loops over each
+row, and the weight statistic in one product over the stacked batch with signed scales,
 
 .. math::
 
@@ -94,10 +93,10 @@ def _sigmoid_row(a, bias, fc, ic, w0, w1, w2):  # pragma: no cover - compiled
 
 @jit(error_model="numpy")
 def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compiled
-    """v (n, D) data, chain (m, D), W (H, D), b (D,), c (H,), u (k m (H + D),) uniforms
-    (per Gibbs step: m H for the hidden layer, then m D for the visible one), fc, ic the
-    sigmoid's constants (:func:`_constants`). Returns grad_w (H, D), grad_b (D,),
-    grad_c (H,), v_k (m, D), error (1,)."""
+    """v (n, D) data, chain (m, H) the chains' hidden states, W (H, D), b (D,), c (H,),
+    u (k m (D + H),) uniforms (per Gibbs step: m D for the visible layer, then m H for
+    the hidden one), fc, ic the sigmoid's constants (:func:`_constants`). Returns
+    grad_w (H, D), grad_b (D,), grad_c (H,), the next chain state (m, H), error (1,)."""
     n, D = v.shape
     m = chain.shape[0]
     H = W.shape[0]
@@ -106,18 +105,13 @@ def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compil
     L = max(H, D)
     w0, w1, w2 = np.empty(L, W.dtype), np.empty(L, W.dtype), np.empty(L, W.dtype)
     Wt = W.T  # (D, H), F-ordered: a transposed BLAS operand, no copy
-    X = np.empty((n + m, D), W.dtype)  # [v; chain], then [v; v_k]
-    X[:n] = v
-    X[n:] = chain
-    # ---- the data's p(h | v) and the chains' hidden sample: one product
-    P = np.dot(X, Wt)  # (n + m, H)
-    for r in range(n + m):
+    # ---- the data's p(h | v), then [p(h | v); chain] (n + m, H)
+    P = np.empty((n + m, H), W.dtype)
+    P[:n] = np.dot(v, Wt)
+    for r in range(n):
         _sigmoid_row(P[r], c, fc, ic, w0, w1, w2)
-    for r in range(m):
-        o = r * H
-        for j in range(H):
-            P[n + r, j] = one if u[o + j] < P[n + r, j] else zero
-    # ---- the data's mean-field reconstruction and the chains' visible sample: one product
+    P[n:] = chain
+    # ---- the data's mean-field reconstruction and the chains' visible means: one product
     Q = np.dot(P, W)  # (n + m, D)
     err = 0.0
     for r in range(n):
@@ -125,28 +119,26 @@ def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compil
         for i in range(D):
             d = Q[r, i] - v[r, i]
             err += d * d
-    o = m * H
-    for r in range(m):
-        q = Q[n + r]
-        _sigmoid_row(q, b, fc, ic, w0, w1, w2)
-        for i in range(D):
-            X[n + r, i] = one if u[o + r * D + i] < q[i] else zero
-    vk = X[n:]
-    # ---- further Gibbs steps on the chains only
-    for s in range(1, k):
-        off = s * m * (H + D)
-        A = np.dot(vk, Wt)  # (m, H)
+    X = np.empty((n + m, D), W.dtype)  # [v; v_k]
+    X[:n] = v
+    h = np.empty((m, H), W.dtype)
+    A = np.empty((m, H), W.dtype)
+    for s in range(k):
+        off = s * m * (D + H)
+        if s > 0:
+            Q[n:] = np.dot(h, W)
+        for r in range(m):
+            q = Q[n + r]
+            _sigmoid_row(q, b, fc, ic, w0, w1, w2)
+            for i in range(D):
+                X[n + r, i] = one if u[off + r * D + i] < q[i] else zero
+        A[:] = np.dot(X[n:], Wt)  # (m, H)
+        off += m * D
         for r in range(m):
             _sigmoid_row(A[r], c, fc, ic, w0, w1, w2)
             for j in range(H):
-                A[r, j] = one if u[off + r * H + j] < A[r, j] else zero
-        B = np.dot(A, W)  # (m, D)
-        for r in range(m):
-            _sigmoid_row(B[r], b, fc, ic, w0, w1, w2)
-            for i in range(D):
-                vk[r, i] = one if u[off + m * H + r * D + i] < B[r, i] else zero
+                h[r, j] = one if u[off + r * H + j] < A[r, j] else zero
     # ---- statistics: P becomes [-h0 / n; p(h | v_k) / m], with the column sums
-    hk = np.dot(vk, Wt)  # (m, H)
     inv_n, inv_m = one / n, one / m
     gc = np.zeros(H, W.dtype)
     for r in range(n):
@@ -155,10 +147,8 @@ def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compil
             P[r, j] = p
             gc[j] += p
     for r in range(m):
-        row = hk[r]
-        _sigmoid_row(row, c, fc, ic, w0, w1, w2)
         for j in range(H):
-            p = row[j] * inv_m
+            p = A[r, j] * inv_m
             P[n + r, j] = p
             gc[j] += p
     gb = np.zeros(D, W.dtype)
@@ -171,7 +161,7 @@ def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compil
     gw = np.dot(P.T, X)  # (H, D)
     out = np.empty(1, W.dtype)
     out[0] = err / (n * D)
-    return gw, gb, gc, vk, out
+    return gw, gb, gc, h, out
 
 
 @jit()

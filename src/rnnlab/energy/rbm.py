@@ -107,7 +107,8 @@ class CDResult(NamedTuple):
         \rangle_{\text{data}}`.
     grad_hidden_bias: (H,) :math:`\langle p(h \mid v) \rangle_{\text{chain}} - \langle
         p(h \mid v)\rangle_{\text{data}}`.
-    chain: (chains, D) the negative particles :math:`v^{(k)}` (the next PCD state).
+    chain: CD: (B, D) the negative particles :math:`v^{(k)}`; PCD: (chains, H) the next
+        persistent state, the hidden sample :math:`\tilde h \sim p(h \mid v^{(k)})`.
     reconstruction_error: 0-d, mean squared difference between the data and its
         reconstruction :math:`\mathbb E[v \mid h^{(0)}]`, with :math:`h^{(0)}` drawn from
         :math:`p(h \mid v^{(0)})` (CD: the chain's first step) or set to
@@ -239,9 +240,15 @@ def contrastive_divergence(
             - \langle p(h \mid v^{(0)})\, v^{(0)\top} \rangle,
 
     where :math:`v^{(0)}` is the data (B, D) and :math:`v^{(k)}` is reached by ``k``
-    Gibbs steps from the data (CD) or from the persistent particles ``chain`` (PCD,
-    any number of chains; their mean replaces the batch mean). Sampled (not mean-field)
-    visible states keep the estimate unbiased for the chain's distribution.
+    Gibbs steps from the data (CD: :math:`h \sim p(h \mid v)`, then
+    :math:`v \sim p(v \mid h)`) or from the persistent chains (PCD, any number of
+    chains; their mean replaces the batch mean). A PCD chain's state is its hidden sample
+    ``chain`` (chains, H), as scikit-learn's ``h_samples_``: each of the ``k`` steps draws
+    :math:`v \sim p(v \mid \tilde h)`, then :math:`\tilde h \sim p(h \mid v)`, all at
+    the current parameters; the last step's :math:`p(h \mid v^{(k)})` is the statistic
+    and its draw the next state (``CDResult.chain``), so the hidden layer is computed once
+    a step, not twice as when the state is visible. Sampled (not mean-field) visible
+    states keep the estimate unbiased for the chain's distribution.
     """
     if chain is not None and visible == "bernoulli":
         if _compiled_pcd_applies(v_data, weight, visible_bias, hidden_bias, chain):
@@ -258,14 +265,18 @@ def contrastive_divergence(
     else:
         # PCD: the data's reconstruction is reported only, so take it mean-field (no draw)
         recon = visible_mean(h0, weight, visible_bias, visible)
-        vk, hk = gibbs_chain(chain, weight, visible_bias, hidden_bias, visible, k, generator)
+        h = chain
+        for _ in range(k):
+            vk = sample_visible(visible_mean(h, weight, visible_bias, visible), visible, generator)
+            hk = hidden_probabilities(vk, weight, hidden_bias)  # (m, H)
+            h = sample_bernoulli(hk, generator)
     n, m = v_data.shape[0], vk.shape[0]
     # (H, D): <h v^T>_chain - <h v^T>_data in two matrix multiplies
     grad_w = torch.addmm(hk.t() @ vk, h0.t(), v_data, beta=1.0 / m, alpha=-1.0 / n)
     grad_b = vk.mean(0) - v_data.mean(0)
     grad_c = hk.mean(0) - h0.mean(0)
     error = F.mse_loss(recon, v_data)
-    return CDResult(grad_w, grad_b, grad_c, vk, error)
+    return CDResult(grad_w, grad_b, grad_c, vk if chain is None else h, error)
 
 
 def _pcd_bernoulli(
@@ -277,41 +288,40 @@ def _pcd_bernoulli(
     chain: Tensor,
     generator: torch.Generator | None,
 ) -> CDResult:
-    """PCD-k for Bernoulli units with fewer kernel calls (the same estimate and the same
-    random draws, in the same order, as the general path): the data's and the chain's
-    hidden layer in one matrix multiply, the data's mean-field reconstruction and the
-    chain's visible layer in another, sigmoids and comparisons in place (the chain's hidden
-    sample overwrites its probabilities, next to the data's); on the CPU both layers'
-    uniforms in one call (torch's CPU generator fills a tensor serially, so one draw of
-    ``m (H + D)`` numbers is the draw of ``m H`` followed by that of ``m D``)."""
+    r"""PCD-k for Bernoulli units with fewer kernel calls (the same estimate and the same
+    random draws, in the same order, as the general path): the data's mean-field
+    reconstruction and the chains' first visible layer in one matrix multiply
+    :math:`[p(h \mid v); \tilde h]\, W`, sigmoids and comparisons in place; on the CPU
+    each Gibbs step's uniforms in one call (torch's CPU generator fills serially, so one
+    draw of ``m (D + H)`` numbers is the draw of ``m D`` followed by that of ``m H``)."""
     n, m = v_data.shape[0], chain.shape[0]
     H, D = weight.shape
     wt = weight.t()
-    p = torch.addmm(hidden_bias, torch.cat((v_data, chain)), wt).sigmoid_()  # (n + m, H)
-    h0, ph = p[:n], p[n:]
-    uv = None
-    if p.device.type == "cpu":
-        u = torch.rand(m * (H + D), generator=generator, dtype=p.dtype)
-        uh, uv = u[: m * H].view(m, H), u[m * H :].view(m, D)
-    else:
-        uh = torch.rand(ph.shape, generator=generator, dtype=ph.dtype, device=ph.device)
-    ph.gt_(uh)  # the chain's hidden sample u < p, in place of p: now p = [h0; h] (no copy)
-    q = torch.addmm(visible_bias, p, weight).sigmoid_()  # (n + m, D)
+    cpu = weight.device.type == "cpu"
+    h0 = torch.addmm(hidden_bias, v_data, wt).sigmoid_()  # (n, H)
+    q = torch.addmm(visible_bias, torch.cat((h0, chain)), weight).sigmoid_()  # (n + m, D)
     recon, pv = q[:n], q[n:]
-    if uv is None:
-        uv = torch.rand(pv.shape, generator=generator, dtype=pv.dtype, device=pv.device)
-    vk = uv.lt_(pv)  # (m, D)
-    if k > 1:
-        vk, hk = gibbs_chain(vk, weight, visible_bias, hidden_bias, "bernoulli", k - 1, generator)
-    else:
+    h = chain
+    for step in range(k):
+        if step > 0:
+            pv = torch.addmm(visible_bias, h, weight).sigmoid_()  # (m, D)
+        if cpu:
+            u = torch.rand(m * (D + H), generator=generator, dtype=pv.dtype)
+            uv, uh = u[: m * D].view(m, D), u[m * D :].view(m, H)
+        else:
+            uv = torch.rand(pv.shape, generator=generator, dtype=pv.dtype, device=pv.device)
+        vk = uv.lt_(pv)  # (m, D) the visible sample u < p, in the uniforms' memory
         hk = torch.addmm(hidden_bias, vk, wt).sigmoid_()  # (m, H)
+        if not cpu:
+            uh = torch.rand(hk.shape, generator=generator, dtype=hk.dtype, device=hk.device)
+        h = uh.lt_(hk)  # (m, H) the next state
     grad_w = torch.addmm(hk.t() @ vk, h0.t(), v_data, beta=1.0 / m, alpha=-1.0 / n)  # (H, D)
     # sums times 1/count: float32 ``mean`` over rows costs several kernels on CPU
     grad_b = torch.add(vk.sum(0).mul_(1.0 / m), v_data.sum(0), alpha=-1.0 / n)  # (D,)
     grad_c = torch.add(hk.sum(0).mul_(1.0 / m), h0.sum(0), alpha=-1.0 / n)  # (H,)
     # F.mse_loss's own kernels (difference, square, mean) without its Python checks
     error = torch.sub(recon, v_data).pow_(2).mean()
-    return CDResult(grad_w, grad_b, grad_c, vk, error)
+    return CDResult(grad_w, grad_b, grad_c, h, error)
 
 
 _COMPILED_DTYPES = (torch.float32, torch.float64)
@@ -354,11 +364,11 @@ def _pcd_bernoulli_compiled(
 ) -> CDResult:
     """:func:`_pcd_bernoulli` in one compiled call (:mod:`rnnlab.energy._rbm_loops`): the
     same estimate from the same uniforms, drawn here by torch's generator in one call of
-    ``k m (H + D)`` numbers (the CPU generator fills serially, so this is the reference's
+    ``k m (D + H)`` numbers (the CPU generator fills serially, so this is the reference's
     sequence of per-layer draws), equal to it up to the rounding of sums."""
     m = chain.shape[0]
     H, D = weight.shape
-    u = torch.rand(k * m * (H + D), generator=generator, dtype=weight.dtype)
+    u = torch.rand(k * m * (D + H), generator=generator, dtype=weight.dtype)
 
     def arr(t: Tensor):
         return t.detach().contiguous().numpy()
@@ -413,7 +423,7 @@ class _CompiledPCDStep:
         self.k, self.chains = k, chains
         self.constants = _sigmoid_constants(model.weight.dtype)
         H, D = model.weight.shape
-        self.u = torch.empty(k * chains * (H + D), dtype=model.weight.dtype)
+        self.u = torch.empty(k * chains * (D + H), dtype=model.weight.dtype)
         self.u_array = self.u.numpy()
         self.key = torch.empty((), dtype=torch.int64)
         if model.weight.dtype == torch.float32:  # the top 24 bits, or 53, as torch.rand
@@ -428,7 +438,8 @@ class _CompiledPCDStep:
 
     @staticmethod
     def applies(model: RBM, v: Tensor, chains: int) -> bool:
-        return chains > 0 and _compiled_pcd_applies(v, *model._params(), v[:1].expand(chains, -1))
+        c = model.hidden_bias
+        return chains > 0 and _compiled_pcd_applies(v, *model._params(), c.expand(chains, -1))
 
     def __call__(self, batch: Tensor, chain: Tensor, generator: torch.Generator) -> CDResult:
         W, b, c = self.params
@@ -898,10 +909,18 @@ class RBM(nn.Module):
         chain: Tensor | None = None,
         generator: torch.Generator | None = None,
     ) -> CDResult:
-        """One CD-k (or PCD-k, given ``chain``) estimate at the current parameters, written
-        nowhere (see :func:`contrastive_divergence`)."""
+        """One CD-k (or PCD-k, given ``chain``: the chains' hidden states, (chains, H))
+        estimate at the current parameters, written nowhere (see
+        :func:`contrastive_divergence`)."""
         check_positive_int("k", k)
         v = self._data("data", data)
+        if chain is not None:
+            check_tensor("chain", chain)
+            if chain.dim() != 2 or chain.shape[1] != self.num_hidden:
+                raise InputError(
+                    f"chain: expected the chains' hidden states, shape (chains, "
+                    f"{self.num_hidden}), received shape {tuple(chain.shape)}"
+                )
         with torch.no_grad():
             return contrastive_divergence(v, *self._params(), self.visible, k, chain, generator)
 
@@ -933,11 +952,13 @@ class RBM(nn.Module):
         resumes exactly).
 
         ``epochs`` passes over ``data`` (B, D) in minibatches of ``batch_size`` (reshuffled
-        every epoch when ``shuffle``); PCD keeps ``chains`` persistent particles (default
-        ``batch_size``), started at random training vectors and carried by the loop (so
-        they are checkpointed). ``seed`` fixes the shuffling and every Gibbs draw. The loss
-        the loop reports is the one-step reconstruction error (mean squared). ``checkpoint``
-        / ``metrics`` are file paths for the loop; ``resume`` a checkpoint to continue
+        every epoch when ``shuffle``); PCD keeps ``chains`` persistent chains (default
+        ``batch_size``), whose states are hidden samples (see
+        :func:`contrastive_divergence`), started from random training vectors and carried
+        by the loop (so they are checkpointed). ``seed`` fixes the shuffling and every
+        Gibbs draw. The loss the loop reports is the one-step reconstruction error (mean
+        squared). ``checkpoint`` / ``metrics`` are file paths for the loop; ``resume`` a
+        checkpoint to continue
         (with the same data and arguments; ``epochs`` may grow). ``fit_result_`` holds the
         loop's :class:`~rnnlab.train.TrainResult`. Returns self.
         """
@@ -980,7 +1001,9 @@ class RBM(nn.Module):
                 chain = carry
                 if chain is None:  # start (or restart after a skipped step) at training rows
                     idx = torch.randint(n, (num_chains,), generator=generator, device=v.device)
-                    chain = v.index_select(0, idx)
+                    with torch.no_grad():  # the state: a hidden sample given those rows
+                        p = hidden_probabilities(v.index_select(0, idx), W, c)
+                        chain = sample_bernoulli(p, generator)
             if compiled is not None and batch.dtype == W.dtype:
                 res = compiled(batch, chain, generator)  # no autograd involved: NumPy views
             else:

@@ -77,11 +77,12 @@ step (permutation, memorisation). Both methods start from the same weights: W_hh
 (15 incoming) at spectral radius 1.1 (Martens & Sutskever's sparse initialisation scaled
 as in Sutskever et al. 2013), input weights N(0, 0.5^2), zero biases. Losses: squared
 error (addition, multiplication, XOR), cross-entropy on logits (temporal order at the
-end; permutation on every next symbol; memorisation on the answer steps). HF: gradient batch {hf_batch}, curvature on its first
-{hf_curv}, initial lambda 1, structural damping mu = 1/30, at most 60 CG iterations,
-CG warm start decayed 0.95. SGD: lr 0.01, batch {sgd_batch}, gradient norm clipped at 1
-(Pascanu et al. 2013's temporal-order setup). Training stops early when fewer than 1% of
-{n_val} validation sequences are wrong; the test set has {n_test} sequences.
+end; permutation on every next symbol; memorisation on the answer steps). HF: gradient
+batch {hf_batch}, curvature on its first {hf_curv}, initial lambda 1, structural damping
+mu = 1/30, at most 60 CG iterations, CG warm start decayed 0.95. SGD: lr 0.01, batch
+{sgd_batch}, gradient norm clipped at 1 (Pascanu et al. 2013's temporal-order setup).
+Training stops early when fewer than 1% of {n_val} validation sequences are wrong; the
+test set has {n_test} sequences.
 """
 
 
