@@ -373,7 +373,7 @@ def _pcd_bernoulli_compiled(
     def arr(t: Tensor):
         return t.detach().contiguous().numpy()
 
-    gw, gb, gc, vk, err = _rbm_loops.pcd_bernoulli(
+    gw, gb, gc, h, err = _rbm_loops.pcd_bernoulli(
         arr(v_data),
         arr(chain),
         arr(weight),
@@ -384,7 +384,7 @@ def _pcd_bernoulli_compiled(
         *_sigmoid_constants(weight.dtype),
     )
     f = torch.from_numpy
-    return CDResult(f(gw), f(gb), f(gc), f(vk), f(err.reshape(())))
+    return CDResult(f(gw), f(gb), f(gc), f(h), f(err.reshape(())))
 
 
 def _blas_threads(n: int):
@@ -454,7 +454,7 @@ class _CompiledPCDStep:
             with torch.no_grad():
                 return contrastive_divergence(batch, W, b, c, "bernoulli", self.k, chain, generator)
         self.draw(generator)
-        gw, gb, gc, vk, err = _rbm_loops.pcd_bernoulli(
+        gw, gb, gc, h, err = _rbm_loops.pcd_bernoulli(
             batch.contiguous().numpy(),
             chain.contiguous().numpy(),
             *self.arrays,
@@ -463,7 +463,7 @@ class _CompiledPCDStep:
             *self.constants,
         )
         f = torch.from_numpy
-        return CDResult(f(gw), f(gb), f(gc), f(vk), f(err.reshape(())))
+        return CDResult(f(gw), f(gb), f(gc), f(h), f(err.reshape(())))
 
 
 def log_partition_exact(
@@ -958,9 +958,8 @@ class RBM(nn.Module):
         by the loop (so they are checkpointed). ``seed`` fixes the shuffling and every
         Gibbs draw. The loss the loop reports is the one-step reconstruction error (mean
         squared). ``checkpoint`` / ``metrics`` are file paths for the loop; ``resume`` a
-        checkpoint to continue
-        (with the same data and arguments; ``epochs`` may grow). ``fit_result_`` holds the
-        loop's :class:`~rnnlab.train.TrainResult`. Returns self.
+        checkpoint to continue (with the same data and arguments; ``epochs`` may grow).
+        ``fit_result_`` holds the loop's :class:`~rnnlab.train.TrainResult`. Returns self.
         """
         from rnnlab.train.checkpoint import load_checkpoint
         from rnnlab.train.loop import StepOutput, TrainConfig, Trainer
