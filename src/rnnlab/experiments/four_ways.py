@@ -10,10 +10,10 @@ The methods, each on the same data and the same test set:
    Sutskever et al. (2013) schedule on a tanh RNN;
 
 beside plain SGD (no momentum, clip 1) on a tanh RNN, which should fail. Every trained
-method has the same wall-clock budget (a few minutes in all on one core); the report
-says which methods do not succeed within it. The experiment's success rule is the
-lecture's minimal claim that this budget can test: the LSTM solves the task
-(< 1% of test sequences wrong) and plain SGD does not.
+method has the same wall-clock budget (3 minutes on one core in the full preset); the
+report says which methods do not succeed within it and why. The experiment's success
+rule is the part of the lecture's claim that this budget can test: the LSTM and HF on a
+tanh RNN solve the task (< 1% of test sequences wrong) and plain SGD does not.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ final state fitted on the training sequences. Echo-state init + momentum: tanh S
 W_hh sparse (15 incoming) at spectral radius 1.1, Nesterov SGD lr 3e-3 with
 mu_t = min(1 - 2^(-1 - log2(floor(t/250) + 1)), 0.99), clip 1. Plain SGD: the same SRN
 with PyTorch's default init, SGD lr 1e-2 without momentum, clip 1. Training stops early
-when fewer than 0.5% of the validation sequences are wrong.
+when fewer than 0.25% of the validation sequences are wrong.
 """
 
 
@@ -77,7 +77,7 @@ def _fit(net, opt, T, seed, val, *, batch, minutes, max_sequences, eval_every, l
     def eval_fn(m):
         wrong, mse = _evaluate(m, val)
         curve.append((trainer.items, wrong))
-        return train_loop.Evaluation(mse, {"val_wrong": wrong}, done=wrong < 0.005)
+        return train_loop.Evaluation(mse, {"val_wrong": wrong}, done=wrong < 0.0025)
 
     if loss_fn is None:
 
@@ -178,7 +178,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
         T, minutes, n_val, n_test, hidden, reservoir, n_esn = 10, 2.0, 256, 256, 16, 100, 1000
         eval_steps, cap_sgd, cap_hf = 50, 20_000, 3_000
     else:
-        T, minutes, n_val, n_test, hidden, reservoir, n_esn = 100, 1.0, 512, 1024, 50, 400, 5000
+        T, minutes, n_val, n_test, hidden, reservoir, n_esn = 100, 3.0, 1024, 1024, 50, 400, 5000
         eval_steps, cap_sgd, cap_hf = 250, 10**9, 10**9  # the wall clock is the budget
     s = config.seed
     val = task.generate(n_val, T, seed=10_000 + s)
@@ -264,7 +264,7 @@ def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
     baseline = float(((test.targets - test.targets.mean()) ** 2).mean())
     metrics["constant_baseline_mse"] = baseline
     metrics["seconds"] = round(seconds, 1)
-    success = results["LSTM"] and not results["Plain SGD"]
+    success = results["LSTM"] and results["HF (structural damping)"] and not results["Plain SGD"]
     plot = plot_curves(
         config.out / "four_ways_learning_curves.png", curves,
         ylabel="% wrong (|error| >= 0.04), validation",
@@ -281,13 +281,14 @@ def run(config: ExperimentConfig) -> ExperimentResult:  # noqa: C901
         f"Predicting the mean: test MSE {baseline:.2e}. Total wall time {seconds:.0f} s.",
         table(rows, ("method", "success (< 1% wrong)", "test wrong", "test MSE",
                      "training sequences", "seconds", "stopped by")),  # fmt: skip
-        f"Success (LSTM < 1% wrong and plain SGD >= 1% wrong): **{success}**.",
+        f"Success (LSTM and HF < 1% wrong, plain SGD >= 1% wrong): **{success}**.",
         ("Not successful within the budget: " + ", ".join(failed) + ". "
-         "Within a minute of one CPU core the tanh RNNs see far fewer sequences than the "
-         "papers' (HF: a few dozen outer steps of ~60 curvature products each; Martens & "
-         "Sutskever trained for hours on a GPU), and an ESN's fixed reservoir must hold two "
-         "values over ~100 steps, which its fading memory does not do at this size; these "
-         "rows are measurements at this budget, not verdicts on the methods.")
+         "Plain SGD is expected to fail. HF breaks through after about 150-200 outer "
+         "steps (about 2 minutes here), so a shorter budget stops it before. An ESN's fixed "
+         "reservoir must hold two values over ~100 steps, which its fading memory does not "
+         "do at this size. Echo-state initialisation with momentum sees about 10^5 "
+         "sequences a minute here, where Sutskever et al. (2013) trained on millions. "
+         "These rows are measurements at this budget, not verdicts on the methods.")
         if failed else "Every method succeeded within the budget.",
         "![learning curves](four_ways_learning_curves.png)",
     ])  # fmt: skip
