@@ -107,7 +107,7 @@ def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compil
     Wt = W.T  # (D, H), F-ordered: a transposed BLAS operand, no copy
     # ---- the data's p(h | v), then [p(h | v); chain] (n + m, H)
     P = np.empty((n + m, H), W.dtype)
-    P[:n] = np.dot(v, Wt)
+    np.dot(v, Wt, P[:n])
     for r in range(n):
         _sigmoid_row(P[r], c, fc, ic, w0, w1, w2)
     P[n:] = chain
@@ -119,26 +119,7 @@ def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compil
         for i in range(D):
             d = Q[r, i] - v[r, i]
             err += d * d
-    X = np.empty((n + m, D), W.dtype)  # [v; v_k]
-    X[:n] = v
-    h = np.empty((m, H), W.dtype)
-    A = np.empty((m, H), W.dtype)
-    for s in range(k):
-        off = s * m * (D + H)
-        if s > 0:
-            Q[n:] = np.dot(h, W)
-        for r in range(m):
-            q = Q[n + r]
-            _sigmoid_row(q, b, fc, ic, w0, w1, w2)
-            for i in range(D):
-                X[n + r, i] = one if u[off + r * D + i] < q[i] else zero
-        A[:] = np.dot(X[n:], Wt)  # (m, H)
-        off += m * D
-        for r in range(m):
-            _sigmoid_row(A[r], c, fc, ic, w0, w1, w2)
-            for j in range(H):
-                h[r, j] = one if u[off + r * H + j] < A[r, j] else zero
-    # ---- statistics: P becomes [-h0 / n; p(h | v_k) / m], with the column sums
+    # ---- the data's statistic: P[:n] becomes -h0 / n, with its column sums
     inv_n, inv_m = one / n, one / m
     gc = np.zeros(H, W.dtype)
     for r in range(n):
@@ -146,11 +127,33 @@ def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compil
             p = -P[r, j] * inv_n
             P[r, j] = p
             gc[j] += p
-    for r in range(m):
-        for j in range(H):
-            p = A[r, j] * inv_m
-            P[n + r, j] = p
-            gc[j] += p
+    # ---- k Gibbs steps; the chains' hidden probabilities go to P[n:] (their statistic,
+    # scaled by 1/m at the last step) and their draws to h
+    X = np.empty((n + m, D), W.dtype)  # [v; v_k]
+    X[:n] = v
+    h = np.empty((m, H), W.dtype)
+    for s in range(k):
+        off = s * m * (D + H)
+        if s > 0:
+            np.dot(h, W, Q[n:])
+        for r in range(m):
+            q = Q[n + r]
+            _sigmoid_row(q, b, fc, ic, w0, w1, w2)
+            for i in range(D):
+                X[n + r, i] = one if u[off + r * D + i] < q[i] else zero
+        np.dot(X[n:], Wt, P[n:])  # (m, H)
+        off += m * D
+        last = s == k - 1
+        for r in range(m):
+            a = P[n + r]
+            _sigmoid_row(a, c, fc, ic, w0, w1, w2)
+            for j in range(H):
+                h[r, j] = one if u[off + r * H + j] < a[j] else zero
+            if last:
+                for j in range(H):
+                    p = a[j] * inv_m
+                    a[j] = p
+                    gc[j] += p
     gb = np.zeros(D, W.dtype)
     for r in range(n):
         for i in range(D):
