@@ -21,6 +21,7 @@ from rnnlab.esn import (
     ridge_solve,
     spectral_radius,
 )
+from rnnlab.engines import compiled
 from rnnlab.esn.reservoir import recurrent_operator, run_reservoir
 
 _COMPILED = reservoir._drive_dense
@@ -157,6 +158,41 @@ def test_compiled_loop_equals_torch_loop(monkeypatch, dtype, activation, leak):
     torch.testing.assert_close(states[0], states[1], rtol=0, atol=1e-13)
     # the ridge solve (ridge 1e-6) amplifies differences in the last bits of the states
     torch.testing.assert_close(preds[0], preds[1], rtol=0, atol=1e-7)
+
+
+@pytest.mark.skipif(compiled.load() is None, reason="no C++ compiler for the compiled loops")
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("activation, leak", [("tanh", 0.3), ("tanh", 1.0), ("identity", 0.5)])
+def test_cpp_sparse_loop_equals_torch_loop(monkeypatch, dtype, activation, leak):
+    """One sequence through a sparse reservoir: the C++ loop (csrc/reservoir.cpp) = the
+    PyTorch loop (torch's CSR addmv, tanh_, lerp), and a fit through either agrees."""
+    g = torch.Generator().manual_seed(1)
+    H = 450  # rows with 0 to ~30 nonzeros: the loop's remainders and empty rows
+    W = torch.randn(H, H, generator=g, dtype=f64) * (torch.rand(H, H, generator=g) < 0.03)
+    W[7] = 0
+    W *= 0.95 / spectral_radius(W)
+    d = torch.randn(1, 60, H, generator=g, dtype=f64).to(dtype)
+    x0 = torch.randn(1, H, generator=g, dtype=f64).to(dtype)
+    recur = recurrent_operator(W.to(dtype), sparse=True)
+    fast = run_reservoir(d, x0, recur, leak, activation)
+    monkeypatch.setattr(compiled, "load", lambda: None)
+    reference = run_reservoir(d, x0, recur, leak, activation)
+    tol = 1e-13 if dtype == f64 else 1e-5
+    torch.testing.assert_close(fast, reference, rtol=0, atol=tol)
+    monkeypatch.undo()
+    u = torch.rand(1, 300, 1, generator=g, dtype=f64)
+    y = torch.sin(torch.cumsum(u, 1))
+    states, preds = [], []
+    for off in (False, True):
+        if off:
+            monkeypatch.setattr(compiled, "load", lambda: None)
+        esn = EchoStateNetwork(
+            1, 500, 1, leak_rate=leak, activation=activation, ridge=1e-3, seed=3, dtype=f64
+        )
+        states.append(esn.states(u))
+        preds.append(esn.fit(u, y, washout=20).predict(u))
+    torch.testing.assert_close(states[0], states[1], rtol=0, atol=1e-13)
+    torch.testing.assert_close(preds[0], preds[1], rtol=0, atol=1e-9)
 
 
 # ----------------------------------------------------------------- reservoir
@@ -492,10 +528,14 @@ def test_generate_with_external_inputs_and_warmup_equals_the_loop_written_out():
                 torch.testing.assert_close(out[s, t - 15], y, rtol=0, atol=1e-12)
 
 
-def test_blocked_gram_equals_the_full_product():
-    from rnnlab.esn.readouts import _add_gram
+def test_gram_equals_the_full_product():
+    """Both ways of G += x^T x (NumPy's syrk on the CPU, torch blocks elsewhere), into a
+    strided view as the accumulator uses it."""
+    from rnnlab.esn.readouts import _add_gram, _add_gram_blocked
 
     x = torch.randn(37, 700, dtype=f64)
-    G = torch.ones(700, 700, dtype=f64)
-    _add_gram(G, x, block=256)  # blocks of 256, 256, 188: on and above the diagonal
-    torch.testing.assert_close(G, 1 + x.t() @ x, rtol=1e-12, atol=1e-12)
+    for add in (_add_gram, lambda G, x: _add_gram_blocked(G, x, block=256)):
+        G = torch.ones(701, 701, dtype=f64)
+        add(G[:700, :700], x)  # blocks of 256, 256, 188: on and above the diagonal
+        torch.testing.assert_close(G[:700, :700], 1 + x.t() @ x, rtol=1e-12, atol=1e-12)
+        assert bool((G[700] == 1).all()) and bool((G[:, 700] == 1).all())

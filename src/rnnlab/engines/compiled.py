@@ -5,10 +5,11 @@ at small sizes that cost, not the arithmetic, is the time. This engine runs the 
 kernels (the same buffers and saved tensors) with the two loops over time compiled, and on
 CPU (float, double) each step's pointwise work fused into one vectorised loop between the
 matmuls, which stay BLAS calls (elsewhere the same ATen operations as the Python loops, in
-the same order). The numbers equal ``bptt``'s to a few ulp. ``csrc/lstm.cpp`` is built
-on first use by ``torch.utils.cpp_extension.load`` (a C++ compiler and ninja needed) and
-cached in torch's extension directory (``TORCH_EXTENSIONS_DIR``, by default
-``~/.cache/torch_extensions``), so later processes load it in well under a second.
+the same order). The numbers equal ``bptt``'s to a few ulp. ``csrc/lstm.cpp`` (in one
+extension with ``csrc/reservoir.cpp``, the echo state network's loop, and ``csrc/vm.h``,
+their shared vectorisable math) is built on first use by ``torch.utils.cpp_extension.load``
+(a C++ compiler and ninja needed) and cached in torch's extension directory
+(``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), so later processes load it in well under a second.
 
 Families: the LSTM (every option: the 1997 cell, peepholes, layer norm, projection,
 recurrent dropout). Other cells report why not and run on ``bptt`` under ``auto``.
@@ -31,8 +32,8 @@ from pathlib import Path
 
 from torch import Tensor
 
-_NAME = "rnnlab_lstm_loops"
-_SOURCES = [Path(__file__).with_name("csrc") / "lstm.cpp"]
+_NAME = "rnnlab_loops"  # one extension: the LSTM loops and the reservoir loop
+_SOURCES = [Path(__file__).with_name("csrc") / f for f in ("lstm.cpp", "reservoir.cpp")]
 _lock = threading.Lock()
 _state: dict = {}  # "module" or "error", once tried
 
@@ -84,7 +85,8 @@ def _say_if_building() -> None:
         return
     if not (where / f"{_NAME}.so").exists():
         print(
-            f"rnnlab: building the compiled LSTM engine once (about a minute), cached in {where}",
+            f"rnnlab: building the compiled loops (LSTM, reservoir) once (about a minute), cached in "
+            f"{where}",
             file=sys.stderr,
             flush=True,
         )

@@ -182,6 +182,7 @@ def recurrent_operator(W: Tensor, sparse: bool | None = None) -> Callable:
             return torch.addmv(d, Ws, x, out=out)
         return torch.addmm(d, Ws, x, out=out)  # (H, H) CSR @ (H, B)
 
+    sparse_into.csr = (Ws.crow_indices(), Ws.col_indices(), Ws.values())  # for the C++ loop
     return sparse_into
 
 
@@ -217,16 +218,9 @@ def run_reservoir(
     :func:`recurrent_operator`. Returns (B, T, H). No autograd (the reservoir is fixed).
     """
     B, T, H = drive.shape
-    W = getattr(recur, "weight", None)
-    if B == 1 and W is not None and H <= COMPILED_UP_TO and _drive_dense is not None:
-        if drive.device.type == "cpu" and not drive.requires_grad:
-            d = drive[0].detach().contiguous()  # (T, H)
-            X = torch.empty_like(d)
-            w = W.detach().to(d.dtype).contiguous()
-            dn = d.numpy()
-            a = dn.dtype.type(leak_rate)  # the drive's dtype
-            _drive_dense(w.numpy(), dn, x0[0].detach().numpy(), a, activation == "tanh", X.numpy())
-            return X[None]  # (1, T, H)
+    X = _run_compiled(drive, x0, recur, leak_rate, activation)
+    if X is not None:
+        return X
     act_ = _activation_(activation)
     a = leak_rate
     with torch.inference_mode():  # no autograd bookkeeping per call (about 20% at H = 100)
@@ -238,6 +232,37 @@ def run_reservoir(
                 torch.lerp(x, h, a, out=h)  # (1 - a) x_{t-1} + a h
             x = h
     return _batch_first(X, B)  # (B, T, H), an ordinary tensor again
+
+
+def _run_compiled(drive: Tensor, x0: Tensor, recur: Callable, leak_rate: float, activation: str):
+    """run_reservoir's loop compiled, for one sequence on the CPU: the Numba loop for a small
+    dense W, the C++ one (``csrc/reservoir.cpp``) for a sparse W; None where neither runs."""
+    B, T, H = drive.shape
+    if B != 1 or drive.device.type != "cpu" or drive.requires_grad:
+        return None
+    csr = getattr(recur, "csr", None)
+    if csr is not None and drive.dtype in (torch.float32, torch.float64):
+        from rnnlab.engines import compiled
+
+        module = compiled.load()
+        if module is not None:
+            crow, col, values = csr
+            X = module.reservoir_drive(
+                crow, col, values.to(drive.dtype), drive[0].detach().contiguous(),
+                x0[0].detach().to(drive.dtype).contiguous(), float(leak_rate),
+                activation == "tanh",
+            )  # fmt: skip
+            return X[None]  # (1, T, H)
+    W = getattr(recur, "weight", None)
+    if W is not None and H <= COMPILED_UP_TO and _drive_dense is not None:
+        d = drive[0].detach().contiguous()  # (T, H)
+        X = torch.empty_like(d)
+        w = W.detach().to(d.dtype).contiguous()
+        dn = d.numpy()
+        a = dn.dtype.type(leak_rate)  # the drive's dtype
+        _drive_dense(w.numpy(), dn, x0[0].detach().numpy(), a, activation == "tanh", X.numpy())
+        return X[None]  # (1, T, H)
+    return None
 
 
 @jit(fastmath={"reassoc", "contract"})  # reassociated sums: SIMD dot products
