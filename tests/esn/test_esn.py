@@ -11,6 +11,7 @@ import math
 import pytest
 import torch
 
+from rnnlab.engines import compiled
 from rnnlab.errors import InputError
 from rnnlab.esn import (
     RLS,
@@ -21,7 +22,6 @@ from rnnlab.esn import (
     ridge_solve,
     spectral_radius,
 )
-from rnnlab.engines import compiled
 from rnnlab.esn.reservoir import recurrent_operator, run_reservoir
 
 _COMPILED = reservoir._drive_dense

@@ -9,7 +9,8 @@ the same order). The numbers equal ``bptt``'s to a few ulp. ``csrc/lstm.cpp`` (i
 extension with ``csrc/reservoir.cpp``, the echo state network's loop, and ``csrc/vm.h``,
 their shared vectorisable math) is built on first use by ``torch.utils.cpp_extension.load``
 (a C++ compiler and ninja needed) and cached in torch's extension directory
-(``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), so later processes load it in well under a second.
+(``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``), so later processes
+load it in well under a second.
 
 Families: the LSTM (every option: the 1997 cell, peepholes, layer norm, projection,
 recurrent dropout). Other cells report why not and run on ``bptt`` under ``auto``.
@@ -85,8 +86,8 @@ def _say_if_building() -> None:
         return
     if not (where / f"{_NAME}.so").exists():
         print(
-            f"rnnlab: building the compiled loops (LSTM, reservoir) once (about a minute), cached in "
-            f"{where}",
+            "rnnlab: building the compiled loops (LSTM, reservoir) once (about a minute), "
+            f"cached in {where}",
             file=sys.stderr,
             flush=True,
         )
