@@ -11,8 +11,8 @@ $(VENV)/.base: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e '.[fast]'
-	# the LSTM family's C++ loops (engine "compiled", auto's choice on the CPU): built once
-	$(PY) -c "from rnnlab.engines.compiled import status; print('rnnlab LSTM kernels:', status())"
+	# the C++ loops (the LSTM engine "compiled", auto's choice on the CPU, and the reservoir loop): built once
+	$(PY) -c "from rnnlab.engines.compiled import status; print('rnnlab compiled loops (LSTM, reservoir):', status())"
 	touch $@
 
 $(VENV)/.test: $(VENV)/.base

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -208,3 +210,64 @@ def test_cd_step_rejects_a_chain_of_visible_states():
         ValueError, match=r"chain: expected the chains' hidden states, shape \(chains, 4\)"
     ):
         m.cd_step(v, chain=v[:3])
+
+
+@pytest.mark.parametrize("path", ["general", "fused", "compiled"])
+def test_pcd_without_its_monitor_takes_the_same_step(monkeypatch, path):
+    """monitor=False drops only the reconstruction error: the same gradients, the same
+    next chain state and the same draws from the generator, in every PCD kernel."""
+    if path == "compiled" and rbm_module._rbm_loops.pcd_bernoulli is None:
+        pytest.skip("numba is not installed or is off")
+    if path == "fused":
+        monkeypatch.setattr(rbm_module._rbm_loops, "pcd_bernoulli", None)
+    visible = "gaussian" if path == "general" else "bernoulli"
+    g = torch.Generator().manual_seed(0)
+    D, H, n, m = 12, 9, 7, 5
+    W = torch.randn(H, D, generator=g, dtype=torch.float64)
+    b, c = torch.randn(D, generator=g, dtype=torch.float64), torch.randn(H, generator=g)
+    c = c.double()
+    v = (torch.rand(n, D, generator=g) < 0.4).double()
+    chain = (torch.rand(m, H, generator=g) < 0.5).double()
+    results, states = [], []
+    for monitor in (True, False):
+        gen = torch.Generator().manual_seed(3)
+        with torch.no_grad():
+            results.append(contrastive_divergence(v, W, b, c, visible, 2, chain, gen, monitor))
+        states.append(gen.get_state())
+    on, off = results
+    assert on.reconstruction_error is not None and off.reconstruction_error is None
+    for x, y in zip(on[:3], off[:3]):
+        torch.testing.assert_close(x, y, rtol=0, atol=1e-13)
+    assert torch.equal(on.chain, off.chain) and torch.equal(*states)
+
+
+def test_pcd_fit_measures_its_error_on_the_logged_steps_only(monkeypatch, tmp_path):
+    """PCD's reconstruction error is measured on each epoch's last batch and the last step:
+    the fit equals one that measures it every step, and the log holds every epoch's."""
+    from rnnlab.train.loop import Trainer
+
+    g = torch.Generator().manual_seed(0)
+    v = (torch.rand(40, 10, generator=g) < 0.4).float()
+    fits, calls = [], []
+    for every_step in (False, True):
+        if every_step:
+            monkeypatch.setattr(Trainer, "loss_wanted", lambda self: True)
+        spy = rbm_module._CompiledPCDStep.__call__
+
+        def counting(self, *a, _spy=spy):
+            calls.append(a[3] if len(a) > 3 else True)
+            return _spy(self, *a)
+
+        monkeypatch.setattr(rbm_module._CompiledPCDStep, "__call__", counting)
+        log = tmp_path / f"m{every_step}.jsonl"
+        torch.manual_seed(0)
+        m = RBM(10, 6, dtype=torch.float32)
+        fits.append(m.fit(v, epochs=3, batch_size=8, persistent=True, metrics=log, seed=2))
+        lines = [x for x in log.read_text().splitlines() if '"loss"' in x]
+        assert len(lines) == 3 and all('"loss": null' not in x for x in lines)
+        monkeypatch.undo()
+    if rbm_module._rbm_loops.pcd_bernoulli is not None:
+        assert calls == [k % 5 == 4 for k in range(15)] + [True] * 15
+    for a, b in zip(fits[0].parameters(), fits[1].parameters()):
+        assert torch.equal(a, b)
+    assert math.isfinite(fits[0].fit_result_.train_loss)

@@ -1,6 +1,7 @@
 """The one training loop's budgets, evaluations, best model, accumulation, autocast,
 closure optimizers and devices, each against a hand computation or a second run."""
 
+import json
 import math
 
 import pytest
@@ -109,6 +110,37 @@ def test_a_gradients_hook_accumulates_like_backprop():
     m1, _, _ = _fit(cfg, loss_fn=None, gradients=gradients)
     m2, _, _ = _fit(cfg)
     for a, b in zip(m1.parameters(), m2.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
+
+
+def test_a_gradients_hook_may_measure_its_loss_only_where_it_is_used(tmp_path):
+    """A hook that returns loss None where ``loss_wanted()`` is False: the same updates,
+    the loss logged at every ``log_every`` step and averaged over the measured steps."""
+    wanted, measured = [], []
+
+    def gradients(model, batch, carry):
+        x, y = batch
+        with torch.no_grad():
+            r = (model(x) - y) * (2 / y.numel())
+            model.weight.grad, model.bias.grad = r.t() @ x, r.sum(0)
+            loss = ((model(x) - y) ** 2).mean()
+        wanted.append(trainer.loss_wanted())
+        if wanted[-1]:
+            measured.append(float(loss))
+        return StepOutput(loss if wanted[-1] else None, items=len(x))
+
+    cfg = TrainConfig(steps=10, log_every=4, progress=False)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    log = tmp_path / "m.jsonl"
+    trainer = Trainer(model, opt, _batches(_data()), None, cfg, gradients=gradients, metrics=log)
+    result = trainer.fit()
+    assert wanted == [k in (4, 8, 10) for k in range(1, 11)]  # logged steps and the last
+    assert result.skipped_steps == 0 and result.train_loss == pytest.approx(sum(measured) / 3)
+    lines = [json.loads(x) for x in log.read_text().splitlines() if '"loss"' in x]
+    assert [(x["step"], x["loss"]) for x in lines] == [(4, measured[0]), (8, measured[1])]
+    m2, _, _ = _fit(cfg)  # the same updates as backprop, measured every step
+    for a, b in zip(model.parameters(), m2.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-14)
 
 

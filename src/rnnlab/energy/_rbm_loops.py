@@ -92,11 +92,12 @@ def _sigmoid_row(a, bias, fc, ic, w0, w1, w2):  # pragma: no cover - compiled
 
 
 @jit(error_model="numpy")
-def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compiled
+def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic, monitor):  # pragma: no cover - compiled
     """v (n, D) data, chain (m, H) the chains' hidden states, W (H, D), b (D,), c (H,),
     u (k m (D + H),) uniforms (per Gibbs step: m D for the visible layer, then m H for
-    the hidden one), fc, ic the sigmoid's constants (:func:`_constants`). Returns
-    grad_w (H, D), grad_b (D,), grad_c (H,), the next chain state (m, H), error (1,)."""
+    the hidden one), fc, ic the sigmoid's constants (:func:`_constants`), monitor: whether
+    to compute the data's reconstruction error (else NaN). Returns grad_w (H, D),
+    grad_b (D,), grad_c (H,), the next chain state (m, H), error (1,)."""
     n, D = v.shape
     m = chain.shape[0]
     H = W.shape[0]
@@ -112,13 +113,18 @@ def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic):  # pragma: no cover - compil
         _sigmoid_row(P[r], c, fc, ic, w0, w1, w2)
     P[n:] = chain
     # ---- the data's mean-field reconstruction and the chains' visible means: one product
-    Q = np.dot(P, W)  # (n + m, D)
-    err = 0.0
-    for r in range(n):
-        _sigmoid_row(Q[r], b, fc, ic, w0, w1, w2)
-        for i in range(D):
-            d = Q[r, i] - v[r, i]
-            err += d * d
+    Q = np.empty((n + m, D), W.dtype)
+    if monitor:
+        np.dot(P, W, Q)  # (n + m, D)
+        err = 0.0
+        for r in range(n):
+            _sigmoid_row(Q[r], b, fc, ic, w0, w1, w2)
+            for i in range(D):
+                d = Q[r, i] - v[r, i]
+                err += d * d
+    else:
+        np.dot(chain, W, Q[n:])  # (m, D)
+        err = np.nan
     # ---- the data's statistic: P[:n] becomes -h0 / n, with its column sums
     inv_n, inv_m = one / n, one / m
     gc = np.zeros(H, W.dtype)

@@ -79,12 +79,14 @@ from rnnlab.train.checkpoint import rng_state, save_checkpoint, set_rng_state
 class StepOutput(NamedTuple):
     """What a loss function returns for one batch.
 
-    loss: 0-d tensor, the mean loss to minimise (nats per item for a language model).
+    loss: 0-d tensor, the mean loss to minimise (nats per item for a language model); a
+        ``gradients`` hook, whose loss is a report only, may give None on the steps where
+        :meth:`Trainer.loss_wanted` is False (not measured: nothing logged or averaged).
     items: how many items (tokens) the mean is over (for tokens/s and averages).
     carry: state handed to the next batch (detached by the loop), or None.
     """
 
-    loss: torch.Tensor
+    loss: torch.Tensor | None
     items: int
     carry: Any = None
     outputs: Any = None  # the network's outputs before the loss (for curvature methods)
@@ -283,7 +285,10 @@ class Trainer:
             whenever its loss is (an RBM's under PCD: means of values in [0, 1]) may say
             so with an attribute ``finite_gradients = True``: the loop then computes the
             gradient norm only where it is used (clipping, the steps it logs) and relies
-            on the loss check alone on the other steps.
+            on the loss check alone on the other steps. A hook whose loss costs work of its
+            own may compute it only where :meth:`loss_wanted` says it is used and return
+            ``StepOutput(None, ...)`` elsewhere; such a step is taken unchecked unless the
+            gradient norm is computed (declare ``finite_gradients`` only if that is safe).
         config: :class:`TrainConfig`.
         schedule: a ``torch.optim.lr_scheduler`` (ReduceLROnPlateau is stepped with the
             validation loss, every other schedule once per step), or None.
@@ -298,7 +303,8 @@ class Trainer:
         loss_unit: (name, factor) the progress bar and messages show losses in, e.g.
             ("bits/char", 1 / ln 2); the log and the result stay in the loss's own unit.
         after_step: ``after_step(model, batch, loss)`` after every update that was taken
-            (an observer: a stopping rule that watches the training batches, a plot).
+            (an observer: a stopping rule that watches the training batches, a plot); loss
+            is NaN where a ``gradients`` hook did not measure it.
         shard_batches: under torch.distributed (:mod:`rnnlab.train.distributed`), give
             each rank its slice of every batch along dimension 0, so that the global batch
             is the one-process batch; False when the iterator already yields this rank's
@@ -527,10 +533,13 @@ class Trainer:
                 out = self._forward(batch)
                 loss = out.loss
                 self.last_items += int(out.items) * self._share
-                # every rank takes or skips the step together: one rank's NaN skips it for all
-                value = float(loss.detach())  # one synchronisation: the check and the report
-                if self._any_rank(not math.isfinite(value)):
-                    return self._skip(None)
+                if loss is None and self.gradients is not None:
+                    value = None  # not measured this step (see StepOutput)
+                else:
+                    # every rank takes or skips the step together: one NaN skips it for all
+                    value = float(loss.detach())  # one synchronisation: check and report
+                    if self._any_rank(not math.isfinite(value)):
+                        return self._skip(None)
                 if self.gradients is None:
                     scaled = loss / n if n > 1 else loss
                     scaled = self._scaler.scale(scaled) if self._scaler else scaled
@@ -568,7 +577,14 @@ class Trainer:
         else:
             self.optimizer.step()
         self._schedule_step()
-        return sum(losses) / n, norm
+        measured = [x for x in losses if x is not None]
+        return (sum(measured) / len(measured) if measured else math.nan), norm
+
+    def loss_wanted(self) -> bool:
+        """Whether the coming step's loss is used: the step is logged (every ``log_every``)
+        or is the last of a run of ``steps`` (see ``StepOutput`` for hooks that skip it)."""
+        cfg, coming = self.config, self.step + 1
+        return coming % cfg.log_every == 0 or (cfg.steps is not None and coming >= cfg.steps)
 
     def _closure_step(self, batch: Any) -> tuple[float | None, float | None]:
         """``optimizer.step(closure)``: the closure recomputes the loss and the outputs,
@@ -744,11 +760,12 @@ class Trainer:
                             f"loss or gradient (try a lower --lr or --clip){where}"
                         )
                 else:
-                    bad_run = 0
                     self.items += self.last_items
                     session_items += self.last_items
-                    recent.append(loss)
-                    since_eval.append(loss)
+                    if not math.isnan(loss):  # NaN: taken, its loss not measured
+                        bad_run = 0  # a run of bad steps ends at a measured good one
+                        recent.append(loss)
+                        since_eval.append(loss)
                     if self.after_step is not None:
                         self.after_step(self.model, drawn[-1], loss)
                 tps = session_items / train_seconds if train_seconds > 0 else 0.0
@@ -767,7 +784,7 @@ class Trainer:
                     self._log(
                         {
                             "step": self.step,
-                            "loss": loss,
+                            "loss": None if math.isnan(loss) else loss,
                             "grad_norm": norm,
                             "lr": self.optimizer.param_groups[0]["lr"],
                             "tokens_per_second": tps,
