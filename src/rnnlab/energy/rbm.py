@@ -633,7 +633,8 @@ def pseudo_log_likelihood(
 class EpochBatches:
     """Endless minibatches of the rows of ``data``, reshuffled every epoch by ``generator``
     (the same generator drives the Gibbs sampling, so its state is saved here too and a
-    resumed run continues exactly)."""
+    resumed run continues exactly). The shuffled rows are gathered once an epoch, so each
+    batch is a view (a gather per batch cost about 5% of a step at 100 hidden units)."""
 
     def __init__(self, data: Tensor, batch_size: int, generator: torch.Generator, shuffle=True):
         self.data, self.batch_size, self.generator = data, batch_size, generator
@@ -648,6 +649,7 @@ class EpochBatches:
             self.order = torch.randperm(n, generator=g, device=g.device).to(self.data.device)
         else:
             self.order = torch.arange(n, device=self.data.device)
+        self._rows = self.data.index_select(0, self.order) if self.shuffle else self.data
 
     def __iter__(self):
         return self
@@ -657,9 +659,7 @@ class EpochBatches:
             self.epoch, self.position = self.epoch + 1, 0
             self._new_order()
         start, self.position = self.position, self.position + self.batch_size
-        if not self.shuffle:  # in order: a view, no copy
-            return self.data[start : self.position]
-        return self.data.index_select(0, self.order[start : self.position])
+        return self._rows[start : self.position]
 
     def state_dict(self) -> dict:
         return {
@@ -672,6 +672,7 @@ class EpochBatches:
     def load_state_dict(self, state: dict) -> None:
         self.epoch, self.position = int(state["epoch"]), int(state["position"])
         self.order = state["order"].to(self.data.device)
+        self._rows = self.data.index_select(0, self.order) if self.shuffle else self.data
         self.generator.set_state(state["generator"])
 
 
