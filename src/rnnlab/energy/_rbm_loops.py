@@ -92,12 +92,16 @@ def _sigmoid_row(a, bias, fc, ic, w0, w1, w2):  # pragma: no cover - compiled
 
 
 @jit(error_model="numpy")
-def pcd_bernoulli(v, chain, W, b, c, u, k, fc, ic, monitor):  # pragma: no cover - compiled
+def pcd_bernoulli(v, chain, W, b, c, u, key, shift, scale, k, fc, ic, monitor):  # pragma: no cover
     """v (n, D) data, chain (m, H) the chains' hidden states, W (H, D), b (D,), c (H,),
     u (k m (D + H),) uniforms (per Gibbs step: m D for the visible layer, then m H for
-    the hidden one), fc, ic the sigmoid's constants (:func:`_constants`), monitor: whether
+    the hidden one), filled first by :func:`fill_uniform` (key, shift, scale) when
+    key >= 0, used as given when key < 0; fc, ic the sigmoid's constants
+    (:func:`_constants`), monitor: whether
     to compute the data's reconstruction error (else NaN). Returns grad_w (H, D),
     grad_b (D,), grad_c (H,), the next chain state (m, H), error (1,)."""
+    if key >= 0:
+        fill_uniform(u, key, shift, scale)
     n, D = v.shape
     m = chain.shape[0]
     H = W.shape[0]

@@ -389,6 +389,9 @@ def _pcd_bernoulli_compiled(
         arr(visible_bias),
         arr(hidden_bias),
         u.numpy(),
+        -1,  # the uniforms as given
+        np.uint64(0),
+        u.numpy().dtype.type(0),
         k,
         *_sigmoid_constants(weight.dtype),
         monitor,
@@ -441,10 +444,11 @@ class _CompiledPCDStep:
         else:
             self.bits = (np.uint64(11), np.float64(2.0**-53))
 
-    def draw(self, generator: torch.Generator) -> None:
-        """The step's uniforms into ``self.u``: a key from ``generator``, then its stream."""
+    def draw(self, generator: torch.Generator) -> int:
+        """The step's key, from ``generator``: the kernel fills ``self.u`` with its stream
+        (a key < 0 would leave ``self.u`` as it is)."""
         self.key.random_(generator=generator)  # uniform on [0, 2^63)
-        _rbm_loops.fill_uniform(self.u_array, int(self.key), *self.bits)
+        return int(self.key)
 
     @staticmethod
     def applies(model: RBM, v: Tensor, chains: int) -> bool:
@@ -467,12 +471,14 @@ class _CompiledPCDStep:
                 return contrastive_divergence(
                     batch, W, b, c, "bernoulli", self.k, chain, generator, monitor
                 )
-        self.draw(generator)
+        key = self.draw(generator)
         gw, gb, gc, h, err = _rbm_loops.pcd_bernoulli(
             batch.contiguous().numpy(),
             chain.contiguous().numpy(),
             *self.arrays,
             self.u_array,
+            key,
+            *self.bits,
             self.k,
             *self.constants,
             monitor,
