@@ -224,8 +224,8 @@ def test_pcd_without_its_monitor_takes_the_same_step(monkeypatch, path):
     g = torch.Generator().manual_seed(0)
     D, H, n, m = 12, 9, 7, 5
     W = torch.randn(H, D, generator=g, dtype=torch.float64)
-    b, c = torch.randn(D, generator=g, dtype=torch.float64), torch.randn(H, generator=g)
-    c = c.double()
+    b = torch.randn(D, generator=g, dtype=torch.float64)
+    c = torch.randn(H, generator=g, dtype=torch.float64)
     v = (torch.rand(n, D, generator=g) < 0.4).double()
     chain = (torch.rand(m, H, generator=g) < 0.5).double()
     results, states = [], []

@@ -97,9 +97,9 @@ def pcd_bernoulli(v, chain, W, b, c, u, key, shift, scale, k, fc, ic, monitor): 
     u (k m (D + H),) uniforms (per Gibbs step: m D for the visible layer, then m H for
     the hidden one), filled first by :func:`fill_uniform` (key, shift, scale) when
     key >= 0, used as given when key < 0; fc, ic the sigmoid's constants
-    (:func:`_constants`), monitor: whether
-    to compute the data's reconstruction error (else NaN). Returns grad_w (H, D),
-    grad_b (D,), grad_c (H,), the next chain state (m, H), error (1,)."""
+    (:func:`_constants`); monitor: whether to compute the data's reconstruction error
+    (else NaN). Returns grad_w (H, D), grad_b (D,), grad_c (H,), the next chain state
+    (m, H), error (1,)."""
     if key >= 0:
         fill_uniform(u, key, shift, scale)
     n, D = v.shape
@@ -110,15 +110,15 @@ def pcd_bernoulli(v, chain, W, b, c, u, key, shift, scale, k, fc, ic, monitor): 
     L = max(H, D)
     w0, w1, w2 = np.empty(L, W.dtype), np.empty(L, W.dtype), np.empty(L, W.dtype)
     Wt = W.T  # (D, H), F-ordered: a transposed BLAS operand, no copy
-    # ---- the data's p(h | v), then [p(h | v); chain] (n + m, H)
+    # ---- the data's p(h | v), then (to be monitored) [p(h | v); chain] (n + m, H)
     P = np.empty((n + m, H), W.dtype)
     np.dot(v, Wt, P[:n])
     for r in range(n):
         _sigmoid_row(P[r], c, fc, ic, w0, w1, w2)
-    P[n:] = chain
     # ---- the data's mean-field reconstruction and the chains' visible means: one product
     Q = np.empty((n + m, D), W.dtype)
     if monitor:
+        P[n:] = chain
         np.dot(P, W, Q)  # (n + m, D)
         err = 0.0
         for r in range(n):

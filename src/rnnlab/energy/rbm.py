@@ -377,7 +377,7 @@ def _pcd_bernoulli_compiled(
     sequence of per-layer draws), equal to it up to the rounding of sums."""
     m = chain.shape[0]
     H, D = weight.shape
-    u = torch.rand(k * m * (D + H), generator=generator, dtype=weight.dtype)
+    u = torch.rand(k * m * (D + H), generator=generator, dtype=weight.dtype).numpy()
 
     def arr(t: Tensor):
         return t.detach().contiguous().numpy()
@@ -388,10 +388,10 @@ def _pcd_bernoulli_compiled(
         arr(weight),
         arr(visible_bias),
         arr(hidden_bias),
-        u.numpy(),
+        u,
         -1,  # the uniforms as given
         np.uint64(0),
-        u.numpy().dtype.type(0),
+        u.dtype.type(0),
         k,
         *_sigmoid_constants(weight.dtype),
         monitor,

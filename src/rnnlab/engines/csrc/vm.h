@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #if defined(__x86_64__) || defined(__SSE2__)
 #include <xmmintrin.h>
 #endif
